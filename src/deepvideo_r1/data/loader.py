@@ -1,0 +1,155 @@
+"""`load_samples`: read a dataset file in any registered format into `Sample`s, with an error policy.
+
+Bad input never passes silently: with on_error="raise" the first bad record (or missing media file,
+when check_media) raises a typed error; with on_error="skip" it is listed in `LoadResult.skipped`
+and logged, and the sample is dropped — never replaced by another one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import deepvideo_r1.data.formats  # noqa: F401  (registers the adapters)
+from deepvideo_r1.data.errors import DataError, DataFormatError, MissingMediaError
+from deepvideo_r1.data.fields import check_sample
+from deepvideo_r1.data.registry import Container, FormatAdapter, RecordContext, detect_format, get_format
+from deepvideo_r1.data.sample import Sample
+
+logger = logging.getLogger(__name__)
+
+OnError = Literal["raise", "skip"]
+
+
+@dataclass(frozen=True)
+class SkippedRecord:
+    """A record left out under on_error="skip".
+
+    `line_or_index` is the 1-based line (JSON lines) or the 0-based index (JSON list).
+    """
+
+    file: str
+    line_or_index: int
+    reason: str
+
+
+@dataclass
+class LoadResult:
+    """Samples read from one file, the records skipped, and the format used."""
+
+    samples: list[Sample]
+    skipped: list[SkippedRecord] = field(default_factory=list)
+    format: str = ""
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Number of samples per problem type, e.g. {"multiple_choice": 3}."""
+        return dict(Counter(s.problem_type for s in self.samples))
+
+
+def _container_of(text: str) -> Container:
+    """A JSON array if the file starts with '[' (after whitespace), else JSON lines."""
+    return "json_list" if text.lstrip()[:1] == "[" else "jsonl"
+
+
+def _raw_records(
+    path: Path, text: str, container: Container
+) -> Iterator[tuple[RecordContext, Any, DataFormatError | None]]:
+    """(context without root, raw value, parse error) per record; a malformed jsonl line has an error."""
+    if container == "json_list":
+        try:
+            records = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise DataFormatError(str(path), f"malformed JSON: {e.msg}", line=e.lineno) from e
+        if not isinstance(records, list):
+            raise DataFormatError(str(path), "expected a JSON list of records")
+        for index, record in enumerate(records):
+            yield RecordContext(path, Path(), index=index), record, None
+        return
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        ctx = RecordContext(path, Path(), line=number)
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            yield ctx, None, ctx.error(f"malformed JSON: {e.msg} (column {e.colno})")
+            continue
+        yield ctx, record, None
+
+
+def _convert(adapter: FormatAdapter, ctx: RecordContext, record: Any) -> Sample:
+    if not isinstance(record, Mapping):
+        raise ctx.error(f"expected a JSON object, got {type(record).__name__}")
+    return check_sample(adapter.convert(record, ctx), ctx)
+
+
+def _check_media(sample: Sample, file: Path) -> None:
+    """Raise MissingMediaError for the first video or image of `sample` that is not a file."""
+    for media in [v.path for v in sample.videos] + sample.images:
+        if not os.path.isfile(media):
+            raise MissingMediaError(media, sample.id, str(file))
+
+
+def _choose_adapter(fmt: str, container: Container, first: Any, path: Path) -> FormatAdapter:
+    if fmt != "auto":
+        adapter = get_format(fmt)
+        if adapter.container != container:
+            wanted = "one JSON object per line" if adapter.container == "jsonl" else "a JSON list"
+            raise DataFormatError(str(path), f"format {fmt!r} expects {wanted}, but the file is not")
+        return adapter
+    if not isinstance(first, Mapping):
+        raise DataFormatError(str(path), "cannot detect the format: no JSON object record found")
+    return detect_format(first, container, str(path))
+
+
+def load_samples(
+    path: str | Path,
+    format: str = "auto",
+    root: str | Path | None = None,
+    on_error: OnError = "raise",
+    check_media: bool = False,
+) -> LoadResult:
+    """Read `path` (format name or "auto") into samples with media paths absolute against `root`.
+
+    `root` defaults to the file's directory. `on_error="skip"` drops and lists bad records (and,
+    with `check_media`, samples whose video/image files are missing) instead of raising.
+    """
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataFormatError(str(path), f"cannot read file: {e}") from e
+    base = Path(root).absolute() if root is not None else path.absolute().parent
+    container = _container_of(text)
+    records = list(_raw_records(path, text, container))
+    first = next((rec for _, rec, err in records if err is None), None)
+    adapter = _choose_adapter(format, container, first, path)
+    result = LoadResult(samples=[], format=adapter.name)
+    for ctx, record, parse_error in records:
+        try:
+            if parse_error is not None:
+                raise parse_error
+            sample = _convert(adapter, RecordContext(path, base, ctx.line, ctx.index), record)
+            if check_media:
+                _check_media(sample, path)
+        except DataError as e:
+            if on_error == "raise":
+                raise
+            _skip(result, path, ctx, e)
+            continue
+        result.samples.append(sample)
+    return result
+
+
+def _skip(result: LoadResult, path: Path, ctx: RecordContext, error: DataError) -> None:
+    result.skipped.append(SkippedRecord(str(path), ctx.position, str(error)))
+    logger.warning("skipped record: %s", error)
