@@ -1,0 +1,162 @@
+"""Decrease-difficulty guidance: reasoning-step hints and the trace bank (SPEC §2.4).
+
+guidance="partial_trace" (default): the first l_guide steps of a reasoning trace, inserted after
+the question; it states the answer only if those steps do. guidance="answer_and_traces" (the
+earlier paper version): the ground-truth answer plus l_guide whole traces.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+TraceSource = Literal["dataset", "self"]
+_SOURCES: tuple[str, ...] = ("dataset", "self")
+
+_THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.S | re.I)
+_ANSWER = re.compile(r"<answer>.*?(?:</answer>|$)", re.S | re.I)
+_TAG = re.compile(r"</?(?:think|answer)>", re.I)
+_STEP_MARKER = re.compile(r"\bstep\s*\d+\s*[:.)]\s*", re.I)
+_LEADING_STEP_MARKER = re.compile(r"^\s*step\s*\d+\s*[:.)]\s*", re.I)
+_NUMBERED = re.compile(r"^\s*\(?\d+[.)]\s+")
+_BULLET = re.compile(r"^\s*[-*•]\s+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def _squash(text: str) -> str:
+    """Collapse runs of whitespace to one space and strip."""
+    return " ".join(text.split())
+
+
+def _reasoning_body(text: str) -> str:
+    """The <think> body if present, else the text without <answer> blocks; tags removed."""
+    match = _THINK.search(text)
+    body = match.group(1) if match else _ANSWER.sub(" ", text)
+    return _TAG.sub(" ", body)
+
+
+def _split_numbered(lines: list[str]) -> list[str]:
+    """Lines starting with '1.' / '2)' / '(3)' open a step; other lines continue the current one."""
+    steps: list[str] = []
+    for line in lines:
+        if _NUMBERED.match(line) or not steps:
+            steps.append(_NUMBERED.sub("", line))
+        else:
+            steps[-1] = f"{steps[-1]} {line}"
+    return steps
+
+
+def split_reasoning_steps(text: str) -> list[str]:
+    """Split a reasoning trace into steps, in this order of preference.
+
+    1. "Step k:" markers (any case; text before the first marker is its own step);
+    2. numbered lines ("1.", "2)", "(3)"), at least two of them;
+    3. non-empty lines (bullets "- " / "* " stripped), at least two of them;
+    4. sentences (split after . ! ? followed by whitespace).
+    Only the <think>…</think> body is used when present; <answer> blocks are dropped otherwise.
+    Markers and numbering are removed; whitespace is collapsed; empty steps are dropped.
+    """
+    body = _reasoning_body(text)
+    if _STEP_MARKER.search(body):
+        parts = _STEP_MARKER.split(body)
+    else:
+        lines = [line.strip() for line in body.splitlines() if line.strip()]
+        if sum(bool(_NUMBERED.match(line)) for line in lines) >= 2:
+            parts = _split_numbered(lines)
+        elif len(lines) >= 2:
+            parts = [_BULLET.sub("", line) for line in lines]
+        else:
+            parts = _SENTENCE_END.split(body)
+    return [step for step in (_squash(part) for part in parts) if step]
+
+
+def _numbered_steps(steps: list[str]) -> str:
+    """'Step 1: a Step 2: b' (an existing leading 'Step k:' in a step is replaced, not doubled)."""
+    cleaned = [_squash(_LEADING_STEP_MARKER.sub("", step)) for step in steps]
+    return " ".join(f"Step {k}: {step}" for k, step in enumerate(cleaned, start=1))
+
+
+def format_hint(steps: list[str], level: int) -> str:
+    """Partial-trace hint: 'Hint: Step 1: … Step 2: …' with the first ``level`` steps (all if fewer)."""
+    if level < 1:
+        raise ValueError(f"hint level must be >= 1, got {level}")
+    kept = [step for step in steps if step.strip()][:level]
+    if not kept:
+        raise ValueError("cannot format a hint from an empty reasoning trace")
+    return f"Hint: {_numbered_steps(kept)}"
+
+
+def format_answer_and_traces_hint(answer: str, traces: list[list[str]], level: int) -> str:
+    """guidance="answer_and_traces": 'Hint: The answer is X. Reasoning 1: Step 1: … Reasoning 2: …'.
+
+    States the ground-truth answer and the first ``level`` whole traces (all if fewer).
+    """
+    if level < 1:
+        raise ValueError(f"hint level must be >= 1, got {level}")
+    if not answer.strip():
+        raise ValueError("answer_and_traces guidance needs a non-empty ground-truth answer")
+    parts = [f"Hint: The answer is {answer.strip()}."]
+    usable = [trace for trace in traces if any(step.strip() for step in trace)][:level]
+    for k, trace in enumerate(usable, start=1):
+        parts.append(f"Reasoning {k}: {_numbered_steps([s for s in trace if s.strip()])}")
+    return " ".join(parts)
+
+
+class HintBank:
+    """Reasoning traces per sample id, tagged by source ("dataset" or "self"-generated).
+
+    A dataset trace is never replaced by a self-generated one (the dataset is the preferred
+    source); any trace replaces a self-generated one.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[list[str], str]] = {}
+
+    def add(self, sample_id: str, steps: list[str], source: TraceSource) -> bool:
+        """Store ``steps`` for ``sample_id``; returns False if a dataset trace was kept instead."""
+        if source not in _SOURCES:
+            raise ValueError(f"trace source must be one of {', '.join(_SOURCES)}, got {source!r}")
+        cleaned = [_squash(step) for step in steps if step.strip()]
+        if not cleaned:
+            raise ValueError(f"sample {sample_id!r}: refusing to store an empty reasoning trace")
+        current = self._entries.get(str(sample_id))
+        if current is not None and current[1] == "dataset" and source == "self":
+            return False
+        self._entries[str(sample_id)] = (cleaned, source)
+        return True
+
+    def get(self, sample_id: str) -> list[str] | None:
+        """The stored steps for ``sample_id`` (a copy), or None."""
+        entry = self._entries.get(str(sample_id))
+        return list(entry[0]) if entry is not None else None
+
+    def source(self, sample_id: str) -> str | None:
+        """ "dataset", "self" or None."""
+        entry = self._entries.get(str(sample_id))
+        return entry[1] if entry is not None else None
+
+    def __contains__(self, sample_id: object) -> bool:
+        return str(sample_id) in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-serialisable: {"entries": {id: {"steps": [...], "source": ...}}}."""
+        return {
+            "entries": {sid: {"steps": list(s), "source": src} for sid, (s, src) in self._entries.items()}
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Replace the bank's content with a `state_dict`."""
+        try:
+            entries = {
+                str(sid): ([str(step) for step in e["steps"]], str(e["source"]))
+                for sid, e in state["entries"].items()
+            }
+        except (KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"malformed HintBank state: {e}") from e
+        bad = {sid: src for sid, (_, src) in entries.items() if src not in _SOURCES}
+        if bad:
+            raise ValueError(f"HintBank state has unknown trace sources: {bad}")
+        self._entries = entries
