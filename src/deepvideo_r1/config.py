@@ -1,0 +1,406 @@
+"""Typed run configuration: defaults -> YAML -> dotted CLI overrides -> validation.
+
+The Python defaults are the paper's real-run values (Qwen2.5-VL, G = 8, W = 100, beta = 0.1,
+16 frames at 252x252). The tiny CPU run lives in `configs/tiny_cpu.yaml`. Every section forbids
+unknown keys; `load_config` turns mistakes into a `ConfigError` that names the dotted path and the
+closest valid names. Math functions never take this object: callers pass the few values they need.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PAPER_PIXELS = 252 * 252  # 16 frames at 252x252 per frame (paper, Implementation details)
+
+
+class ConfigError(ValueError):
+    """A user mistake in a config file or override: says what is wrong and how to fix it."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class LoraConfig(_Section):
+    """LoRA adapters on the language model (peft); weights saved adapter-only."""
+
+    enabled: bool = Field(False, description="Train LoRA adapters instead of full weights.")
+    r: int = Field(64, ge=1, description="Adapter rank.")
+    alpha: int = Field(128, ge=1, description="Scaling numerator: update = (alpha / r) * B A.")
+    dropout: float = Field(0.05, ge=0.0, lt=1.0, description="Dropout on the adapter input.")
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        description="Module names (peft suffix match) that receive adapters; vision modules are excluded.",
+    )
+
+
+class ModelConfig(_Section):
+    """Which policy to load and what of it trains (SPEC §5)."""
+
+    path: str | None = Field(
+        None, description="Local model directory (from_pretrained). None builds the tiny random-init preset."
+    )
+    family: Literal["qwen2.5-vl", "qwen2-vl", "qwen3-vl"] = Field(
+        "qwen2.5-vl", description="Model family; picks the prompt/vision code path. Paper: Qwen2.5-VL."
+    )
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="Weights dtype. auto = bfloat16 on GPU, float32 on CPU."
+    )
+    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = Field(
+        "auto", description="Attention kernel. auto = flash_attention_2 if installed on GPU, else sdpa."
+    )
+    train_vision: Literal["none", "merger", "all"] = Field(
+        "none", description="Trainable part of the vision tower. Paper: frozen (none)."
+    )
+    lora: LoraConfig = Field(default_factory=LoraConfig, description="LoRA settings.")
+    gradient_checkpointing: bool = Field(
+        True, description="Recompute activations in backward to save memory."
+    )
+
+
+class SynthConfig(_Section):
+    """The embedded synthetic video reasoning dataset (used when data.train_file is None)."""
+
+    n_train: int = Field(2000, ge=1, description="Number of synthetic training samples.")
+    n_eval: int = Field(200, ge=1, description="Number of held-out synthetic samples.")
+    seed: int = Field(0, description="Seed of the generator; the same seed gives the same files.")
+    difficulty: Literal["easy", "medium", "hard"] = Field(
+        "easy", description="Task difficulty preset (object size, contrast, distractors)."
+    )
+    dir: str | None = Field(None, description="Where videos are written. None = <train.output_dir>/synth.")
+
+
+class DataConfig(_Section):
+    """Training and evaluation data (SPEC §3)."""
+
+    train_file: str | None = Field(None, description="Training file. None = the synthetic dataset.")
+    eval_file: str | None = Field(None, description="Held-out file for eval. None = no eval on own data.")
+    format: Literal["auto", "seedbench_r1", "longvideobench", "nextgqa", "videor1", "jsonl"] = Field(
+        "auto", description="Adapter name; auto detects it from the file's keys."
+    )
+    root: str | None = Field(None, description="Media root that relative video paths resolve against.")
+    on_error: Literal["raise", "skip"] = Field(
+        "raise", description="On a bad record or unreadable video: stop, or skip it (skips are counted)."
+    )
+    max_eval_samples: int | None = Field(None, ge=1, description="Evaluate on the first N samples only.")
+    synth: SynthConfig = Field(default_factory=SynthConfig, description="Synthetic dataset settings.")
+
+
+class VideoConfig(_Section):
+    """Frame sampling and Qwen-VL resizing (SPEC §4)."""
+
+    num_frames: int | None = Field(16, ge=1, description="Frames sampled uniformly per clip. Paper: 16.")
+    fps: float | None = Field(None, gt=0, description="Sample at this rate instead (set num_frames: null).")
+    min_frames: int = Field(4, ge=1, description="Lower bound on the frame count when sampling by fps.")
+    max_frames: int = Field(768, ge=1, description="Upper bound on the frame count when sampling by fps.")
+    min_pixels: int = Field(PAPER_PIXELS, ge=784, description="Min pixels per frame after smart_resize.")
+    max_pixels: int = Field(PAPER_PIXELS, ge=784, description="Max pixels per frame. Paper: 252*252.")
+    total_pixels: int | None = Field(None, ge=784, description="Budget over all frames; None = no budget.")
+    cache_dir: str | None = Field(None, description="Decoded-frame cache. None = <train.output_dir>/cache.")
+
+
+class RolloutConfig(_Section):
+    """Sampling of G completions per prompt."""
+
+    group_size: int = Field(8, description="G, completions per prompt. Paper: 8.")
+    prompts_per_step: int = Field(8, ge=1, description="N, prompts rolled out per step on each process.")
+    max_new_tokens: int = Field(512, ge=1, description="Completion length cap (also dr_grpo's normaliser).")
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature.")
+    top_p: float = Field(1.0, gt=0, le=1.0, description="Nucleus sampling mass.")
+    top_k: int | None = Field(None, ge=1, description="Top-k sampling; None = off.")
+
+
+class AlgoConfig(_Section):
+    """Policy loss and advantages (SPEC §2)."""
+
+    loss: Literal["reg_grpo", "grpo", "dapo", "dr_grpo", "gspo"] = Field(
+        "reg_grpo", description="Registered policy loss. reg_grpo = the paper's Reg-GRPO."
+    )
+    epsilon: float = Field(1.0, gt=0, description="Reg-GRPO: target is A - epsilon * z. Paper: 1.0.")
+    std_eps: float = Field(1e-4, gt=0, description="Reg-GRPO: added to the group std of rho.")
+    ratio_normalization: Literal["std", "none"] = Field(
+        "std", description="Reg-GRPO: z = (rho - mean) / (std + std_eps), or none: z = rho - mean."
+    )
+    length_normalize: bool = Field(False, description="Reg-GRPO: rho is a mean over tokens, not a sum.")
+    beta: float = Field(0.1, ge=0, description="KL weight (k3 estimator); 0 loads no reference. Paper: 0.1.")
+    clip_low: float | None = Field(None, gt=0, lt=1, description="Clip 1 - clip_low; None = loss default.")
+    clip_high: float | None = Field(None, gt=0, description="Clip 1 + clip_high; None = the loss's default.")
+    advantage_scale: Literal["group", "batch", "none"] | None = Field(
+        None, description="Advantage divisor; None = the loss's default (none for dr_grpo, else group)."
+    )
+    adv_eps: float = Field(1e-4, gt=0, description="eps in A = (R - mean) / (std + eps).")
+    num_iterations: int = Field(1, description="Updates per rollout batch (old log-probs kept).")
+    reward_weights: dict[str, float] = Field(
+        default_factory=lambda: {"format": 1.0, "accuracy": 1.0},
+        description="Reward name -> weight; total = weighted sum. Paper: format + accuracy (max 2).",
+    )
+
+
+class DifficultyConfig(_Section):
+    """Difficulty-aware augmentation (SPEC §2.4); each option is an ablation in the paper."""
+
+    enabled: bool = Field(True, description="Turn difficulty-aware augmentation on.")
+    window: int = Field(100, description="W, size of the reward buffer. Paper: 100.")
+    window_unit: Literal["samples", "steps"] = Field(
+        "samples", description="W counts samples (paper appendix) or training steps."
+    )
+    reference: Literal["relative", "absolute"] = Field(
+        "relative", description="r_ref = buffer mean, or the fixed `threshold`."
+    )
+    threshold: float = Field(1.0, description="r_ref under reference=absolute (reward scale 0..2).")
+    levels: Literal["adaptive", "fixed"] = Field(
+        "adaptive", description="adaptive: l = f(|dR|); fixed: level 1 always."
+    )
+    kinds: Literal["both", "increase", "decrease", "none"] = Field(
+        "both", description="Which augmentations may fire."
+    )
+    trigger: Literal["all", "vanishing"] = Field(
+        "all", description="Augment every group, or only those whose advantage vanished."
+    )
+    timing: Literal["same_step", "next_visit"] = Field(
+        "same_step", description="Re-roll the augmented input this step, or apply it on the next visit."
+    )
+    noise_std: float = Field(0.1, ge=0, description="Gaussian noise std on [0,1] frames, times l_perturb.")
+    increase_mode: Literal["noise", "mask_frames"] = Field(
+        "noise", description="Increase difficulty by frame noise, or by dropping frames."
+    )
+    mask_fraction: float = Field(0.25, gt=0, lt=1, description="Fraction of frames dropped (mask_frames).")
+    guidance: Literal["partial_trace", "answer_and_traces"] = Field(
+        "partial_trace", description="Hint = first l_guide trace steps, or answer + l_guide traces."
+    )
+    self_hint_samples: int = Field(4, ge=1, description="k, answer-conditioned traces tried per hint.")
+
+
+class SftConfig(_Section):
+    """Optional supervised warm start on reasoning traces before RL (0 steps = skip)."""
+
+    steps: int = Field(0, ge=0, description="Supervised steps; 0 skips the stage.")
+    lr: float = Field(1e-5, description="Learning rate of the supervised stage.")
+    batch_size: int = Field(8, ge=1, description="Samples per supervised step (per process).")
+    warmup_steps: int = Field(0, ge=0, description="Linear warmup steps of the supervised stage.")
+
+
+class TrainerConfig(_Section):
+    """Optimisation, checkpoints and logging of the RL stage."""
+
+    output_dir: str = Field("runs/default", description="Run directory: checkpoints, metrics, plots.")
+    max_steps: int = Field(1000, ge=1, description="Optimizer steps of the RL stage.")
+    lr: float = Field(1e-6, description="Peak learning rate (AdamW). Paper: 1e-6.")
+    warmup_steps: int = Field(0, ge=0, description="Linear warmup steps.")
+    schedule: Literal["cosine", "constant"] = Field("constant", description="LR schedule after warmup.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
+    micro_batch_size: int = Field(8, ge=1, description="Completions per forward/backward; multiple of G.")
+    grad_accumulation: int = Field(1, ge=1, description="Rollout batches accumulated per optimizer step.")
+    seed: int = Field(42, description="Seed of python, numpy and torch RNGs (offset by rank).")
+    save_every: int = Field(100, ge=0, description="Checkpoint every N steps; 0 = only at the end.")
+    keep_last: int = Field(2, ge=1, description="Complete checkpoints kept; older ones are deleted.")
+    eval_every: int = Field(0, ge=0, description="Evaluate every N steps; 0 = only before and after.")
+    resume: str = Field(
+        "auto", description="auto = latest complete checkpoint in output_dir; none; or a path."
+    )
+    log_every: int = Field(1, ge=1, description="Log metrics every N steps.")
+    tensorboard: bool = Field(True, description="Mirror metrics to TensorBoard under <output_dir>/tb.")
+
+
+class TrainConfig(_Section):
+    """The whole run. Sections: model, data, video, rollout, algo, difficulty, sft, train."""
+
+    model: ModelConfig = Field(default_factory=ModelConfig, description="Policy model.")
+    data: DataConfig = Field(default_factory=DataConfig, description="Datasets.")
+    video: VideoConfig = Field(default_factory=VideoConfig, description="Video sampling.")
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig, description="Generation.")
+    algo: AlgoConfig = Field(default_factory=AlgoConfig, description="Loss and advantages.")
+    difficulty: DifficultyConfig = Field(default_factory=DifficultyConfig, description="Augmentation.")
+    sft: SftConfig = Field(default_factory=SftConfig, description="Supervised warm start.")
+    train: TrainerConfig = Field(default_factory=TrainerConfig, description="Optimisation and I/O.")
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        problems = cross_field_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def cross_field_problems(cfg: TrainConfig) -> list[str]:
+    """Rules that involve more than one field; each message says what, why and how to fix."""
+    g = cfg.rollout.group_size
+    checks = [
+        (
+            g < 2,
+            f"rollout.group_size={g} must be >= 2: a group of one has no spread, so every "
+            "advantage is 0; use 8 (paper) or at least 2",
+        ),
+        (
+            g >= 2 and cfg.train.micro_batch_size % g != 0,
+            f"train.micro_batch_size={cfg.train.micro_batch_size} must be a multiple of "
+            f"rollout.group_size={g}: the loss needs all G completions of a group in one backward; "
+            f"set it to {max(g, cfg.train.micro_batch_size // g * g)}",
+        ),
+        (cfg.algo.num_iterations < 1, f"algo.num_iterations={cfg.algo.num_iterations} must be >= 1"),
+        (cfg.train.lr <= 0, f"train.lr={cfg.train.lr} must be > 0 (paper: 1e-6)"),
+        (cfg.sft.steps > 0 and cfg.sft.lr <= 0, f"sft.lr={cfg.sft.lr} must be > 0 when sft.steps > 0"),
+        (cfg.difficulty.window < 1, f"difficulty.window={cfg.difficulty.window} must be >= 1 (paper: 100)"),
+        (
+            (cfg.video.num_frames is None) == (cfg.video.fps is None),
+            "set exactly one of video.num_frames and video.fps (the other to null)",
+        ),
+        (
+            cfg.video.min_frames > cfg.video.max_frames,
+            f"video.min_frames={cfg.video.min_frames} exceeds video.max_frames={cfg.video.max_frames}",
+        ),
+        (
+            cfg.video.min_pixels > cfg.video.max_pixels,
+            f"video.min_pixels={cfg.video.min_pixels} exceeds video.max_pixels={cfg.video.max_pixels}",
+        ),
+        (
+            not any(w != 0 for w in cfg.algo.reward_weights.values()),
+            "algo.reward_weights must give at least one reward a non-zero weight",
+        ),
+        (
+            cfg.train.eval_every > 0 and cfg.data.train_file is not None and cfg.data.eval_file is None,
+            "train.eval_every > 0 needs data.eval_file when training on your own data; "
+            "set it or eval_every=0",
+        ),
+        (
+            cfg.data.train_file is None and cfg.data.format != "auto",
+            f"data.format={cfg.data.format} was given without data.train_file; set the file or format=auto",
+        ),
+    ]
+    return [message for failed, message in checks if failed]
+
+
+# ---------------------------------------------------------------- loading and saving
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """Defaults, then the YAML file at `path`, then `section.field=value` overrides, validated.
+
+    Override values are parsed with yaml.safe_load: `algo.beta=0.04`, `model.path=null`,
+    `model.lora.enabled=true`, `model.lora.target_modules=[q_proj,v_proj]`,
+    `algo.reward_weights.format=0.5` (sets one key of a dict field).
+    """
+    data = TrainConfig().model_dump()
+    if path is not None:
+        data = _merge(TrainConfig, data, _read_yaml(Path(path)), source=str(path))
+    for item in overrides or []:
+        _apply_override(data, item)
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as e:
+        where = f" (from {path})" if path is not None else ""
+        raise ConfigError(f"invalid config{where}:\n{_format_errors(e)}") from e
+
+
+def save_config(cfg: TrainConfig, path: str | Path) -> Path:
+    """Write the resolved config as YAML; `load_config(path)` gives back an equal config."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
+    return path
+
+
+def describe_fields(model: type[BaseModel] = TrainConfig, prefix: str = "") -> list[dict[str, str]]:
+    """Rows (name, type, default, description) for every leaf field, dotted names, in order."""
+    rows: list[dict[str, str]] = []
+    for name, info in model.model_fields.items():
+        dotted = f"{prefix}{name}"
+        sub = _section_type(model, name)
+        if sub is not None:
+            rows.extend(describe_fields(sub, dotted + "."))
+            continue
+        default = info.get_default(call_default_factory=True)
+        type_name = str(info.annotation).replace("typing.", "")
+        rows.append(
+            {
+                "name": dotted,
+                "type": type_name,
+                "default": repr(default),
+                "description": info.description or "",
+            }
+        )
+    return rows
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e}") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of sections, got {type(loaded).__name__}")
+    return loaded
+
+
+def _section_type(model: type[BaseModel], name: str) -> type[BaseModel] | None:
+    annotation = model.model_fields[name].annotation
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def _unknown_key(model: type[BaseModel], key: str, dotted: str) -> ConfigError:
+    valid = list(model.model_fields)
+    close = difflib.get_close_matches(key, valid, n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    return ConfigError(f"unknown config key '{dotted}': {hint}valid keys here: {', '.join(valid)}")
+
+
+def _merge(model: type[BaseModel], base: dict, new: dict, source: str, prefix: str = "") -> dict:
+    """Deep-merge `new` into `base` along sections; leaf values (dicts and lists too) are replaced."""
+    out = dict(base)
+    for key, value in new.items():
+        dotted = f"{prefix}{key}"
+        if key not in model.model_fields:
+            raise ConfigError(f"{source}: {_unknown_key(model, str(key), dotted)}")
+        sub = _section_type(model, key)
+        if sub is not None and isinstance(value, dict):
+            out[key] = _merge(sub, base.get(key) or {}, value, source, dotted + ".")
+        else:
+            out[key] = value
+    return out
+
+
+def _apply_override(data: dict, item: str) -> None:
+    """Set `a.b.c=value` in the nested dict `data`, checking each key against the models."""
+    if "=" not in item:
+        raise ConfigError(f"override '{item}' must look like section.field=value, e.g. algo.beta=0.04")
+    dotted, raw = item.split("=", 1)
+    keys = dotted.strip().split(".")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override '{item}': value is not valid YAML: {e}") from e
+    model: type[BaseModel] | None = TrainConfig
+    node = data
+    for depth, key in enumerate(keys[:-1]):
+        if model is not None:  # inside sections: keys must exist; inside a dict field: free keys
+            if key not in model.model_fields:
+                raise _unknown_key(model, key, ".".join(keys[: depth + 1]))
+            model = _section_type(model, key)
+        if not isinstance(node.get(key), dict):
+            raise ConfigError(f"override '{item}': '{'.'.join(keys[: depth + 1])}' is not a section")
+        node[key] = dict(node[key])
+        node = node[key]
+    if model is not None and keys[-1] not in model.model_fields:
+        raise _unknown_key(model, keys[-1], dotted)
+    node[keys[-1]] = value
+
+
+def _format_errors(error: ValidationError) -> str:
+    lines = []
+    for err in error.errors():
+        loc = ".".join(str(part) for part in err["loc"])
+        message = err["msg"].removeprefix("Value error, ")
+        lines.append(f"  {loc}: {message} (got {err['input']!r})" if loc else f"  {message}")
+    return "\n".join(lines)
