@@ -1,0 +1,175 @@
+"""Checkpoints: exact resume, atomicity, pruning, RNG restore, pickle-free state, LoRA adapters."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from deepvideo_r1.config import TrainConfig, load_config
+from deepvideo_r1.training.checkpoint import (
+    ADAPTER_FILE,
+    COMPLETE_MARKER,
+    MODEL_FILE,
+    CheckpointError,
+    capture_rng_state,
+    find_latest_checkpoint,
+    flatten_state,
+    list_checkpoints,
+    load_checkpoint,
+    model_state_for_saving,
+    restore_rng_state,
+    save_checkpoint,
+    unflatten_state,
+)
+
+
+def _setup(seed: int):
+    """Small model with dropout (consumes torch RNG) + AdamW + LambdaLR warmup."""
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(6, 16), nn.Dropout(0.3), nn.Tanh(), nn.Linear(16, 2))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, betas=(0.9, 0.95), weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 3))
+    return model, opt, sched
+
+
+def _train(model, opt, sched, steps: int) -> None:
+    for _ in range(steps):
+        # data and dropout masks are drawn from the global RNGs, so they must be restored too
+        x = torch.randn(8, 6) + float(np.random.rand()) + random.random()
+        loss = model(x).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+
+
+def test_resume_is_bit_identical(tmp_path):
+    torch.manual_seed(0)
+    random.seed(0)
+    np.random.seed(0)
+    reference, opt, sched = _setup(1)
+    rng0 = capture_rng_state()
+    _train(reference, opt, sched, 6)
+
+    restore_rng_state(rng0)
+    model, opt, sched = _setup(1)
+    _train(model, opt, sched, 3)
+    path = save_checkpoint(
+        tmp_path, 3, model_state=model.state_dict(), optimizer=opt, scheduler=sched,
+        trainer_state={"buffer": [0.5, 1.5], "data_position": 24},
+    )  # fmt: skip
+    _train(model, opt, sched, 2)  # diverge the process state after saving
+
+    fresh, opt2, sched2 = _setup(99)  # different init: everything must come from the checkpoint
+    state = load_checkpoint(path, fresh, opt2, sched2)
+    assert state == {"step": 3, "buffer": [0.5, 1.5], "data_position": 24}
+    assert sched2.get_last_lr() == pytest.approx([1e-2])  # lambda(3) = min(1, 4/3) = 1
+    _train(fresh, opt2, sched2, 3)
+    for a, b in zip(reference.parameters(), fresh.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_checkpoint_files_and_no_pickle(tmp_path):
+    model, opt, sched = _setup(0)
+    _train(model, opt, sched, 1)
+    cfg = TrainConfig()
+    path = save_checkpoint(
+        tmp_path, 7, model_state=model.state_dict(), optimizer=opt, scheduler=sched, config=cfg
+    )
+    names = {p.name for p in path.iterdir()}
+    assert names == {
+        MODEL_FILE, "optimizer.json", "optimizer.safetensors", "scheduler.json", "rng.json",
+        "rng.safetensors", "trainer_state.json", "config.yaml", COMPLETE_MARKER,
+    }  # fmt: skip
+    assert json.loads((path / COMPLETE_MARKER).read_text()) == {"step": 7, "weights": MODEL_FILE, "format": 1}
+    assert load_config(path / "config.yaml") == cfg
+    for p in path.glob("*.json"):  # every non-weight file is plain JSON or safetensors: no pickle
+        json.loads(p.read_text())
+    for p in path.glob("*.safetensors"):
+        assert all(isinstance(t, torch.Tensor) for t in load_file(str(p)).values())
+    assert not list(tmp_path.glob("*.tmp-*"))
+
+
+def test_flatten_roundtrip_keeps_types():
+    obj = {"state": {0: {"step": torch.tensor(3.0), "m": torch.ones(2)}}, "g": [{"betas": (0.9, 0.95)}],
+           "a": np.arange(3, dtype=np.uint32), "n": None, "f": float("nan")}  # fmt: skip
+    tensors: dict = {}
+    tree = json.loads(json.dumps(flatten_state(obj, tensors)))
+    back = unflatten_state(tree, tensors)
+    assert list(back["state"]) == [0]  # int key survives JSON
+    assert torch.equal(back["state"][0]["m"], torch.ones(2))
+    assert back["g"][0]["betas"] == (0.9, 0.95) and isinstance(back["g"][0]["betas"], tuple)
+    assert back["a"].dtype == np.uint32 and back["a"].tolist() == [0, 1, 2]
+    assert back["n"] is None and np.isnan(back["f"])
+    with pytest.raises(TypeError, match=r"s\.bad"):
+        flatten_state({"bad": object()}, {})
+
+
+def test_incomplete_and_tmp_dirs_are_ignored(tmp_path):
+    model = nn.Linear(2, 2)
+    save_checkpoint(tmp_path, 2, model_state=model.state_dict())
+    (tmp_path / "checkpoint-9.tmp-12345").mkdir()  # crashed mid-write
+    (tmp_path / "checkpoint-9.tmp-12345" / COMPLETE_MARKER).write_text("{}")
+    (tmp_path / "checkpoint-5").mkdir()  # renamed but marker missing (foreign/corrupt)
+    assert find_latest_checkpoint(tmp_path) == tmp_path / "checkpoint-2"
+    with pytest.raises(CheckpointError, match="checkpoint-5"):
+        load_checkpoint(tmp_path / "checkpoint-5", model)
+    assert find_latest_checkpoint(tmp_path / "missing") is None
+
+
+def test_prune_keeps_last_k_and_resave_same_step(tmp_path):
+    model = nn.Linear(2, 2)
+    for step in (1, 2, 10, 3):  # numeric order, not lexical: 10 is the newest
+        save_checkpoint(tmp_path, step, model_state=model.state_dict(), keep_last=2)
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["checkpoint-3", "checkpoint-10"]
+    with torch.no_grad():
+        model.weight.fill_(4.0)
+    save_checkpoint(tmp_path, 10, model_state=model.state_dict(), trainer_state={"x": 1})
+    other = nn.Linear(2, 2)
+    assert load_checkpoint(tmp_path / "checkpoint-10", other)["x"] == 1
+    assert torch.equal(other.weight, torch.full((2, 2), 4.0))
+
+
+def test_rng_restore_repeats_draws():
+    state = capture_rng_state()
+    first = (random.random(), np.random.rand(3).tolist(), torch.rand(3).tolist())
+    tensors: dict = {}
+    tree = json.loads(json.dumps(flatten_state([state], tensors)))  # through the on-disk encoding
+    restore_rng_state(unflatten_state(tree, tensors)[0])
+    assert (random.random(), np.random.rand(3).tolist(), torch.rand(3).tolist()) == first
+
+
+def test_tied_weights_save_and_mismatch_error(tmp_path):
+    model = nn.Sequential(nn.Embedding(5, 3), nn.Linear(3, 5, bias=False))
+    model[1].weight = model[0].weight  # tied: shared storage
+    path = save_checkpoint(tmp_path, 1, model_state=model.state_dict())
+    with pytest.raises(CheckpointError, match="does not match"):
+        load_checkpoint(path, nn.Linear(3, 3))
+
+
+def test_lora_adapter_only(tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    base = nn.Sequential()
+    base.add_module("proj", nn.Linear(4, 4))
+    torch.manual_seed(0)
+    peft_model = get_peft_model(base, LoraConfig(r=2, target_modules=["proj"], init_lora_weights=False))
+    state = model_state_for_saving(peft_model, adapters_only=True)
+    assert state and all("lora_" in k for k in state)
+    path = save_checkpoint(tmp_path, 1, model_state=state, adapters_only=True)
+    assert (path / ADAPTER_FILE).exists() and not (path / MODEL_FILE).exists()
+
+    torch.manual_seed(1)
+    base2 = nn.Sequential()
+    base2.add_module("proj", nn.Linear(4, 4))
+    base2.proj.load_state_dict(base.proj.base_layer.state_dict())
+    other = get_peft_model(base2, LoraConfig(r=2, target_modules=["proj"], init_lora_weights=False))
+    load_checkpoint(path, other)
+    x = torch.randn(3, 4)
+    assert torch.equal(other(x), peft_model(x))
