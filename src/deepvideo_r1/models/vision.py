@@ -1,0 +1,98 @@
+"""Encode each prompt's video/image once and share the features with its G completions.
+
+transformers 5.23's Qwen-VL forward accepts `mm_encoder_outputs={"video": out, "image": out}`
+(precomputed `get_video_features` / `get_image_features` outputs, one tensor per item in
+`pooler_output`, plus Qwen3-VL's per-layer `deepstack_features`). We encode the N prompts once and
+repeat the per-item features G times, so the vision tower never sees the same pixels twice; the
+model still scatters them into the placeholders (and checks the counts) and builds 3-D rope
+positions from input_ids + mm_token_type_ids + grids, exactly as with raw pixels.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import nn
+
+from deepvideo_r1.models.batch import PromptBatch
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The Qwen-VL ForConditionalGeneration under a peft wrapper (itself when not wrapped)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def vision_tower(model: nn.Module) -> nn.Module:
+    """The vision encoder module (`model.model.visual`)."""
+    return unwrap(model).model.visual
+
+
+def _regroup(items: tuple[torch.Tensor, ...], counts: list[int], group_size: int) -> list[torch.Tensor]:
+    """Per-item tensors [i0, i1, …] grouped by prompt (counts[n] items each) -> each prompt's items
+    repeated G times: for prompt n with items (a, b): a, b, a, b, … (G times)."""
+    out, start = [], 0
+    for count in counts:
+        out += list(items[start : start + count]) * group_size
+        start += count
+    return out
+
+
+def expand_encoder_output(output: Any, counts: list[int], group_size: int) -> Any:
+    """A copy of a get_*_features output whose per-item features are repeated per group."""
+    expanded = copy.copy(output)
+    expanded.pooler_output = _regroup(tuple(output.pooler_output), counts, group_size)
+    deepstack = getattr(output, "deepstack_features", None)
+    if deepstack is not None:
+        expanded.deepstack_features = [_regroup(tuple(layer), counts, group_size) for layer in deepstack]
+    return expanded
+
+
+def encode_vision(model: nn.Module, batch: PromptBatch) -> dict[str, Any]:
+    """Run the vision tower once on the batch's pixels: {"video": out, "image": out} (keys present
+    only for modalities the batch has). Gradients flow when the tower is trainable."""
+    base = unwrap(model)
+    outputs: dict[str, Any] = {}
+    if batch.pixel_values_videos is not None:
+        outputs["video"] = base.model.get_video_features(
+            batch.pixel_values_videos, batch.video_grid_thw, return_dict=True
+        )
+    if batch.pixel_values is not None:
+        outputs["image"] = base.model.get_image_features(
+            batch.pixel_values, batch.image_grid_thw, return_dict=True
+        )
+    return outputs
+
+
+def shared_vision_outputs(model: nn.Module, batch: PromptBatch, group_size: int) -> dict[str, Any]:
+    """Encode once per prompt, then repeat features for the G rows of each group."""
+    encoded = encode_vision(model, batch)
+    counts = {"video": batch.videos_per_prompt, "image": batch.images_per_prompt}
+    return {key: expand_encoder_output(out, counts[key], group_size) for key, out in encoded.items()}
+
+
+class VisionCallCounter:
+    """Counts vision-tower forward calls and the items (videos/images) they encoded.
+
+    Use as a context manager: `with VisionCallCounter(model) as c: ...; c.calls, c.items`.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.tower = vision_tower(model)
+        self.calls = 0
+        self.items = 0
+        self._handle = None
+
+    def _hook(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        grid = kwargs.get("grid_thw", args[1] if len(args) > 1 else None)
+        self.calls += 1
+        self.items += int(grid.shape[0]) if grid is not None else 0
+
+    def __enter__(self) -> VisionCallCounter:
+        self._handle = self.tower.register_forward_pre_hook(self._hook, with_kwargs=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._handle is not None:
+            self._handle.remove()

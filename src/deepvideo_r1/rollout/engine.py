@@ -1,0 +1,63 @@
+"""The rollout engine interface: prompts in, G completions per prompt out.
+
+Shapes: N prompts, G completions each, B = N·G rows ordered group by group (rows n·G … n·G+G-1
+belong to prompt n), T = longest completion.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+
+from deepvideo_r1.models.batch import PromptBatch
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """Decoding settings. temperature 0 means greedy; top_k 0 disables top-k."""
+
+    max_new_tokens: int = 256
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+
+
+@dataclass
+class RolloutResult:
+    """G completions for each of N prompts.
+
+    completion_ids [B, T] (pad after the stop token); completion_mask [B, T] (1 up to and including
+    the first stop token, 0 after it and on padding); texts: B decoded completions; prompt_index [B]
+    (= row // G); vision_items: videos+images the vision tower encoded; timing: seconds by phase.
+    """
+
+    completion_ids: torch.Tensor
+    completion_mask: torch.Tensor
+    texts: list[str]
+    prompt_index: torch.Tensor
+    group_size: int
+    vision_items: int = 0
+    timing: dict[str, float] = field(default_factory=dict)
+
+
+class RolloutEngine(Protocol):
+    """What the trainer calls. Implementations: HFRolloutEngine (transformers generate); a vLLM
+    engine must implement the same method (docs/models.md)."""
+
+    def generate(self, batch: PromptBatch, group_size: int, *, seed: int | None = None) -> RolloutResult:
+        """Sample `group_size` completions for each prompt of `batch` (left-padded PromptBatch)."""
+        ...
+
+
+def completion_mask(completion_ids: torch.Tensor, stop_token_ids: list[int]) -> torch.Tensor:
+    """[B, T] long mask: 1 at positions ≤ the first stop token of the row, 0 after it.
+
+    A row without a stop token (cut at max_new_tokens) is all ones: generate pads only finished rows.
+    """
+    is_stop = torch.isin(completion_ids, torch.tensor(stop_token_ids, device=completion_ids.device))
+    width = completion_ids.shape[1]
+    positions = torch.arange(width, device=completion_ids.device).expand_as(completion_ids)
+    first = torch.where(is_stop, positions, torch.full_like(positions, width)).min(dim=1, keepdim=True).values
+    return (positions <= first).long()

@@ -1,0 +1,103 @@
+"""Rollout with transformers' `generate`, the vision tower run once per prompt.
+
+The N prompts' videos/images are encoded once (models.vision.shared_vision_outputs); the token
+rows, grids and features are repeated G times and `generate` receives `mm_encoder_outputs`, so the
+model scatters the shared features into each row and computes its 3-D rope positions (and the
+rope deltas used for the generated tokens) from input_ids + mm_token_type_ids as usual.
+`shared_vision=False` is the naive path peers use (pixels repeated G times) — kept to measure
+against and to check that both give the same tokens.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from torch import nn
+
+from deepvideo_r1.models.adapter import ModelAdapter
+from deepvideo_r1.models.batch import PromptBatch, repeat_prompts
+from deepvideo_r1.models.vision import VisionCallCounter, shared_vision_outputs
+from deepvideo_r1.rollout.engine import RolloutResult, SamplingOptions, completion_mask
+
+
+class HFRolloutEngine:
+    """`generate(batch, G, seed=)` -> RolloutResult, with HF generate on `model`."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        adapter: ModelAdapter,
+        sampling: SamplingOptions | None = None,
+        *,
+        shared_vision: bool = True,
+    ) -> None:
+        self.model = model
+        self.adapter = adapter
+        self.sampling = sampling or SamplingOptions()
+        self.shared_vision = shared_vision
+
+    def _generate_kwargs(self) -> dict:
+        s = self.sampling
+        sampling = {"do_sample": False}
+        if s.temperature > 0:
+            sampling = {"do_sample": True, "temperature": s.temperature, "top_p": s.top_p, "top_k": s.top_k}
+        return {
+            **sampling,
+            "max_new_tokens": s.max_new_tokens,
+            "eos_token_id": self.adapter.stop_token_ids,
+            "pad_token_id": self.adapter.pad_id,
+            # a generated placeholder would break the placeholder/feature count in later forwards
+            "suppress_tokens": self.adapter.vision_token_ids,
+            "use_cache": True,
+        }
+
+    def _model_inputs(self, batch: PromptBatch, group_size: int) -> dict:
+        if self.shared_vision:
+            rows = repeat_prompts(batch, group_size, with_pixels=False)
+            return {
+                "mm_encoder_outputs": shared_vision_outputs(self.model, batch, group_size),
+                **_row_inputs(rows),
+            }
+        rows = repeat_prompts(batch, group_size, with_pixels=True)
+        return {**rows.pixel_kwargs(), **_row_inputs(rows)}
+
+    @torch.no_grad()
+    def generate(self, batch: PromptBatch, group_size: int, *, seed: int | None = None) -> RolloutResult:
+        """Sample G completions per prompt; `seed` makes the call reproducible."""
+        device = next(self.model.parameters()).device
+        batch = batch.to(device)
+        was_training = self.model.training
+        self.model.eval()
+        start = time.perf_counter()
+        devices = [device] if device.type == "cuda" else []
+        try:
+            with torch.random.fork_rng(devices=devices), VisionCallCounter(self.model) as counter:
+                if seed is not None:
+                    torch.manual_seed(seed)
+                inputs = self._model_inputs(batch, group_size)
+                vision_s = time.perf_counter() - start
+                out = self.model.generate(**inputs, **self._generate_kwargs())
+        finally:
+            self.model.train(was_training)
+        ids = out[:, batch.input_ids.shape[1] :]  # [B, T] generated part
+        mask = completion_mask(ids, self.adapter.stop_token_ids)
+        total = time.perf_counter() - start
+        return RolloutResult(
+            completion_ids=ids,
+            completion_mask=mask,
+            texts=self.adapter.decode(ids, mask),
+            prompt_index=torch.arange(batch.num_prompts, device=device).repeat_interleave(group_size),
+            group_size=group_size,
+            vision_items=counter.items,
+            timing={
+                "rollout/vision_s": vision_s,
+                "rollout/generate_s": total - vision_s,
+                "rollout/total_s": total,
+            },
+        )
+
+
+def _row_inputs(rows: PromptBatch) -> dict:
+    """Token rows and grids for generate: input_ids, attention_mask, mm_token_type_ids, grids."""
+    return {"input_ids": rows.input_ids, "attention_mask": rows.attention_mask, **rows.vision_kwargs()}
