@@ -165,3 +165,11 @@ def test_write_then_load_round_trip(tmp_path: Path) -> None:
     assert first["videos"] == [{"path": "videos/r1.mp4", "start": 0.5, "end": 3.0}]  # relative to root
     loaded = load_samples(out).samples  # default root = the file's directory = root
     assert loaded == samples
+
+
+def test_duplicate_ids_are_logged(tmp_path: Path, caplog) -> None:
+    f = jsonl(tmp_path, [line(**GOOD), line(**GOOD), line(**{**GOOD, "id": "other"})])
+    with caplog.at_level(logging.WARNING, logger="deepvideo_r1.data.loader"):
+        result = load_samples(f)
+    assert len(result.samples) == 3  # kept: duplicates are legal but reported
+    assert any("1 sample ids occur more than once ('ok')" in r.getMessage() for r in caplog.records)

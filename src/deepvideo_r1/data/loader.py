@@ -147,7 +147,16 @@ def load_samples(
             _skip(result, path, ctx, e)
             continue
         result.samples.append(sample)
+    _warn_duplicate_ids(result.samples, path)
     return result
+
+
+def _warn_duplicate_ids(samples: list[Sample], path: Path) -> None:
+    """Log ids used more than once: per-sample state (hint caches, deferred augmentation) keys on ids."""
+    repeated = [i for i, n in Counter(s.id for s in samples).items() if n > 1]
+    if repeated:
+        shown = ", ".join(repr(i) for i in repeated[:5])
+        logger.warning("%s: %d sample ids occur more than once (%s)", path, len(repeated), shown)
 
 
 def _skip(result: LoadResult, path: Path, ctx: RecordContext, error: DataError) -> None:
