@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from deepvideo_r1.data import load_samples
+from deepvideo_r1.data import DataFormatError, load_samples
 from deepvideo_r1.data.formats.seedbench_r1 import shuffled_options
 
 
@@ -270,3 +270,58 @@ def test_auto_detection(tmp_path: Path, name: str, records: list[dict], expected
     else:
         write_json(path, records)
     assert load_samples(path).format == expected
+
+
+def _gqa() -> dict:
+    return {
+        "id": 1,
+        "video": "v.mp4",
+        "question": "?",
+        "options": ["(A) x", "(B) y"],
+        "answer": "(B)",
+        "glue": [[1, 2]],
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "record", "where", "field", "text"),
+    [
+        ("validation_L1.jsonl", seed_validation(1, golden="E"), "line 1", "golden_choice_idx", "A–D"),
+        ("validation_L1.jsonl", {**seed_validation(1), "choice_c": None}, "line 1", "choice_c", "missing"),
+        (
+            "training_6k.jsonl",
+            seed_training("Q?", ["x", "open drawer", "y"]),
+            "line 1",
+            "negative_answers",
+            "3",
+        ),
+        ("lvb.json", lvb_record(correct_choice=5), "index 0", "correct_choice", "outside 0..4"),
+        ("lvb.json", lvb_record(candidates=["a", 3]), "index 0", "candidates[1]", "must be a string"),
+        ("gqa.json", {**_gqa(), "glue": [[3, 1]]}, "index 0", "glue", "0 <= start <= end"),
+        ("gqa.json", {**_gqa(), "glue": "1-2"}, "index 0", "glue", "must be a list"),
+        (
+            "vr1.json",
+            {**videor1_records()[1], "problem_type": "counting"},
+            "index 0",
+            "problem_type",
+            "known",
+        ),
+        ("vr1.json", {**videor1_records()[1], "data_type": "audio"}, "index 0", "data_type", "'video' or"),
+        (
+            "vr1.json",
+            {**videor1_records()[0], "solution": "<answer>F</answer>"},
+            "index 0",
+            "solution",
+            "A–D",
+        ),
+    ],
+)
+def test_public_format_errors_name_file_record_and_field(
+    tmp_path: Path, name: str, record: dict, where: str, field: str, text: str
+) -> None:
+    path = tmp_path / name
+    write_jsonl(path, [record]) if name.endswith(".jsonl") else write_json(path, [record])
+    with pytest.raises(DataFormatError) as info:
+        load_samples(path)
+    assert info.value.field == field and text in str(info.value)
+    assert str(info.value).startswith(f"{path}, {where}: ")
