@@ -55,5 +55,26 @@ def inspect_data(
     out.print("\n".join(summary_lines(result)), markup=False, highlight=False, soft_wrap=True)
 
 
+@app.command("plot")
+def plot(
+    run_dir: str = typer.Argument(..., help="Run directory holding metrics.jsonl."),
+    out: str = typer.Option(None, "--out", help="Where PNGs go (default: RUN_DIR/plots)."),
+) -> None:
+    """Write PNG curves (reward, accuracy, vanishing ratio, augmentation, loss) from metrics.jsonl."""
+    from pathlib import Path
+
+    from deepvideo_r1.training.metrics import METRICS_FILE
+    from deepvideo_r1.training.plots import plot_run
+
+    if not (Path(run_dir) / METRICS_FILE).is_file():
+        typer.echo(f"error: {Path(run_dir) / METRICS_FILE} does not exist", err=True)
+        raise typer.Exit(2)
+    report = plot_run(run_dir, out)
+    for path in report.written:
+        typer.echo(f"wrote {path}")
+    for name, keys in report.skipped.items():
+        typer.echo(f"skipped {name}: no {', '.join(keys)} in the metrics")
+
+
 def main() -> None:
     app()

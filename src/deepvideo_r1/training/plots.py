@@ -1,0 +1,149 @@
+"""PNG training curves from a run's metrics.jsonl (matplotlib, Agg backend: no display needed).
+
+One figure per topic, one panel per group of keys; a figure whose keys are all absent is skipped
+and reported. Sparse series (eval every N steps) are drawn with markers; long noisy series get an
+exponential moving average on top of the faint raw curve.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deepvideo_r1.training.metrics import read_metrics
+
+_REWARD_SPECIAL = {"reward/mean", "reward/accuracy_rate", "reward/format_rate"}
+
+
+def _reward_components(keys: Sequence[str]) -> list[str]:
+    """reward/<component> keys (reward/format, reward/accuracy...) but not the mean or rates."""
+    return sorted(k for k in keys if k.startswith("reward/") and k not in _REWARD_SPECIAL)
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One axis: its title and the keys it draws (fixed names, or a function of all keys)."""
+
+    title: str
+    keys: tuple[str, ...] = ()
+    select: Callable[[Sequence[str]], list[str]] | None = None
+    select_label: str = ""  # names what `select` looks for, for the skip report
+
+    def present(self, available: Sequence[str]) -> list[str]:
+        wanted = list(self.keys) + (self.select(available) if self.select else [])
+        return [k for k in wanted if k in available]
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """A PNG file: name (without .png), title and panels."""
+
+    name: str
+    title: str
+    panels: tuple[Panel, ...] = field(default_factory=tuple)
+
+
+FIGURES: tuple[FigureSpec, ...] = (
+    FigureSpec("reward", "Reward", (
+        Panel("total reward (mean over completions)", ("reward/mean",)),
+        Panel("reward components", select=_reward_components, select_label="reward/<component>"),
+    )),
+    FigureSpec("accuracy", "Accuracy", (
+        Panel("train rates", ("reward/accuracy_rate", "reward/format_rate")),
+        Panel("held-out accuracy", ("eval/accuracy",)),
+    )),
+    FigureSpec("vanishing", "Vanishing advantage", (
+        Panel("fraction of groups with equal rewards",
+              ("adv/vanishing_ratio_before", "adv/vanishing_ratio_after")),
+    )),
+    FigureSpec("augmentation", "Difficulty-aware augmentation", (
+        Panel("samples per step by kind", ("difficulty/increase", "difficulty/decrease", "difficulty/none")),
+        Panel("reference reward and level", ("difficulty/r_ref", "difficulty/level_mean")),
+    )),
+    FigureSpec("optimization", "Optimisation", (
+        Panel("loss", ("loss/total",)),
+        Panel("KL to reference", ("loss/kl",)),
+        Panel("gradient norm", ("perf/grad_norm",)),
+        Panel("learning rate", ("perf/lr",)),
+    )),
+    FigureSpec("performance", "Throughput", (
+        Panel("seconds per phase", ("perf/rollout_s", "perf/reward_s", "perf/logprob_s", "perf/update_s")),
+        Panel("completion length (tokens)", ("perf/completion_len",)),
+    )),
+)  # fmt: skip
+
+
+@dataclass
+class PlotReport:
+    """What `plot_run` wrote and what it skipped (figure name -> the keys it looked for)."""
+
+    written: list[Path]
+    skipped: dict[str, list[str]]
+
+
+def series(records: Sequence[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
+    """(steps, values) of the records that hold a numeric `key`."""
+    steps, values = [], []
+    for record in records:
+        value = record.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and "step" in record:
+            steps.append(int(record["step"]))
+            values.append(float(value))
+    return steps, values
+
+
+def ema(values: Sequence[float], alpha: float) -> list[float]:
+    """s_0 = v_0, s_t = alpha * v_t + (1 - alpha) * s_{t-1}; NaNs are passed over."""
+    out, state = [], None
+    for v in values:
+        if v == v:  # not NaN
+            state = v if state is None else alpha * v + (1 - alpha) * state
+        out.append(state if state is not None else v)
+    return out
+
+
+def _draw_panel(ax: Any, records: Sequence[dict[str, Any]], panel: Panel, keys: list[str]) -> None:
+    for key in keys:
+        steps, values = series(records, key)
+        sparse = len(steps) <= 30
+        if sparse:
+            ax.plot(steps, values, marker="o", markersize=3, label=key)
+            continue
+        (line,) = ax.plot(steps, values, alpha=0.3, linewidth=0.8)
+        ax.plot(steps, ema(values, alpha=min(1.0, 10 / len(values))), color=line.get_color(), label=key)
+    ax.set_title(panel.title, fontsize=10)
+    ax.set_xlabel("step")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+
+
+def plot_run(run_dir: str | Path, out_dir: str | Path | None = None) -> PlotReport:
+    """Write `<out_dir>/<figure>.png` (default out_dir: `<run_dir>/plots`) for every figure with data."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never needs a display
+    import matplotlib.pyplot as plt
+
+    records = read_metrics(run_dir)
+    available = sorted({key for record in records for key in record})
+    out = Path(out_dir) if out_dir is not None else Path(run_dir) / "plots"
+    out.mkdir(parents=True, exist_ok=True)
+    report = PlotReport(written=[], skipped={})
+    for spec in FIGURES:
+        drawn = [(panel, panel.present(available)) for panel in spec.panels]
+        drawn = [(panel, keys) for panel, keys in drawn if keys]
+        if not drawn:
+            report.skipped[spec.name] = [k for p in spec.panels for k in (*p.keys, p.select_label) if k]
+            continue
+        fig, axes = plt.subplots(1, len(drawn), figsize=(5.5 * len(drawn), 4), squeeze=False)
+        for ax, (panel, keys) in zip(axes[0], drawn, strict=True):
+            _draw_panel(ax, records, panel, keys)
+        fig.suptitle(f"{spec.title} — {Path(run_dir).name}")
+        fig.tight_layout()
+        path = out / f"{spec.name}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        report.written.append(path)
+    return report
