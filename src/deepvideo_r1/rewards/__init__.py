@@ -1,6 +1,6 @@
 """Verifiable rewards (SPEC §2.5): format, accuracy per problem type, temporal IoU, registry."""
 
-from deepvideo_r1.rewards.accuracy import accuracy_reward, known_problem_types, parse_choice
+from deepvideo_r1.rewards.accuracy import ANSWER_FORMATS, accuracy_reward, known_problem_types, parse_choice
 from deepvideo_r1.rewards.errors import RewardError
 from deepvideo_r1.rewards.parsing import TAIL_CHARS, extract_answer, format_reward, parse_number
 from deepvideo_r1.rewards.registry import (
@@ -16,6 +16,7 @@ from deepvideo_r1.rewards.registry import (
 from deepvideo_r1.rewards.temporal import merge_spans, parse_predicted_span, temporal_iou
 
 __all__ = [
+    "ANSWER_FORMATS",
     "DEFAULT_WEIGHTS",
     "REWARD_FUNCTIONS",
     "TAIL_CHARS",

@@ -14,7 +14,8 @@ An empty or missing answer block scores 0; so does anything that does not parse.
   2.01), else 0. "3.0.1", "NaN", "inf" and "3 apples" score 0.
 - ocr: 1 − word error rate (jiwer; case-sensitive, whitespace-collapsed), floored at 0.
 - free_form: mean of ROUGE-1, ROUGE-2 and ROUGE-L F1 (rouge-score, Porter stemmer; its tokenizer
-  keeps only ASCII letters and digits, so non-Latin text scores 0).
+  keeps only ASCII letters and digits, so non-Latin text scores 0). When the gold has a single
+  token it has no bigrams, so the mean is over ROUGE-1 and ROUGE-L only.
 - regression: 1 − |pred − gold| / |gold|, floored at 0. For gold = 0 the relative error is
   undefined and the absolute error is used instead: 1 − |pred|, floored at 0.
 - temporal_grounding: `answer` is the gold span — (start, end), a list of [start, end] segments,
@@ -38,7 +39,7 @@ from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
 import jiwer
-from rouge_score import rouge_scorer
+from rouge_score import rouge_scorer, tokenizers
 
 from deepvideo_r1.rewards.errors import RewardError
 from deepvideo_r1.rewards.parsing import (
@@ -50,6 +51,19 @@ from deepvideo_r1.rewards.parsing import (
     to_decimal,
 )
 from deepvideo_r1.rewards.temporal import gold_spans, parse_predicted_span, temporal_iou
+
+ANSWER_FORMATS: dict[str, str] = {
+    "multiple_choice": "the option letter only, e.g. <answer>B</answer>",
+    "numerical": "the number only, e.g. <answer>3.5</answer>",
+    "ocr": "the text exactly as written, e.g. <answer>STOP</answer>",
+    "free_form": "a short free-text answer, e.g. <answer>a man opens the door</answer>",
+    "regression": "the number only, e.g. <answer>42.7</answer>",
+    "temporal_grounding": "start and end in seconds, e.g. <answer>12.5-17.0</answer>",
+    "grounded_qa": "the option letter, a semicolon, then start and end in seconds, "
+    "e.g. <answer>C; 12.0-15.5</answer>",
+}
+"""What the answer block should hold, per problem type: the text a prompt builder shows the model
+so that its answers parse (every example above scores 1 against itself)."""
 
 Scorer = Callable[[str, Any, Sequence[str] | None, Any], float]
 _SCORERS: dict[str, Scorer] = {}
@@ -187,14 +201,19 @@ def _score_ocr(pred: str, answer: Any, options: Sequence[str] | None, segments: 
 
 
 @functools.lru_cache(maxsize=1)
-def _rouge() -> rouge_scorer.RougeScorer:
-    return rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+def _rouge() -> tuple[rouge_scorer.RougeScorer, tokenizers.DefaultTokenizer]:
+    tokenizer = tokenizers.DefaultTokenizer(use_stemmer=True)
+    return rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], tokenizer=tokenizer), tokenizer
 
 
 @_scorer("free_form")
 def _score_free_form(pred: str, answer: Any, options: Sequence[str] | None, segments: Any) -> float:
-    scores = _rouge().score(_gold_text(answer), pred)
-    return (scores["rouge1"].fmeasure + scores["rouge2"].fmeasure + scores["rougeL"].fmeasure) / 3.0
+    scorer, tokenizer = _rouge()
+    gold = _gold_text(answer)
+    scores = scorer.score(gold, pred)
+    # A one-token gold has no bigrams: ROUGE-2 would be 0 even for an exact answer, so leave it out.
+    kinds = ("rouge1", "rouge2", "rougeL") if len(tokenizer.tokenize(gold)) > 1 else ("rouge1", "rougeL")
+    return sum(scores[k].fmeasure for k in kinds) / len(kinds)
 
 
 # --- time spans ------------------------------------------------------------------------------

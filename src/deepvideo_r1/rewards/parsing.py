@@ -38,18 +38,19 @@ _SECOND_CHOICE_RE = re.compile(
 def extract_answer(completion: str) -> str | None:
     """Content of the last `<answer>…</answer>` block, stripped; None if there is none.
 
-    The last closing tag is found first, then the last opening tag before it, so with nested or
-    repeated tags the innermost last block wins: "<answer>A <answer>B</answer>" gives "B".
-    Only the last `TAIL_CHARS` characters are searched.
+    The block is the last opening tag that has a closing tag after it, up to the first closing
+    tag after that: "<answer>A <answer>B</answer>" gives "B", "<answer>B</answer></answer>" gives
+    "B". Only the last `TAIL_CHARS` characters are searched.
     """
     tail = completion[-TAIL_CHARS:]
-    end = tail.rfind(ANSWER_CLOSE)
-    if end < 0:
+    last_close = tail.rfind(ANSWER_CLOSE)
+    if last_close < 0:
         return None
-    start = tail.rfind(ANSWER_OPEN, 0, end)
+    start = tail.rfind(ANSWER_OPEN, 0, last_close)
     if start < 0:
         return None
-    return tail[start + len(ANSWER_OPEN) : end].strip()
+    start += len(ANSWER_OPEN)
+    return tail[start : tail.find(ANSWER_CLOSE, start)].strip()
 
 
 def format_reward(completion: str) -> float:
