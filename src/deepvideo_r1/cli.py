@@ -76,5 +76,36 @@ def plot(
         typer.echo(f"skipped {name}: no {', '.join(keys)} in the metrics")
 
 
+@app.command("synth")
+def synth(
+    out: str = typer.Option(..., "--out", help="Output directory (train.jsonl, eval.jsonl, videos/)."),
+    n: int = typer.Option(400, "--n", help="Total samples, train + eval."),
+    seed: int = typer.Option(0, "--seed", help="Seed; the same seed gives the same bytes."),
+    tasks: list[str] = typer.Option(None, "--tasks", help="Task names, comma-separated or repeated."),
+    difficulty: str = typer.Option("easy", "--difficulty", help="easy | medium | hard | mixed"),
+    n_eval: int = typer.Option(None, "--n-eval", help="Held-out samples (default 20 % of n)."),
+    size: int = typer.Option(56, "--size", help="Frame side in pixels (multiple of 28)."),
+    num_frames: int = typer.Option(8, "--num-frames", help="Frames per clip."),
+    fps: float = typer.Option(4.0, "--fps", help="Frames per second."),
+    force: bool = typer.Option(False, "--force", help="Regenerate even if the config is unchanged."),
+) -> None:
+    """Generate the synthetic video reasoning dataset (mp4 clips of coloured shapes + questions)."""
+    from deepvideo_r1.data.synth import SynthError, generate_synthetic_dataset
+    from deepvideo_r1.data.synth_config import SynthConfig, SynthConfigError
+
+    chosen = tuple(t.strip() for arg in tasks or [] for t in arg.split(",") if t.strip())
+    options = dict(n=n, seed=seed, difficulty=difficulty, n_eval=n_eval, size=size, num_frames=num_frames)
+    config = SynthConfig(**options, fps=fps, **({"tasks": chosen} if chosen else {}))
+    try:
+        result = generate_synthetic_dataset(out, config, force=force)
+    except (SynthConfigError, SynthError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    verb = "reused" if result.reused else f"generated in {result.seconds:.1f} s"
+    typer.echo(f"{verb}: {result.train_path} and {result.eval_path}")
+    for split, counts in result.counts.items():
+        typer.echo(f"{split}: " + ", ".join(f"{task}={k}" for task, k in counts.items()))
+
+
 def main() -> None:
     app()
