@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deepvideo_r1.algos import group_advantages, reg_grpo_loss
+from deepvideo_r1.algos.reg_grpo import safe_group_std
 
 # T=1, so rho = logp - old directly. N=2 groups of G=3.
 RHO = torch.tensor([1.0, 2.0, 3.0, 0.0, 0.0, 3.0], dtype=torch.float64)
@@ -141,3 +142,13 @@ def test_invariant_to_a_constant_added_to_a_groups_log_ratios(rho, adv, shifts, 
     moved, _ = reg_grpo_loss(logps, shifted, adv_t, mask, 3, ratio_normalization=norm)
     # rtol covers z = d/(std + 1e-4) when std is tiny and d is rounded after a shift of 10
     assert moved.item() == pytest.approx(base.item(), rel=1e-6, abs=1e-6)
+
+
+def test_safe_group_std_value_and_zero_spread_gradient():
+    values = torch.tensor([[1.0, 2.0, 4.0], [3.0, 3.0, 3.0]], dtype=torch.float64, requires_grad=True)
+    std = safe_group_std(values)
+    # row 0: mean 7/3, squared deviations 16/9 + 1/9 + 25/9 = 42/9, / 2 -> 7/3 ; row 1: 0 exactly
+    torch.testing.assert_close(std.detach(), torch.tensor([[math.sqrt(7 / 3)], [0.0]], dtype=torch.float64))
+    std.sum().backward()
+    assert torch.equal(values.grad[1], torch.zeros(3, dtype=torch.float64))
+    torch.testing.assert_close(values.grad[0], ((values[0] - 7 / 3) / (2 * math.sqrt(7 / 3))).detach())

@@ -26,9 +26,9 @@ RatioNormalization = Literal["std", "none"]
 def safe_group_std(values: Tensor) -> Tensor:
     """Unbiased std over the last dim, [N, G] -> [N, 1], exact value with a finite gradient at 0.
 
-    ``torch.std`` backpropagates 0/0 = NaN when all values are equal. The double ``where`` keeps
-    the exact value (0 there) while the sqrt only ever sees positive inputs, so the gradient of the
-    std at zero spread is 0 instead of NaN.
+    ``sqrt(var)`` backpropagates 0/0 = NaN when all values are equal (so does ``torch.std`` in
+    older torch releases). The double ``where`` keeps the exact value (0 there) while the sqrt
+    only ever sees positive inputs, so the gradient of the std at zero spread is 0, not NaN.
     """
     centred = values - values.mean(dim=-1, keepdim=True)
     var = centred.pow(2).sum(dim=-1, keepdim=True) / (values.shape[-1] - 1)
