@@ -30,12 +30,12 @@ class LoraConfig(_Section):
     """LoRA adapters on the language model (peft); weights saved adapter-only."""
 
     enabled: bool = Field(False, description="Train LoRA adapters instead of full weights.")
-    r: int = Field(64, ge=1, description="Adapter rank.")
-    alpha: int = Field(128, ge=1, description="Scaling numerator: update = (alpha / r) * B A.")
+    r: int = Field(16, ge=1, description="Adapter rank.")
+    alpha: int = Field(32, ge=1, description="Scaling numerator: update = (alpha / r) * B A.")
     dropout: float = Field(0.05, ge=0.0, lt=1.0, description="Dropout on the adapter input.")
     target_modules: list[str] = Field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-        description="Module names (peft suffix match) that receive adapters; vision modules are excluded.",
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
+        description="Language-model module names that get adapters (also gate_proj, up_proj, down_proj).",
     )
 
 
@@ -58,20 +58,27 @@ class ModelConfig(_Section):
         "none", description="Trainable part of the vision tower. Paper: frozen (none)."
     )
     lora: LoraConfig = Field(default_factory=LoraConfig, description="LoRA settings.")
+    tiny_sizes: dict[str, int] = Field(
+        default_factory=dict,
+        description="Tiny preset widths (models.tiny.TinySizes keys); {} = its defaults.",
+    )
     gradient_checkpointing: bool = Field(
         True, description="Recompute activations in backward to save memory."
     )
 
 
-class SynthConfig(_Section):
-    """The embedded synthetic video reasoning dataset (used when data.train_file is None)."""
+class SynthDataConfig(_Section):
+    """The embedded synthetic video dataset (used when data.train_file is None); see data/synth_config."""
 
     n_train: int = Field(2000, ge=1, description="Number of synthetic training samples.")
     n_eval: int = Field(200, ge=1, description="Number of held-out synthetic samples.")
     seed: int = Field(0, description="Seed of the generator; the same seed gives the same files.")
-    difficulty: Literal["easy", "medium", "hard"] = Field(
-        "easy", description="Task difficulty preset (object size, contrast, distractors)."
+    difficulty: Literal["easy", "medium", "hard", "mixed"] = Field(
+        "easy", description="Knob preset (object size, distractors, speed, noise); mixed cycles them."
     )
+    tasks: list[str] | None = Field(None, description="Task families to generate; None = all of them.")
+    size: int = Field(56, ge=28, description="Frame side in pixels of the generated clips (multiple of 28).")
+    num_frames: int = Field(8, ge=2, description="Frames written per generated clip.")
     dir: str | None = Field(None, description="Where videos are written. None = <train.output_dir>/synth.")
 
 
@@ -88,7 +95,7 @@ class DataConfig(_Section):
         "raise", description="On a bad record or unreadable video: stop, or skip it (skips are counted)."
     )
     max_eval_samples: int | None = Field(None, ge=1, description="Evaluate on the first N samples only.")
-    synth: SynthConfig = Field(default_factory=SynthConfig, description="Synthetic dataset settings.")
+    synth: SynthDataConfig = Field(default_factory=SynthDataConfig, description="Synthetic dataset settings.")
 
 
 class VideoConfig(_Section):
@@ -317,6 +324,8 @@ def describe_fields(model: type[BaseModel] = TrainConfig, prefix: str = "") -> l
             continue
         default = info.get_default(call_default_factory=True)
         type_name = str(info.annotation).replace("typing.", "")
+        if type_name.startswith("<class"):  # plain classes print as <class 'int'>
+            type_name = info.annotation.__name__
         rows.append(
             {
                 "name": dotted,

@@ -1,0 +1,151 @@
+"""Config: paper defaults, YAML + dotted overrides, errors that name the key, shipped configs, docs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from deepvideo_r1.config import (
+    ConfigError,
+    TrainConfig,
+    describe_fields,
+    load_config,
+    save_config,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
+
+
+def test_defaults_are_the_paper_values():
+    cfg = TrainConfig()
+    assert (cfg.rollout.group_size, cfg.difficulty.window, cfg.algo.beta) == (8, 100, 0.1)
+    assert (cfg.algo.epsilon, cfg.algo.std_eps, cfg.algo.loss) == (1.0, 1e-4, "reg_grpo")
+    assert cfg.video.num_frames == 16 and cfg.video.min_pixels == cfg.video.max_pixels == 252 * 252
+    assert cfg.difficulty.noise_std == 0.1 and cfg.model.train_vision == "none"
+    assert cfg.algo.reward_weights == {"format": 1.0, "accuracy": 1.0}
+
+
+def test_yaml_then_overrides(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("algo:\n  beta: 0.5\n  reward_weights: {accuracy: 2.0}\nrollout:\n  group_size: 4\n")
+    cfg = load_config(
+        path,
+        ["algo.beta=0.04", "difficulty.kinds=increase", "model.lora.enabled=true",
+         "train.micro_batch_size=12", "model.lora.target_modules=[q_proj, v_proj]",
+         "algo.reward_weights.format=0.5", "model.path=null", "data.eval_file=a=b.jsonl"],
+    )  # fmt: skip
+    assert cfg.algo.beta == 0.04  # override beats YAML
+    assert cfg.rollout.group_size == 4  # YAML beats default
+    assert cfg.algo.epsilon == 1.0  # untouched default inside a section the YAML edits
+    assert cfg.difficulty.kinds == "increase" and cfg.model.lora.enabled is True
+    assert cfg.model.lora.target_modules == ["q_proj", "v_proj"]
+    assert cfg.algo.reward_weights == {
+        "accuracy": 2.0,
+        "format": 0.5,
+    }  # YAML replaced the dict, then one key set
+    assert cfg.data.eval_file == "a=b.jsonl"  # only the first '=' splits
+
+
+def test_round_trip(tmp_path):
+    cfg = load_config(REPO / "configs" / "tiny_cpu.yaml", ["algo.clip_high=0.28", "video.total_pixels=9000"])
+    again = load_config(save_config(cfg, tmp_path / "resolved.yaml"))
+    assert again == cfg and again.model_dump() == cfg.model_dump()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragments"),
+    [
+        (["algo.bta=1"], ["'algo.bta'", "did you mean beta"]),
+        (["rollout.group_sze=4"], ["'rollout.group_sze'", "group_size"]),
+        (["modle.path=x"], ["'modle'", "model"]),
+        (["model.lora.rank=4"], ["'model.lora.rank'", "enabled, r, alpha"]),
+        (["algo.beta.x=1"], ["'algo.beta' is not a section"]),
+        (["algo.beta"], ["must look like section.field=value"]),
+        (["algo.beta=-1"], ["algo.beta", "greater than or equal to 0", "got -1"]),
+        (["algo.loss=ppo"], ["algo.loss", "'reg_grpo'"]),
+        (["rollout.group_size=3"], ["multiple of rollout.group_size=3", "set it to 6"]),
+        (["rollout.group_size=1", "train.micro_batch_size=1"], ["group_size=1 must be >= 2"]),
+        (["algo.num_iterations=0"], ["num_iterations=0 must be >= 1"]),
+        (["train.lr=0"], ["train.lr=0.0 must be > 0"]),
+        (["difficulty.window=0"], ["difficulty.window=0 must be >= 1"]),
+        (["video.fps=2"], ["exactly one of video.num_frames and video.fps"]),
+        (["video.min_pixels=100000"], ["video.min_pixels=100000 exceeds video.max_pixels=63504"]),
+        (["algo.reward_weights={format: 0}"], ["at least one reward a non-zero weight"]),
+        (["data.train_file=t.jsonl", "train.eval_every=10"], ["needs data.eval_file"]),
+    ],
+)
+def test_errors_say_what_and_how(overrides, fragments):
+    with pytest.raises(ConfigError) as info:
+        load_config(None, overrides)
+    for fragment in fragments:
+        assert fragment in str(info.value)
+
+
+def test_yaml_errors_name_the_file(tmp_path):
+    bad_key = tmp_path / "bad_key.yaml"
+    bad_key.write_text("train:\n  max_step: 10\n")
+    with pytest.raises(ConfigError, match=r"bad_key\.yaml.*'train\.max_step'.*max_steps"):
+        load_config(bad_key)
+    not_mapping = tmp_path / "list.yaml"
+    not_mapping.write_text("- 1\n")
+    with pytest.raises(ConfigError, match="mapping of sections"):
+        load_config(not_mapping)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.yaml")
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert load_config(empty) == TrainConfig()
+
+
+def test_python_construction_validates_and_forbids_extras():
+    with pytest.raises(ValidationError, match="multiple of"):
+        TrainConfig.model_validate({"rollout": {"group_size": 4}, "train": {"micro_batch_size": 6}})
+    with pytest.raises(ValidationError, match="Extra inputs"):
+        TrainConfig.model_validate({"algo": {"betaa": 0.1}})
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_shipped_configs_load(path):
+    cfg = load_config(path)
+    if path.name != "tiny_cpu.yaml":  # real runs reproduce the paper
+        assert (cfg.rollout.group_size, cfg.difficulty.window, cfg.algo.beta, cfg.train.lr) == (
+            8,
+            100,
+            0.1,
+            1e-6,
+        )
+        assert cfg.video.num_frames == 16 and cfg.video.max_pixels == 252 * 252
+        assert cfg.model.dtype == "bfloat16" and cfg.model.train_vision == "none"
+        assert cfg.algo.loss == "reg_grpo" and cfg.data.train_file is not None
+    else:
+        assert cfg.model.path is None and cfg.data.train_file is None and cfg.model.dtype == "float32"
+
+
+def test_configs_directory_has_the_documented_set():
+    assert {p.name for p in CONFIGS} == {
+        "tiny_cpu.yaml", "qwen2_5_vl_3b_seedbench_r1.yaml", "qwen2_5_vl_7b_seedbench_r1.yaml",
+        "qwen2_5_vl_7b_nextgqa.yaml",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "path", sorted((REPO / "configs" / "accelerate").glob("*.yaml")), ids=lambda p: p.name
+)
+def test_accelerate_configs_parse(path):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    cluster = load_config_from_file(str(path))
+    assert cluster.num_processes >= 2
+
+
+def test_docs_list_every_field():
+    doc = (REPO / "docs" / "configuration.md").read_text()
+    rows = describe_fields()
+    assert len(rows) > 80
+    missing = [row["name"] for row in rows if f"`{row['name']}`" not in doc]
+    assert not missing, f"docs/configuration.md lacks {missing}"
+    for path in CONFIGS:
+        assert path.name in doc
