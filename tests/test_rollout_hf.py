@@ -1,0 +1,100 @@
+"""HF rollout: G completions per prompt, masks at EOS and padding, shared vision, seeding."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from deepvideo_r1.models.testing import random_image, random_video, tiny_policy
+from deepvideo_r1.rollout import HFRolloutEngine, SamplingOptions, completion_mask
+
+G = 3
+
+
+@pytest.fixture(scope="module")
+def policy(tmp_path_factory):
+    model, ad = tiny_policy(tmp_path_factory.mktemp("roll"), "qwen2.5-vl")
+    # a bias on <|im_end|> makes completions stop at varied points (random init almost never stops):
+    # logit ≈ 6 vs ≈ 0 for ~1k others → p(stop) ≈ e^6 / (e^6 + 1000) ≈ 0.29 per step
+    head = torch.nn.Linear(model.lm_head.in_features, model.lm_head.out_features, bias=True)
+    with torch.no_grad():
+        head.weight.copy_(model.lm_head.weight)
+        head.bias.zero_()
+        head.bias[ad.stop_token_ids[0] if ad.stop_token_ids[0] != ad.pad_id else ad.stop_token_ids[1]] = 6.0
+    model.lm_head = head
+    return model, ad
+
+
+def _batch(ad):
+    prompts = [
+        ad.build_prompt("Which colour is the square?", random_video(ad.family, seed=1)),
+        ad.build_prompt(
+            "How many shapes appear?", random_video(ad.family, t=2, h=4, w=6, seed=2), random_image(ad.family)
+        ),
+    ]
+    return ad.collate(prompts)
+
+
+def test_completion_mask_hand_example():
+    ids = torch.tensor([[5, 9, 2, 2], [9, 2, 2, 2], [5, 6, 7, 8], [2, 2, 2, 2]])
+    # stop ids {9}; pad 2 after the stop: rows stop at 1, 0, never, never
+    assert completion_mask(ids, [9]).tolist() == [[1, 1, 0, 0], [1, 0, 0, 0], [1, 1, 1, 1], [1, 1, 1, 1]]
+
+
+def test_group_rows_masks_and_text(policy):
+    model, ad = policy
+    engine = HFRolloutEngine(model, ad, SamplingOptions(max_new_tokens=12, temperature=1.0))
+    out = engine.generate(_batch(ad), G, seed=0)
+    assert out.completion_ids.shape[0] == 2 * G
+    assert out.prompt_index.tolist() == [0, 0, 0, 1, 1, 1]
+    stops = set(ad.stop_token_ids)
+    lengths = out.completion_mask.sum(1).tolist()
+    for row, mask, n in zip(out.completion_ids, out.completion_mask, lengths, strict=True):
+        assert mask[:n].eq(1).all() and mask[n:].eq(0).all()  # ones then zeros
+        hits = [i for i, t in enumerate(row.tolist()) if t in stops]
+        if hits:
+            assert n == hits[0] + 1  # mask includes the first stop token
+            assert row[n:].eq(ad.pad_id).all()  # everything after it is padding
+        else:
+            assert n == row.numel()
+    assert len(set(lengths)) > 1 and min(lengths) < 12  # some rows stopped early, at different points
+    assert len(out.texts) == 2 * G and all("<|im_end|>" not in t for t in out.texts)
+    assert out.timing["rollout/total_s"] > 0
+
+
+def test_seeded_sampling_is_reproducible(policy):
+    model, ad = policy
+    engine = HFRolloutEngine(
+        model, ad, SamplingOptions(max_new_tokens=8, temperature=1.0, top_k=50, top_p=0.95)
+    )
+    a = engine.generate(_batch(ad), G, seed=7).completion_ids
+    b = engine.generate(_batch(ad), G, seed=7).completion_ids
+    c = engine.generate(_batch(ad), G, seed=8).completion_ids
+    assert torch.equal(a, b)
+    assert a.shape != c.shape or not torch.equal(a, c)
+
+
+def test_shared_vision_encodes_once_and_matches_naive_greedy(policy):
+    model, ad = policy
+    greedy = SamplingOptions(max_new_tokens=10, temperature=0.0)
+    shared = HFRolloutEngine(model, ad, greedy).generate(_batch(ad), G)
+    naive = HFRolloutEngine(model, ad, greedy, shared_vision=False).generate(_batch(ad), G)
+    assert torch.equal(shared.completion_ids, naive.completion_ids)
+    assert torch.equal(shared.completion_mask, naive.completion_mask)
+    # 2 prompts with 3 visual items (2 videos + 1 image): once each vs G = 3 times each
+    assert shared.vision_items == 3
+    assert naive.vision_items == 3 * G
+    # greedy: the G rows of a group are identical
+    assert torch.equal(shared.completion_ids[0], shared.completion_ids[G - 1])
+
+
+def test_left_padding_does_not_change_greedy_output(policy):
+    model, ad = policy
+    greedy = SamplingOptions(max_new_tokens=6, temperature=0.0)
+    engine = HFRolloutEngine(model, ad, greedy)
+    short = ad.build_prompt("Q?", random_video(ad.family, seed=3))
+    alone = engine.generate(ad.collate([short]), 1)
+    long_p = ad.build_prompt("A much longer question about where the blue circle moves in the video?")
+    padded = engine.generate(ad.collate([long_p, short]), 1)
+    width = alone.completion_ids.shape[1]
+    assert torch.equal(padded.completion_ids[1, :width], alone.completion_ids[0])
