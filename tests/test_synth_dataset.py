@@ -167,3 +167,16 @@ def test_cli_writes_dataset(tmp_path) -> None:
 
     bad = runner.invoke(app, ["synth", "--out", str(tmp_path / "x"), "--tasks", "spin"])
     assert bad.exit_code == 2 and "spin" in bad.output
+
+
+def test_project_jsonl_loader_reads_the_output(tmp_path) -> None:
+    from deepvideo_r1.data import load_samples
+
+    result = generate_synthetic_dataset(tmp_path, SynthConfig(n=6, n_eval=0, seed=5, tasks=tuple(TASKS)))
+    loaded = load_samples(str(result.train_path), format="jsonl", check_media=True).samples
+    raw = records(result.train_path)
+    assert [s.id for s in loaded] == [r["id"] for r in raw]
+    for sample, rec in zip(loaded, raw, strict=True):
+        assert sample.videos[0].path == str(tmp_path / rec["videos"][0]["path"])  # resolved against the dir
+        assert sample.to_json()["answer"] == rec["answer"] and sample.options == rec["options"]
+        assert sample.reasoning == rec["reasoning"] and sample.metadata == rec["metadata"]
