@@ -49,6 +49,7 @@ class StreamMeta:
     fps: float | None
     width: int
     height: int
+    header_frames: int = 0
 
     def to_pts(self, seconds: float) -> int:
         """Stream pts at or before `seconds` (pts = floor(s / time_base) + start_pts)."""
@@ -82,7 +83,7 @@ def stream_meta(container: av.container.InputContainer, stream: av.VideoStream) 
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     fps = float(rate) if rate else None
     cc = stream.codec_context
-    return StreamMeta(stream.index, tb, start_pts, duration, fps, cc.width, cc.height)
+    return StreamMeta(stream.index, tb, start_pts, duration, fps, cc.width, cc.height, stream.frames or 0)
 
 
 def decoded_frames(

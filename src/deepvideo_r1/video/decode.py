@@ -197,15 +197,23 @@ def _clip_bounds(start: float | None, end: float | None, duration: float, path: 
     return lo, hi
 
 
-def _check_coverage(picker: _NearestPicker, meta: _pyav.StreamMeta, path: str) -> None:
-    """Raise when the frames end long before the header's duration (a truncated file)."""
+def _check_coverage(picker: _NearestPicker, meta: _pyav.StreamMeta, path: str, end: float | None) -> None:
+    """Raise when the frames end long before the header says they do (a truncated file).
+
+    The header's end is max(duration, frame count / fps): a cut AVI keeps its frame count (75)
+    while its duration shrinks to the data left.
+    """
     if not picker.picks:
         raise VideoDecodeError(f"no decodable video frames in {path}")
-    last_target, last_time = picker.targets[-1], picker.picks[-1][0]
-    tolerance = max(1.0, 0.1 * (picker.end - picker.start), 2.0 / (meta.fps or 25.0))
-    if last_target - last_time > tolerance:
+    fps = meta.fps or 25.0
+    header_end = max(meta.duration or 0.0, meta.header_frames / fps)
+    last_time = max(t for t, _ in picker.picks)
+    clip_end = header_end if end is None else min(header_end, end)
+    expected = max(picker.targets[-1], clip_end - 1.0 / fps)
+    tolerance = max(1.0, 0.1 * (picker.end - picker.start), 2.0 / fps)
+    if expected - last_time > tolerance:
         raise VideoDecodeError(
-            f"video frames in {path} stop at {last_time:.3f} s but the header says {meta.duration:.3f} s: "
+            f"video frames in {path} stop at {last_time:.3f} s but the header says {header_end:.3f} s: "
             "the file is truncated or damaged"
         )
 
@@ -250,7 +258,7 @@ def load_video(
         else:
             decoded, seeks = _decode_sequential(container, stream, meta, picker, full), 0
         picker.finish()
-        _check_coverage(picker, meta, full)
+        _check_coverage(picker, meta, full, end)
         frames = _stack_rgb([f for _, f in picker.picks])
     info = VideoInfo(
         path=full,
