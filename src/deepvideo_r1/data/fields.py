@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from deepvideo_r1.augment.guidance import split_reasoning_steps as split_reasoning_steps
 from deepvideo_r1.data.registry import RecordContext
 from deepvideo_r1.data.sample import PROBLEM_TYPES, Sample
 
@@ -14,8 +15,6 @@ LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _OPTION_PREFIX = re.compile(r"^\s*(?:\(([A-Z])\)|([A-Z])[.)])\s*")
 # An answer given as "B", "B.", "(B)" or "B. text".
 _ANSWER_LETTER = re.compile(r"^\s*\(?([A-Z])\)?(?:[.:)]|\s|$)")
-_THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 _TYPE_NAMES: dict[type, str] = {str: "a string", list: "a list", int: "an integer", dict: "an object"}
 
@@ -64,16 +63,6 @@ def answer_letter(answer: str, num_options: int, ctx: RecordContext, key: str) -
     if not match or LETTERS.index(match.group(1)) >= num_options:
         raise ctx.error(f"answer {answer!r} is not an option letter A–{LETTERS[num_options - 1]}", field=key)
     return match.group(1)
-
-
-def split_reasoning_steps(text: str) -> list[str]:
-    """Reasoning steps of a trace: the `<think>` part if tagged, split on lines, else on sentences."""
-    match = _THINK.search(text)
-    body = (match.group(1) if match else text).strip()
-    lines = [line.strip() for line in body.splitlines() if line.strip()]
-    if len(lines) > 1:
-        return lines
-    return [s.strip() for s in _SENTENCE_END.split(body) if s.strip()]
 
 
 def parse_segments(value: Any, key: str, ctx: RecordContext) -> list[tuple[float, float]]:

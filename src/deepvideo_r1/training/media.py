@@ -1,0 +1,107 @@
+"""Sample media for rollout and training: decoded (cached) frames and images, then PromptInputs.
+
+Frames are decoded once per (file, sampling, size) and kept resized on disk by the FrameCache, so
+later epochs read uint8 arrays instead of decoding. A sample whose media cannot be read raises an
+error naming the sample and the file; nothing is replaced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from deepvideo_r1.config import VideoConfig
+from deepvideo_r1.data.sample import Sample
+from deepvideo_r1.models.adapter import ModelAdapter, PixelBudget
+from deepvideo_r1.models.batch import PromptInputs
+from deepvideo_r1.video import VideoDecodeError, load_image
+from deepvideo_r1.video.cache import FrameCache
+
+
+class SampleMediaError(RuntimeError):
+    """A sample's video or image could not be read; names the sample and the file."""
+
+
+@dataclass
+class SampleMedia:
+    """frames uint8 [F, H, W, 3] (or None), their times (s) and sampling rate; image uint8 [H, W, 3]."""
+
+    frames: np.ndarray | None
+    frame_times: list[float] | None
+    sample_fps: float | None
+    image: np.ndarray | None
+
+
+def pixel_budget(video: VideoConfig) -> PixelBudget:
+    """The adapter's per-frame pixel range from the video config (images share the video range)."""
+    return PixelBudget(
+        video_min_pixels=video.min_pixels,
+        video_max_pixels=video.max_pixels,
+        image_min_pixels=video.min_pixels,
+        image_max_pixels=video.max_pixels,
+    )
+
+
+class MediaLoader:
+    """`loader(sample) -> SampleMedia` with an on-disk frame cache; `factor` = patch·merge size."""
+
+    def __init__(self, video: VideoConfig, cache_dir: str | Path, factor: int = 28) -> None:
+        self.video = video
+        self.cache = FrameCache(cache_dir)
+        self.factor = factor
+
+    def __call__(self, sample: Sample) -> SampleMedia:
+        if len(sample.videos) > 1 or len(sample.images) > 1:
+            raise SampleMediaError(
+                f"sample {sample.id}: {len(sample.videos)} videos and {len(sample.images)} images; "
+                "one video and one image per sample are supported"
+            )
+        frames = times = fps = image = None
+        try:
+            if sample.videos:
+                frames, times, fps = self._video(sample)
+            if sample.images:
+                image = load_image(sample.images[0])
+        except (VideoDecodeError, FileNotFoundError, OSError) as e:
+            raise SampleMediaError(f"sample {sample.id}: {e}") from e
+        return SampleMedia(frames=frames, frame_times=times, sample_fps=fps, image=image)
+
+    def _video(self, sample: Sample) -> tuple[np.ndarray, list[float], float]:
+        ref, v = sample.videos[0], self.video
+        frames, info = self.cache.load_video(
+            ref.path,
+            num_frames=v.num_frames,
+            fps=v.fps if v.num_frames is None else None,
+            start=ref.start,
+            end=ref.end,
+            min_frames=v.min_frames,
+            max_frames=v.max_frames,
+            min_pixels=v.min_pixels,
+            max_pixels=v.max_pixels,
+            total_pixels=v.total_pixels,
+            factor=self.factor,
+        )
+        return frames, list(info.timestamps), float(info.sample_fps)
+
+
+def encode_sample(
+    adapter: ModelAdapter,
+    sample: Sample,
+    media: SampleMedia,
+    *,
+    hint: str | None = None,
+    frame_transform: Callable | None = None,
+) -> PromptInputs:
+    """One sample (+ optional hint text and frame transform) -> PromptInputs for the policy."""
+    return adapter.encode_prompt(
+        sample,
+        media.frames,
+        media.image,
+        hint=hint,
+        sample_fps=media.sample_fps,
+        frame_times=media.frame_times,
+        frame_transform=frame_transform if media.frames is not None else None,
+    )
