@@ -98,6 +98,8 @@ def test_yaml_errors_name_the_file(tmp_path):
     empty = tmp_path / "empty.yaml"
     empty.write_text("")
     assert load_config(empty) == TrainConfig()
+    empty.write_text("sft:\nalgo:\n  beta: 0.2\n")  # a section with no keys changes nothing
+    assert load_config(empty).sft == TrainConfig().sft
 
 
 def test_python_construction_validates_and_forbids_extras():

@@ -373,8 +373,8 @@ def _merge(model: type[BaseModel], base: dict, new: dict, source: str, prefix: s
         if key not in model.model_fields:
             raise ConfigError(f"{source}: {_unknown_key(model, str(key), dotted)}")
         sub = _section_type(model, key)
-        if sub is not None and isinstance(value, dict):
-            out[key] = _merge(sub, base.get(key) or {}, value, source, dotted + ".")
+        if sub is not None and (isinstance(value, dict) or value is None):  # `sft:` alone = no changes
+            out[key] = _merge(sub, base.get(key) or {}, value or {}, source, dotted + ".")
         else:
             out[key] = value
     return out
