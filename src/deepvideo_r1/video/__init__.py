@@ -1,6 +1,8 @@
 """Video decoding, frame sampling, Qwen-VL preprocessing and an on-disk frame cache (SPEC §4)."""
 
+from deepvideo_r1.video.cache import FrameCache
 from deepvideo_r1.video.decode import VideoInfo, load_image, load_video
+from deepvideo_r1.video.encode import write_video
 from deepvideo_r1.video.errors import VideoDecodeError, VideoNotFoundError
 from deepvideo_r1.video.qwen import (
     patchify,
@@ -13,6 +15,7 @@ from deepvideo_r1.video.qwen import (
 )
 
 __all__ = [
+    "FrameCache",
     "VideoDecodeError",
     "VideoInfo",
     "VideoNotFoundError",
@@ -25,4 +28,5 @@ __all__ = [
     "second_per_grid_ts",
     "smart_resize",
     "video_max_pixels",
+    "write_video",
 ]
