@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 # Saturated RGB colours on a black background; names double as answer options.
@@ -84,8 +84,6 @@ class SynthConfig:
     """Override of the preset's pixel noise std (on [0, 1] frames)."""
     crf: int = 10
     """x264 constant rate factor (0 = lossless, 51 = worst); low keeps colours crisp."""
-    extra: dict[str, Any] = field(default_factory=dict)
-    """Free-form notes stored with the config (part of the cache hash)."""
 
     @property
     def eval_count(self) -> int:
