@@ -204,6 +204,9 @@ class TrainerConfig(_Section):
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
     micro_batch_size: int = Field(8, ge=1, description="Completions per forward/backward; multiple of G.")
     grad_accumulation: int = Field(1, ge=1, description="Rollout batches accumulated per optimizer step.")
+    logprob_chunk_size: int = Field(
+        512, ge=1, description="Completion positions projected to the vocabulary at once (log-prob memory)."
+    )
     seed: int = Field(42, description="Seed of python, numpy and torch RNGs (offset by rank).")
     save_every: int = Field(100, ge=0, description="Checkpoint every N steps; 0 = only at the end.")
     keep_last: int = Field(2, ge=1, description="Complete checkpoints kept; older ones are deleted.")

@@ -5,10 +5,17 @@ Pure tensor/python code: imports no model, trainer, video or data module.
 
 from deepvideo_r1.algos.advantages import group_advantages, vanishing_groups, vanishing_ratio
 from deepvideo_r1.algos.difficulty import DifficultyController, DifficultyDecision
-from deepvideo_r1.algos.losses import POLICY_LOSSES, aggregate, policy_loss, register_policy_loss
+from deepvideo_r1.algos.losses import (
+    LOSS_ADVANTAGE_SCALE,
+    POLICY_LOSSES,
+    aggregate,
+    policy_loss,
+    register_policy_loss,
+)
 from deepvideo_r1.algos.reg_grpo import reg_grpo_loss
 
 __all__ = [
+    "LOSS_ADVANTAGE_SCALE",
     "POLICY_LOSSES",
     "DifficultyController",
     "DifficultyDecision",

@@ -27,16 +27,20 @@ PolicyLossFn = Callable[..., LossOutput]
 AggMode = Literal["seq_mean_token_mean", "token_mean", "seq_mean_token_sum_norm"]
 
 POLICY_LOSSES: dict[str, PolicyLossFn] = {}
+# The advantage scaling each loss is defined with (SPEC §2.2 table): group, batch or none.
+LOSS_ADVANTAGE_SCALE: dict[str, str] = {}
 _LOG_RATIO_CLAMP = 20.0
 
 
-def register_policy_loss(name: str) -> Callable[[PolicyLossFn], PolicyLossFn]:
-    """Decorator: register ``fn`` under ``name`` in POLICY_LOSSES (names are unique)."""
+def register_policy_loss(name: str, advantage_scale: str = "group") -> Callable[[PolicyLossFn], PolicyLossFn]:
+    """Decorator: register ``fn`` under ``name`` in POLICY_LOSSES (names are unique), with the
+    advantage scaling (`group_advantages` scale) the loss is defined with."""
 
     def decorator(fn: PolicyLossFn) -> PolicyLossFn:
         if name in POLICY_LOSSES:
             raise ValueError(f"policy loss {name!r} is already registered")
         POLICY_LOSSES[name] = fn
+        LOSS_ADVANTAGE_SCALE[name] = advantage_scale
         return fn
 
     return decorator
@@ -231,7 +235,7 @@ def dapo_loss(
     )  # fmt: skip
 
 
-@register_policy_loss("dr_grpo")
+@register_policy_loss("dr_grpo", advantage_scale="none")
 def dr_grpo_loss(
     logps: Tensor,
     old_logps: Tensor,

@@ -1,0 +1,163 @@
+"""Everything one RL run holds, built once: policy, optimizer, schedule, rollout, controller, data.
+
+Only `training/` knows accelerate. The PolicyModule is prepared by accelerate (DDP / FSDP /
+DeepSpeed); rollout uses the unwrapped model. The scheduler is stepped by us once per optimizer
+step (accelerate's wrapper would step it once per process).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from accelerate import Accelerator
+from torch import nn
+
+from deepvideo_r1.algos import LOSS_ADVANTAGE_SCALE, DifficultyController
+from deepvideo_r1.augment import HintBank
+from deepvideo_r1.config import TrainConfig
+from deepvideo_r1.data.sample import Sample
+from deepvideo_r1.models.adapter import ModelAdapter
+from deepvideo_r1.models.reference import ReferencePolicy, build_reference
+from deepvideo_r1.models.trainable import LoraOptions, prepare_trainable
+from deepvideo_r1.rollout import HFRolloutEngine, RolloutEngine, SamplingOptions
+from deepvideo_r1.training.media import MediaLoader
+from deepvideo_r1.training.policy import PolicyModule
+from deepvideo_r1.training.sampler import PromptSampler
+
+
+@dataclass
+class RunContext:
+    """The state of an RL run (see module docstring). `policy` is the accelerate-wrapped module."""
+
+    cfg: TrainConfig
+    accelerator: Accelerator
+    policy: nn.Module
+    adapter: ModelAdapter
+    engine: RolloutEngine
+    reference: ReferencePolicy | None
+    dataset: list[Sample]
+    media: MediaLoader
+    sampler: PromptSampler
+    controller: DifficultyController
+    hints: HintBank
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    trainable_parameters: list[nn.Parameter]
+    advantage_scale: str
+
+    @property
+    def model(self) -> nn.Module:
+        """The unwrapped policy model (peft model under LoRA)."""
+        return self.accelerator.unwrap_model(self.policy).model
+
+    def reduce_metrics(self, metrics: dict[str, float]) -> dict[str, float]:
+        """Mean of every metric over ranks (one collective call; keys are identical on all ranks)."""
+        if self.accelerator.num_processes == 1:
+            return dict(metrics)
+        keys = sorted(metrics)
+        values = torch.tensor([float(metrics[k]) for k in keys], device=self.accelerator.device)
+        reduced = self.accelerator.reduce(values, reduction="mean").cpu().tolist()
+        return dict(zip(keys, reduced, strict=True))
+
+
+def lr_lambda(warmup: int, total: int, schedule: str):
+    """Multiplier of the peak lr: linear warmup over `warmup` steps, then constant or cosine to 0."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if schedule == "constant":
+            return 1.0
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def make_optimizer(
+    params: list[nn.Parameter], lr: float, weight_decay: float, warmup: int, total: int, schedule: str
+):
+    """AdamW + LambdaLR (warmup, then constant or cosine)."""
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(warmup, total, schedule))
+    return optimizer, scheduler
+
+
+def trainable_model(model: nn.Module, cfg: TrainConfig) -> nn.Module:
+    """requires_grad per config (frozen vision by default), LoRA, gradient checkpointing."""
+    m = cfg.model
+    lora = (
+        LoraOptions(
+            r=m.lora.r, alpha=m.lora.alpha, dropout=m.lora.dropout, target_modules=list(m.lora.target_modules)
+        )
+        if m.lora.enabled
+        else None
+    )
+    return prepare_trainable(model, m.train_vision, lora, m.gradient_checkpointing)
+
+
+def build_controller(cfg: TrainConfig) -> DifficultyController:
+    d = cfg.difficulty
+    return DifficultyController(
+        window=d.window,
+        reference=d.reference,
+        threshold=d.threshold,
+        levels=d.levels,
+        kinds=d.kinds,
+        trigger=d.trigger,
+        timing=d.timing,
+        window_unit=d.window_unit,
+    )
+
+
+def dataset_hints(dataset: list[Sample]) -> HintBank:
+    """A HintBank holding every reasoning trace the dataset ships."""
+    bank = HintBank()
+    for sample in dataset:
+        if sample.reasoning:
+            bank.add(sample.id, sample.reasoning, "dataset")
+    return bank
+
+
+def build_context(
+    cfg: TrainConfig,
+    accelerator: Accelerator,
+    model: nn.Module,
+    adapter: ModelAdapter,
+    dataset: list[Sample],
+    media: MediaLoader,
+) -> RunContext:
+    """Wire a loaded model and dataset into a RunContext ready for `rl_step`."""
+    model = trainable_model(model, cfg)
+    reference = build_reference(model, cfg.algo.beta)
+    params = [p for p in model.parameters() if p.requires_grad]
+    t = cfg.train
+    optimizer, scheduler = make_optimizer(
+        params, t.lr, t.weight_decay, t.warmup_steps, t.max_steps * cfg.algo.num_iterations, t.schedule
+    )
+    policy = PolicyModule(model, chunk_size=cfg.train.logprob_chunk_size, temperature=cfg.rollout.temperature)
+    policy, optimizer = accelerator.prepare(policy, optimizer)
+    r = cfg.rollout
+    sampling = SamplingOptions(
+        max_new_tokens=r.max_new_tokens, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k or 0
+    )
+    engine = HFRolloutEngine(accelerator.unwrap_model(policy).model, adapter, sampling)
+    return RunContext(
+        cfg=cfg,
+        accelerator=accelerator,
+        policy=policy,
+        adapter=adapter,
+        engine=engine,
+        reference=reference,
+        dataset=dataset,
+        media=media,
+        sampler=PromptSampler(len(dataset), seed=t.seed),
+        controller=build_controller(cfg),
+        hints=dataset_hints(dataset),
+        optimizer=optimizer,
+        scheduler=scheduler,
+        trainable_parameters=params,
+        advantage_scale=cfg.algo.advantage_scale or LOSS_ADVANTAGE_SCALE[cfg.algo.loss],
+    )

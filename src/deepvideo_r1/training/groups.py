@@ -1,0 +1,133 @@
+"""Rolled-out groups: the typed container between rollout, rewards, difficulty and the update.
+
+Shapes: N groups (prompts), G completions each, B = N·G rows group by group, T completion tokens.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from deepvideo_r1.data.sample import Sample
+from deepvideo_r1.models.adapter import ModelAdapter
+from deepvideo_r1.models.batch import PromptInputs, SequenceBatch, join_completions
+from deepvideo_r1.rewards import RewardBreakdown, compute_rewards
+from deepvideo_r1.rollout import RolloutEngine
+from deepvideo_r1.training.augmentation import Augmentation
+
+
+@dataclass
+class Groups:
+    """N prompts with G completions each. completion_ids/mask [B, T]; rewards.total [B];
+    augmentations [N] (how each prompt was built); rollout_s: seconds spent generating."""
+
+    samples: list[Sample]
+    prompts: list[PromptInputs]
+    augmentations: list[Augmentation]
+    completion_ids: torch.Tensor
+    completion_mask: torch.Tensor
+    texts: list[str]
+    rewards: RewardBreakdown
+    group_size: int
+    rollout_s: float = 0.0
+    reward_s: float = 0.0
+
+    @property
+    def num_groups(self) -> int:
+        return len(self.samples)
+
+    def rows(self, groups: Sequence[int]) -> torch.Tensor:
+        """Row indices [len(groups)·G] of the given groups."""
+        g = self.group_size
+        return torch.tensor([n * g + i for n in groups for i in range(g)], dtype=torch.long)
+
+
+def roll_out(
+    engine: RolloutEngine,
+    adapter: ModelAdapter,
+    samples: list[Sample],
+    prompts: list[PromptInputs],
+    augmentations: list[Augmentation],
+    group_size: int,
+    reward_weights: dict[str, float],
+    seed: int,
+) -> Groups:
+    """Generate G completions per prompt (one batched call) and score them."""
+    out = engine.generate(adapter.collate(prompts), group_size, seed=seed)
+    repeated = [s for s in samples for _ in range(group_size)]
+    start = time.perf_counter()
+    rewards = compute_rewards(out.texts, repeated, reward_weights)
+    return Groups(
+        samples=samples,
+        prompts=prompts,
+        augmentations=augmentations,
+        completion_ids=out.completion_ids.cpu(),
+        completion_mask=out.completion_mask.cpu(),
+        texts=out.texts,
+        rewards=rewards,
+        group_size=group_size,
+        rollout_s=out.timing.get("rollout/total_s", 0.0),
+        reward_s=time.perf_counter() - start,
+    )
+
+
+def _pad_to(x: torch.Tensor, width: int, value: int) -> torch.Tensor:
+    return F.pad(x, (0, width - x.shape[1]), value=value)
+
+
+def _cat_rows(a: torch.Tensor, b: torch.Tensor, value: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(a.shape[1], b.shape[1])
+    return _pad_to(a, width, value), _pad_to(b, width, value)
+
+
+def replace_groups(groups: Groups, which: Sequence[int], new: Groups, pad_id: int) -> Groups:
+    """`groups` with group which[k] replaced by group k of `new` (same G)."""
+    ids, new_ids = _cat_rows(groups.completion_ids, new.completion_ids, pad_id)
+    mask, new_mask = _cat_rows(groups.completion_mask, new.completion_mask, 0)
+    texts, total = list(groups.texts), groups.rewards.total.clone()
+    components = {k: v.clone() for k, v in groups.rewards.components.items()}
+    samples, prompts, augs = list(groups.samples), list(groups.prompts), list(groups.augmentations)
+    for k, n in enumerate(which):
+        dst, src = groups.rows([n]), new.rows([k])
+        ids[dst], mask[dst], total[dst] = new_ids[src], new_mask[src], new.rewards.total[src]
+        for name in components:
+            components[name][dst] = new.rewards.components[name][src]
+        for d, s in zip(dst.tolist(), src.tolist(), strict=True):
+            texts[d] = new.texts[s]
+        samples[n], prompts[n], augs[n] = new.samples[k], new.prompts[k], new.augmentations[k]
+    return Groups(
+        samples=samples,
+        prompts=prompts,
+        augmentations=augs,
+        completion_ids=ids,
+        completion_mask=mask,
+        texts=texts,
+        rewards=RewardBreakdown(total=total, components=components),
+        group_size=groups.group_size,
+        rollout_s=groups.rollout_s + new.rollout_s,
+        reward_s=groups.reward_s + new.reward_s,
+    )
+
+
+def micro_batches(
+    groups: Groups, groups_per_micro: int, adapter: ModelAdapter
+) -> list[tuple[list[int], SequenceBatch]]:
+    """Split into micro-batches of whole groups: (group indices, SequenceBatch [b, L+T])."""
+    out = []
+    for start in range(0, groups.num_groups, groups_per_micro):
+        which = list(range(start, min(start + groups_per_micro, groups.num_groups)))
+        rows = groups.rows(which)
+        mask = groups.completion_mask[rows]
+        width = max(int(mask.sum(dim=1).max()), 1)  # drop columns that are padding in every row
+        batch = join_completions(
+            adapter.collate([groups.prompts[n] for n in which]),
+            groups.completion_ids[rows][:, :width],
+            mask[:, :width],
+            groups.group_size,
+        )
+        out.append((which, batch))
+    return out

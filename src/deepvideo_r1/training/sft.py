@@ -1,0 +1,79 @@
+"""Supervised warm start: cross-entropy on "<think>steps</think><answer>X</answer>" targets.
+
+The target comes from the sample's reasoning trace and gold answer (data.prompts.build_target_text);
+samples without a gold answer are left out of this stage (and counted).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from accelerate import Accelerator
+from torch import nn
+
+from deepvideo_r1.config import SftConfig
+from deepvideo_r1.data.prompts import build_target_text
+from deepvideo_r1.data.sample import Sample
+from deepvideo_r1.models.adapter import ModelAdapter
+from deepvideo_r1.training.context import make_optimizer
+from deepvideo_r1.training.media import MediaLoader, encode_sample
+from deepvideo_r1.training.metrics import TrainProgress
+from deepvideo_r1.training.policy import PolicyModule
+from deepvideo_r1.training.sampler import PromptSampler
+
+logger = logging.getLogger(__name__)
+
+
+def sft_pairs(samples: list[Sample]) -> list[tuple[Sample, str]]:
+    """(sample, target text) for every sample that has a gold answer."""
+    pairs = [(s, t) for s in samples if (t := build_target_text(s)) is not None]
+    if not pairs:
+        raise ValueError("supervised warm start: no sample has a gold answer to train on")
+    if len(pairs) < len(samples):
+        logger.info(
+            "SFT: %d of %d samples have no gold answer and are left out",
+            len(samples) - len(pairs),
+            len(samples),
+        )
+    return pairs
+
+
+def run_sft(
+    model: nn.Module,
+    adapter: ModelAdapter,
+    samples: list[Sample],
+    media: MediaLoader,
+    cfg: SftConfig,
+    accelerator: Accelerator,
+    *,
+    seed: int,
+    max_grad_norm: float = 1.0,
+) -> list[float]:
+    """`cfg.steps` AdamW steps of cross-entropy on completion tokens; returns the loss per step.
+
+    Trains `model` in place (its requires_grad flags decide what trains).
+    """
+    pairs = sft_pairs(samples)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer, scheduler = make_optimizer(params, cfg.lr, 0.0, cfg.warmup_steps, cfg.steps, "constant")
+    policy, optimizer = accelerator.prepare(PolicyModule(model), optimizer)
+    sampler = PromptSampler(len(pairs), seed=seed)
+    losses = []
+    with TrainProgress(
+        cfg.steps, enabled=accelerator.is_main_process, log_every=50, keys=("sft/loss",)
+    ) as bar:
+        for step in range(1, cfg.steps + 1):
+            idx = sampler.next_batch(cfg.batch_size, accelerator.process_index, accelerator.num_processes)
+            prompts = [encode_sample(adapter, pairs[i][0], media(pairs[i][0])) for i in idx]
+            targets = [adapter.encode_completion(pairs[i][1]) for i in idx]
+            batch = adapter.sft_batch(prompts, targets).to(accelerator.device)
+            loss = policy(batch, sft=True)
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(params, max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            value = float(accelerator.reduce(loss.detach(), reduction="mean"))
+            losses.append(value)
+            bar.update(step, {"sft/loss": value})
+    return losses

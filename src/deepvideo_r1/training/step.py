@@ -1,0 +1,247 @@
+"""One RL step of DeepVideo-R1, in the order of the algorithm (SPEC §2, issue 5):
+
+draw prompts -> roll out G completions -> rewards -> difficulty decision per group ->
+(same_step) roll out again on augmented inputs -> group advantages -> old / reference log-probs
+-> num_iterations updates over micro-batches of whole groups -> metrics.
+
+Everything here is orchestration: the math lives in `deepvideo_r1.algos` and is called by name.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+
+import torch
+
+from deepvideo_r1.algos import (
+    POLICY_LOSSES,
+    DifficultyDecision,
+    group_advantages,
+    policy_loss,
+    vanishing_ratio,
+)
+from deepvideo_r1.config import AlgoConfig
+from deepvideo_r1.training.augmentation import Augmentation, plan_augmentation
+from deepvideo_r1.training.context import RunContext
+from deepvideo_r1.training.groups import Groups, micro_batches, replace_groups, roll_out
+from deepvideo_r1.training.hints import generate_self_traces
+from deepvideo_r1.training.media import encode_sample
+
+
+@dataclass
+class StepOutput:
+    """Per-step metrics (python floats, already reduced over ranks) and the seconds by phase."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def step_seed(base: int, step: int, rank: int, phase: int) -> int:
+    """A distinct, reproducible seed per (run seed, step, rank, phase) — resume draws the same."""
+    return (base * 1_000_003 + step * 1_009 + rank * 101 + phase) % (2**31 - 1)
+
+
+def loss_options(name: str, algo: AlgoConfig, max_new_tokens: int) -> dict:
+    """The config values the chosen loss accepts (by its signature); None means the loss default."""
+    values = {
+        "epsilon": algo.epsilon,
+        "std_eps": algo.std_eps,
+        "ratio_normalization": algo.ratio_normalization,
+        "length_normalize": algo.length_normalize,
+        "clip_low": algo.clip_low,
+        "clip_high": algo.clip_high,
+        "max_completion_length": max_new_tokens,
+    }
+    accepted = inspect.signature(POLICY_LOSSES[name]).parameters
+    return {k: v for k, v in values.items() if k in accepted and v is not None}
+
+
+def build_groups(ctx: RunContext, indices: list[int], augs: list[Augmentation], seed: int) -> Groups:
+    """Encode the prompts of `indices` (with their augmentations) and roll out G completions each."""
+    samples = [ctx.dataset[i] for i in indices]
+    prompts = [
+        encode_sample(ctx.adapter, s, ctx.media(s), hint=a.hint, frame_transform=a.frame_transform)
+        for s, a in zip(samples, augs, strict=True)
+    ]
+    r = ctx.cfg.rollout
+    return roll_out(
+        ctx.engine, ctx.adapter, samples, prompts, augs, r.group_size, ctx.cfg.algo.reward_weights, seed
+    )
+
+
+def assess_groups(ctx: RunContext, groups: Groups, indices: list[int]) -> list[DifficultyDecision]:
+    """Run the controller over the groups of every rank in one global order; return this rank's.
+
+    All ranks gather the same [N·world, G] rewards and update identical controllers.
+    """
+    g = groups.group_size
+    rewards = groups.rewards.total.view(-1, g).to(ctx.accelerator.device)
+    ids = torch.tensor(indices, device=ctx.accelerator.device)
+    all_rewards = ctx.accelerator.gather(rewards).cpu()
+    all_ids = ctx.accelerator.gather(ids).cpu().tolist()
+    decisions = [
+        ctx.controller.assess(row, sample_id=ctx.dataset[i].id)
+        for row, i in zip(all_rewards, all_ids, strict=True)
+    ]
+    ctx.controller.end_step()
+    n, rank = len(indices), ctx.accelerator.process_index
+    return decisions[rank * n : (rank + 1) * n]
+
+
+def plan_all(
+    ctx: RunContext, indices: list[int], decisions: list, step: int, phase: int
+) -> list[Augmentation]:
+    """Augmentations for these decisions; fetch self-generated traces first where guidance needs one."""
+    cfg = ctx.cfg.difficulty
+    needing = [ctx.dataset[i] for i, d in zip(indices, decisions, strict=True) if d and d.kind == "decrease"]
+    if needing:
+        seed = step_seed(ctx.cfg.train.seed, step, ctx.accelerator.process_index, phase + 10)
+        generate_self_traces(
+            needing, ctx.media, ctx.adapter, ctx.engine, ctx.hints, cfg.self_hint_samples, seed
+        )
+    return [
+        plan_augmentation(
+            d, ctx.dataset[i], ctx.hints, cfg, seed=step_seed(ctx.cfg.train.seed, step, i, phase)
+        )
+        for i, d in zip(indices, decisions, strict=True)
+    ]
+
+
+def collect_groups(ctx: RunContext, step: int) -> tuple[Groups, dict[str, float]]:
+    """Draw, roll out, assess and (same_step) re-roll augmented groups; returns the groups to train on."""
+    world, rank = ctx.accelerator.num_processes, ctx.accelerator.process_index
+    cfg, seed = ctx.cfg, ctx.cfg.train.seed
+    n = cfg.rollout.prompts_per_step * cfg.train.grad_accumulation
+    indices = ctx.sampler.next_batch(n, rank, world)
+    next_visit = cfg.difficulty.enabled and cfg.difficulty.timing == "next_visit"
+    pending = [ctx.controller.pop_pending(ctx.dataset[i].id) if next_visit else None for i in indices]
+    groups = build_groups(
+        ctx, indices, plan_all(ctx, indices, pending, step, 0), step_seed(seed, step, rank, 0)
+    )
+    stats = {"adv/vanishing_ratio_before": vanishing_ratio(groups.rewards.total, groups.group_size)}
+    if cfg.difficulty.enabled:
+        decisions = assess_groups(ctx, groups, indices)
+        if cfg.difficulty.timing == "same_step":
+            which = [k for k, d in enumerate(decisions) if d.kind != "none"]
+            augs = plan_all(ctx, [indices[k] for k in which], [decisions[k] for k in which], step, 1)
+            applied = [(k, a) for k, a in zip(which, augs, strict=True) if a.kind != "none"]
+            if applied:
+                redo = build_groups(
+                    ctx,
+                    [indices[k] for k, _ in applied],
+                    [a for _, a in applied],
+                    step_seed(seed, step, rank, 1),
+                )
+                groups = replace_groups(groups, [k for k, _ in applied], redo, ctx.adapter.pad_id)
+            stats["difficulty/unapplied"] = float(sum(bool(a.unapplied) for a in augs))
+        stats["difficulty/level_mean"] = _mean([d.level for d in decisions if d.kind != "none"])
+    stats["adv/vanishing_ratio_after"] = vanishing_ratio(groups.rewards.total, groups.group_size)
+    return groups, stats
+
+
+def _mean(values: list[float]) -> float:
+    return float(sum(values) / len(values)) if values else 0.0
+
+
+@torch.no_grad()
+def fixed_logprobs(ctx: RunContext, batches: list) -> tuple[list, list]:
+    """Old log-probs (only when num_iterations > 1; else the current ones, detached) and reference ones."""
+    old = [None] * len(batches)
+    if ctx.cfg.algo.num_iterations > 1:
+        old = [ctx.policy(b).logps for _, b in batches]
+    ref = [
+        ctx.reference.logprobs(b, temperature=ctx.cfg.rollout.temperature) if ctx.reference else None
+        for _, b in batches
+    ]
+    return old, ref
+
+
+def update_policy(ctx: RunContext, groups: Groups, advantages: torch.Tensor) -> dict[str, float]:
+    """num_iterations optimizer steps over micro-batches of whole groups; returns update metrics."""
+    cfg, acc = ctx.cfg, ctx.accelerator
+    g = groups.group_size
+    batches = [
+        (w, b.to(acc.device)) for w, b in micro_batches(groups, cfg.train.micro_batch_size // g, ctx.adapter)
+    ]
+    t0 = time.perf_counter()
+    old, ref = fixed_logprobs(ctx, batches)
+    logprob_s = time.perf_counter() - t0
+    options = loss_options(cfg.algo.loss, cfg.algo, cfg.rollout.max_new_tokens)
+    sums: dict[str, float] = {}
+    for _ in range(cfg.algo.num_iterations):
+        for j, (which, batch) in enumerate(batches):
+            sync = j == len(batches) - 1
+            with nullcontext() if sync else acc.no_sync(ctx.policy):
+                out = ctx.policy(batch)
+                logps = out.logps
+                adv = advantages[groups.rows(which)].to(logps.device)
+                old_logps = old[j] if old[j] is not None else logps.detach()
+                loss, metrics = policy_loss(
+                    cfg.algo.loss,
+                    logps,
+                    old_logps,
+                    adv,
+                    batch.completion_mask,
+                    g,
+                    ref_logps=ref[j],
+                    beta=cfg.algo.beta,
+                    **options,
+                )
+                acc.backward(loss * len(which) / groups.num_groups)
+            metrics["perf/entropy"] = _masked_mean(out.entropy.detach(), batch.completion_mask)
+            for k, v in metrics.items():
+                sums[k] = sums.get(k, 0.0) + float(v) * len(which) / groups.num_groups
+        grad_norm = acc.clip_grad_norm_(ctx.trainable_parameters, cfg.train.max_grad_norm)
+        ctx.optimizer.step()
+        ctx.scheduler.step()
+        ctx.optimizer.zero_grad(set_to_none=True)
+    out_metrics = {k: v / cfg.algo.num_iterations for k, v in sums.items()}
+    out_metrics["perf/grad_norm"] = float(grad_norm)
+    out_metrics["perf/logprob_s"] = logprob_s
+    return out_metrics
+
+
+def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    m = mask.to(x.dtype)
+    return (x * m).sum() / m.sum().clamp_min(1.0)
+
+
+def rollout_metrics(groups: Groups) -> dict[str, float]:
+    """Reward components, accuracy / format rates, completion length, augmentation counts."""
+    comps = groups.rewards.components
+    out = {"reward/mean": float(groups.rewards.total.mean())}
+    out |= {f"reward/{k}": float(v.mean()) for k, v in comps.items()}
+    if "accuracy" in comps:
+        out["reward/accuracy_rate"] = float((comps["accuracy"] >= 1.0).float().mean())
+    if "format" in comps:
+        out["reward/format_rate"] = float((comps["format"] >= 1.0).float().mean())
+    out["perf/completion_len"] = float(groups.completion_mask.sum(dim=1).float().mean())
+    kinds = [a.kind for a in groups.augmentations]
+    for kind in ("increase", "decrease"):
+        out[f"augment/{kind}"] = float(kinds.count(kind))
+        levels = [a.level for a in groups.augmentations if a.kind == kind]
+        out[f"augment/{kind}_level_mean"] = _mean(levels)
+    return out
+
+
+def rl_step(ctx: RunContext, step: int) -> StepOutput:
+    """One full step; returns metrics averaged over ranks."""
+    t0 = time.perf_counter()
+    groups, stats = collect_groups(ctx, step)
+    t1 = time.perf_counter()
+    advantages = group_advantages(
+        groups.rewards.total, groups.group_size, scale=ctx.advantage_scale, eps=ctx.cfg.algo.adv_eps
+    )
+    update = update_policy(ctx, groups, advantages)
+    t2 = time.perf_counter()
+    metrics = {**rollout_metrics(groups), **stats, **update}
+    metrics |= {"adv/abs_mean": float(advantages.abs().mean())}
+    metrics |= {"perf/rollout_s": groups.rollout_s, "perf/reward_s": groups.reward_s}
+    metrics |= {"perf/collect_s": t1 - t0, "perf/update_s": t2 - t1}
+    metrics |= {"perf/lr": float(ctx.scheduler.get_last_lr()[0])}
+    metrics = ctx.reduce_metrics(metrics)
+    if ctx.cfg.difficulty.enabled:
+        metrics |= ctx.controller.metrics(reset=True)  # identical on every rank: not averaged
+    return StepOutput(metrics=metrics)

@@ -1,0 +1,103 @@
+"""The RL loop: steps, logging, atomic checkpoints and exact resume."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from accelerate.utils import gather_object
+
+from deepvideo_r1.models.trainable import is_lora
+from deepvideo_r1.training.checkpoint import (
+    capture_rng_state,
+    find_latest_checkpoint,
+    load_checkpoint,
+    model_state_for_saving,
+    save_checkpoint,
+)
+from deepvideo_r1.training.context import RunContext
+from deepvideo_r1.training.metrics import MetricsLogger, TrainProgress
+from deepvideo_r1.training.step import rl_step
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoints"
+
+
+def trainer_state(ctx: RunContext) -> dict:
+    """The JSON part of a checkpoint: controller buffer, hint bank, data position."""
+    return {
+        "controller": ctx.controller.state_dict(),
+        "hints": ctx.hints.state_dict(),
+        "sampler": ctx.sampler.state_dict(),
+    }
+
+
+def save(ctx: RunContext, step: int) -> Path | None:
+    """Checkpoint on the main process (every rank contributes its RNG state)."""
+    acc = ctx.accelerator
+    rng = gather_object([capture_rng_state()]) if acc.num_processes > 1 else [capture_rng_state()]
+    path = None
+    if acc.is_main_process:
+        lora = is_lora(ctx.model)
+        path = save_checkpoint(
+            Path(ctx.cfg.train.output_dir) / CHECKPOINT_DIR,
+            step,
+            model_state=model_state_for_saving(ctx.model, adapters_only=lora),
+            adapters_only=lora,
+            optimizer=ctx.optimizer.optimizer if hasattr(ctx.optimizer, "optimizer") else ctx.optimizer,
+            scheduler=ctx.scheduler,
+            rng_states=rng,
+            trainer_state=trainer_state(ctx),
+            config=ctx.cfg,
+            keep_last=ctx.cfg.train.keep_last,
+        )
+        logger.info("saved %s", path)
+    acc.wait_for_everyone()
+    return path
+
+
+def resume_point(ctx: RunContext) -> Path | None:
+    """The checkpoint `train.resume` names: auto = newest complete one, none, or a path."""
+    resume = ctx.cfg.train.resume
+    if resume == "none":
+        return None
+    if resume == "auto":
+        return find_latest_checkpoint(Path(ctx.cfg.train.output_dir) / CHECKPOINT_DIR)
+    return Path(resume)
+
+
+def restore(ctx: RunContext, path: Path) -> int:
+    """Load a checkpoint into the context; returns its step."""
+    opt = ctx.optimizer.optimizer if hasattr(ctx.optimizer, "optimizer") else ctx.optimizer
+    state = load_checkpoint(path, ctx.model, opt, ctx.scheduler, rank=ctx.accelerator.process_index)
+    ctx.controller.load_state_dict(state["controller"])
+    ctx.hints.load_state_dict(state["hints"])
+    ctx.sampler.load_state_dict(state["sampler"])
+    logger.info("resumed from %s (step %d)", path, state["step"])
+    return int(state["step"])
+
+
+def train_loop(ctx: RunContext, on_step: Callable[[int, dict], None] | None = None) -> dict[str, float]:
+    """Run steps until train.max_steps, resuming if asked; returns the last step's metrics."""
+    t, acc = ctx.cfg.train, ctx.accelerator
+    checkpoint = resume_point(ctx)
+    start = restore(ctx, checkpoint) if checkpoint is not None else 0
+    metrics: dict[str, float] = {}
+    log = MetricsLogger(
+        t.output_dir, enabled=acc.is_main_process, tensorboard=t.tensorboard, resume_step=start
+    )
+    with (
+        log,
+        TrainProgress(t.max_steps, initial=start, enabled=acc.is_main_process, log_every=t.log_every) as bar,
+    ):
+        for step in range(start + 1, t.max_steps + 1):
+            metrics = rl_step(ctx, step).metrics
+            log.log(step, metrics)
+            bar.update(step, metrics)
+            if on_step is not None:
+                on_step(step, metrics)
+            if (t.save_every and step % t.save_every == 0) or step == t.max_steps:
+                save(ctx, step)
+    return metrics
