@@ -186,6 +186,14 @@ class SequenceBatch:
     completion_mask: torch.Tensor
     prompt_length: int
 
+    def to(self, device: torch.device | str) -> SequenceBatch:
+        """A copy with every tensor (and the prompts') moved to `device`."""
+        moved = {
+            f.name: v.to(device) if isinstance(v := getattr(self, f.name), (torch.Tensor, PromptBatch)) else v
+            for f in fields(self)
+        }
+        return SequenceBatch(**moved)
+
 
 def join_completions(
     prompts: PromptBatch, completion_ids: torch.Tensor, completion_mask: torch.Tensor, group_size: int
