@@ -73,7 +73,7 @@ def chunked_token_logprobs(
     targets: torch.Tensor,
     mask: torch.Tensor,
     *,
-    chunk_size: int = 512,
+    chunk_size: int = 128,
     temperature: float = 1.0,
 ) -> LogProbResult:
     """hidden [B, T, H], targets/mask [B, T] -> LogProbResult; only masked-in positions are
@@ -98,7 +98,7 @@ def chunked_token_logprobs(
 
 
 def completion_logprobs(
-    model: nn.Module, batch: SequenceBatch, *, chunk_size: int = 512, temperature: float = 1.0
+    model: nn.Module, batch: SequenceBatch, *, chunk_size: int = 128, temperature: float = 1.0
 ) -> LogProbResult:
     """Per-token log-probs and entropies of `batch.completion_ids` under `model`: [B, T] each.
 

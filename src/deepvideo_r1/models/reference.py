@@ -33,7 +33,7 @@ class ReferencePolicy:
 
     @torch.no_grad()
     def logprobs(
-        self, batch: SequenceBatch, *, chunk_size: int = 512, temperature: float = 1.0
+        self, batch: SequenceBatch, *, chunk_size: int = 128, temperature: float = 1.0
     ) -> torch.Tensor:
         """Per-token reference log-probs [B, T] (0 where completion_mask is 0)."""
         if self.shares_weights:

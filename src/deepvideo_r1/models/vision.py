@@ -11,6 +11,7 @@ positions from input_ids + mm_token_type_ids + grids, exactly as with raw pixels
 from __future__ import annotations
 
 import copy
+import time
 from typing import Any
 
 import torch
@@ -73,26 +74,35 @@ def shared_vision_outputs(model: nn.Module, batch: PromptBatch, group_size: int)
 
 
 class VisionCallCounter:
-    """Counts vision-tower forward calls and the items (videos/images) they encoded.
+    """Counts vision-tower forward calls, the items (videos/images) they encoded and their seconds.
 
-    Use as a context manager: `with VisionCallCounter(model) as c: ...; c.calls, c.items`.
+    Use as a context manager: `with VisionCallCounter(model) as c: ...; c.calls, c.items, c.seconds`.
     """
 
     def __init__(self, model: nn.Module) -> None:
         self.tower = vision_tower(model)
         self.calls = 0
         self.items = 0
-        self._handle = None
+        self.seconds = 0.0
+        self._started = 0.0
+        self._handles: list = []
 
-    def _hook(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+    def _before(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         grid = kwargs.get("grid_thw", args[1] if len(args) > 1 else None)
         self.calls += 1
         self.items += int(grid.shape[0]) if grid is not None else 0
+        self._started = time.perf_counter()
+
+    def _after(self, module: nn.Module, args: tuple, output: object) -> None:
+        self.seconds += time.perf_counter() - self._started
 
     def __enter__(self) -> VisionCallCounter:
-        self._handle = self.tower.register_forward_pre_hook(self._hook, with_kwargs=True)
+        self._handles = [
+            self.tower.register_forward_pre_hook(self._before, with_kwargs=True),
+            self.tower.register_forward_hook(self._after),
+        ]
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._handle is not None:
-            self._handle.remove()
+        for handle in self._handles:
+            handle.remove()

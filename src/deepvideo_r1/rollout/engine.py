@@ -30,7 +30,8 @@ class RolloutResult:
 
     completion_ids [B, T] (pad after the stop token); completion_mask [B, T] (1 up to and including
     the first stop token, 0 after it and on padding); texts: B decoded completions; prompt_index [B]
-    (= row // G); vision_items: videos+images the vision tower encoded; timing: seconds by phase.
+    (= row // G); vision_items: videos+images the vision tower encoded; timing: seconds by phase
+    (rollout/vision_s inside the vision tower, rollout/total_s the whole call).
     """
 
     completion_ids: torch.Tensor
