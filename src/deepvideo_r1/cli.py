@@ -107,5 +107,111 @@ def synth(
         typer.echo(f"{split}: " + ", ".join(f"{task}={k}" for task, k in counts.items()))
 
 
+@app.command("make-tiny-model")
+def make_tiny_model_cmd(
+    out: str = typer.Option(..., "--out", help="Output model directory."),
+    family: str = typer.Option("qwen2.5-vl", "--family", help="qwen2-vl | qwen2.5-vl | qwen3-vl"),
+    seed: int = typer.Option(0, "--seed", help="Weight-init seed; same seed gives the same files."),
+    text_hidden: int = typer.Option(128, "--text-hidden", help="Text hidden size."),
+    text_layers: int = typer.Option(4, "--text-layers", help="Text decoder layers."),
+    text_heads: int = typer.Option(4, "--text-heads", help="Text attention heads."),
+    vision_hidden: int = typer.Option(128, "--vision-hidden", help="Vision tower width."),
+    vision_depth: int = typer.Option(2, "--vision-depth", help="Vision tower blocks."),
+    vocab_size: int = typer.Option(1024, "--vocab-size", help="Target BPE vocabulary (before specials)."),
+) -> None:
+    """Write a random-init tiny Qwen-VL model and a locally trained tokenizer (loads with from_pretrained)."""
+    from deepvideo_r1.models import UnknownFamilyError, make_tiny_model
+
+    sizes = dict(text_hidden=text_hidden, text_layers=text_layers, text_heads=text_heads)
+    sizes |= dict(vision_hidden=vision_hidden, vision_depth=vision_depth, vocab_size=vocab_size)
+    try:
+        path = make_tiny_model(out, family=family, seed=seed, **sizes)
+    except UnknownFamilyError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"wrote {family} tiny model to {path}")
+
+
+def _run_config(config: str | None, overrides: list[str], flags: dict[str, object]):
+    """Defaults (the tiny CPU preset when no --config) -> YAML -> --set overrides -> flags."""
+    from deepvideo_r1.config import ConfigError, load_config
+    from deepvideo_r1.presets import TINY_CPU
+
+    sets = list(overrides) + [f"{k}={v}" for k, v in flags.items() if v is not None]
+    try:
+        return load_config(config or TINY_CPU, sets)
+    except ConfigError as e:
+        typer.echo(f"config error: {e}", err=True)
+        raise typer.Exit(2) from None
+
+
+_CONFIG = typer.Option(None, "--config", "-c", help="YAML config; default: the tiny CPU preset.")
+_SET = typer.Option([], "--set", help="Dotted override, e.g. --set algo.beta=0.04 (repeatable).")
+
+
+def _setup_logging() -> None:
+    import logging
+
+    from rich.logging import RichHandler
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(show_path=False)])
+
+
+@app.command("train")
+def train(
+    config: str | None = _CONFIG,
+    overrides: list[str] = _SET,
+    output_dir: str | None = typer.Option(None, "--output-dir", "-o", help="Run directory."),
+    max_steps: int | None = typer.Option(None, "--max-steps", help="RL steps."),
+    save_every: int | None = typer.Option(None, "--save-every", help="Checkpoint every N steps."),
+    seed: int | None = typer.Option(None, "--seed", help="Run seed."),
+    resume: str | None = typer.Option(None, "--resume", help="auto | none | a checkpoint path."),
+) -> None:
+    """SFT warm start (if sft.steps > 0), eval, Reg-GRPO with difficulty-aware augmentation, eval."""
+    from deepvideo_r1.training.pipeline import run_training
+
+    flags = {"train.output_dir": output_dir, "train.max_steps": max_steps, "train.save_every": save_every}
+    flags |= {"train.seed": seed, "train.resume": resume}
+    _setup_logging()
+    summary = run_training(_run_config(config, overrides, flags))
+    keys = ("eval_accuracy_before", "eval_accuracy_after", "steps", "world_size", "wall_seconds")
+    typer.echo(" ".join(f"{k}={summary[k]}" for k in keys))
+
+
+@app.command("sft")
+def sft(
+    config: str | None = _CONFIG,
+    overrides: list[str] = _SET,
+    output_dir: str | None = typer.Option(None, "--output-dir", "-o", help="Run directory."),
+) -> None:
+    """Supervised warm start only; writes <output-dir>/sft_model."""
+    from deepvideo_r1.training.pipeline import run_sft_only
+
+    _setup_logging()
+    path = run_sft_only(_run_config(config, overrides, {"train.output_dir": output_dir}))
+    typer.echo(f"wrote {path}")
+
+
+@app.command("eval")
+def eval_cmd(
+    model: str = typer.Option(..., "--model", help="Model directory (from_pretrained layout)."),
+    data: str = typer.Option(..., "--data", help="Evaluation file."),
+    fmt: str = typer.Option("auto", "--format", help="Data format (see inspect-data)."),
+    root: str | None = typer.Option(None, "--root", help="Media root."),
+    out: str = typer.Option("eval_out", "--out", help="Where predictions and the report go."),
+    config: str | None = _CONFIG,
+    overrides: list[str] = _SET,
+) -> None:
+    """Greedy decoding on a dataset: accuracy overall and per category; resumable predictions."""
+    import json
+
+    from deepvideo_r1.training.pipeline import run_eval_only
+
+    flags = {"model.path": model, "data.eval_file": data, "data.format": fmt, "data.root": root}
+    _setup_logging()
+    report = run_eval_only(_run_config(config, overrides, flags), out)
+    typer.echo(json.dumps(report.to_json(), indent=2))
+
+
 def main() -> None:
     app()

@@ -1,7 +1,7 @@
 """Typed run configuration: defaults -> YAML -> dotted CLI overrides -> validation.
 
 The Python defaults are the paper's real-run values (Qwen2.5-VL, G = 8, W = 100, beta = 0.1,
-16 frames at 252x252). The tiny CPU run lives in `configs/tiny_cpu.yaml`. Every section forbids
+16 frames at 252x252). The tiny CPU run lives in `presets/tiny_cpu.yaml`. Every section forbids
 unknown keys; `load_config` turns mistakes into a `ConfigError` that names the dotted path and the
 closest valid names. Math functions never take this object: callers pass the few values they need.
 """
@@ -204,6 +204,7 @@ class TrainerConfig(_Section):
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
     micro_batch_size: int = Field(8, ge=1, description="Completions per forward/backward; multiple of G.")
     grad_accumulation: int = Field(1, ge=1, description="Rollout batches accumulated per optimizer step.")
+    eval_batch_size: int = Field(16, ge=1, description="Prompts decoded at once during evaluation.")
     logprob_chunk_size: int = Field(
         512, ge=1, description="Completion positions projected to the vocabulary at once (log-prob memory)."
     )

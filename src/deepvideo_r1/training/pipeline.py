@@ -1,0 +1,232 @@
+"""Whole runs: data and model preparation, SFT warm start, eval before, RL, eval after, summary.
+
+With no model and no data in the config this is the embedded default (SPEC §6): the synthetic
+video tasks and the tiny Qwen2.5-VL are built into the run directory (and reused on later runs).
+Every stage is resumable: SFT writes `sft_model/` once, eval predictions are appended as they are
+made, and the RL loop resumes from its newest complete checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+
+from deepvideo_r1.config import TrainConfig, save_config
+from deepvideo_r1.data import load_samples
+from deepvideo_r1.data.sample import Sample
+from deepvideo_r1.models.adapter import ModelAdapter, load_policy
+from deepvideo_r1.models.trainable import is_lora
+from deepvideo_r1.training.context import build_context, trainable_model
+from deepvideo_r1.training.evaluate import EvalReport, evaluate
+from deepvideo_r1.training.media import MediaLoader, pixel_budget
+from deepvideo_r1.training.sft import run_sft
+from deepvideo_r1.training.trainer import train_loop
+
+logger = logging.getLogger(__name__)
+
+DONE_MARKER = "COMPLETE"
+
+
+@dataclass
+class RunData:
+    train: list[Sample]
+    eval: list[Sample]
+
+
+def _main_first(accelerator: Accelerator, fn):
+    """Run `fn` on the main process, then on the others after it (which then find its files)."""
+    result = fn() if accelerator.is_main_process else None
+    accelerator.wait_for_everyone()
+    return result if accelerator.is_main_process else fn()
+
+
+def prepare_data(cfg: TrainConfig, accelerator: Accelerator) -> RunData:
+    """Load the configured files, or generate (once) the synthetic dataset."""
+    d = cfg.data
+    if d.train_file is not None:
+        train = load_samples(d.train_file, format=d.format, root=d.root, on_error=d.on_error).samples
+        evals = (
+            load_samples(d.eval_file, format=d.format, root=d.root, on_error=d.on_error).samples
+            if d.eval_file
+            else []
+        )
+    else:
+        from deepvideo_r1.data.synth import generate_synthetic_dataset
+        from deepvideo_r1.data.synth_config import SynthConfig
+
+        s = d.synth
+        synth_cfg = SynthConfig(
+            n=s.n_train + s.n_eval,
+            n_eval=s.n_eval,
+            seed=s.seed,
+            difficulty=s.difficulty,
+            size=s.size,
+            num_frames=s.num_frames,
+            **({"tasks": tuple(s.tasks)} if s.tasks else {}),
+        )
+        out = Path(s.dir) if s.dir else Path(cfg.train.output_dir) / "synth"
+        result = _main_first(accelerator, lambda: generate_synthetic_dataset(out, synth_cfg))
+        train = load_samples(result.train_path, format="jsonl").samples
+        evals = load_samples(result.eval_path, format="jsonl").samples
+    if d.max_eval_samples is not None:
+        evals = evals[: d.max_eval_samples]
+    return RunData(train=train, eval=evals)
+
+
+def prepare_model_dir(cfg: TrainConfig, accelerator: Accelerator) -> Path:
+    """model.path, or the tiny preset built (once) into <output_dir>/tiny_model."""
+    if cfg.model.path is not None:
+        return Path(cfg.model.path)
+    from deepvideo_r1.models.tiny import make_tiny_model
+
+    out = Path(cfg.train.output_dir) / "tiny_model"
+
+    def build() -> Path:
+        if not (out / "config.json").exists():
+            make_tiny_model(out, family=cfg.model.family, seed=cfg.train.seed, **cfg.model.tiny_sizes)
+        return out
+
+    return _main_first(accelerator, build)
+
+
+def load_model(cfg: TrainConfig, path: Path, accelerator: Accelerator):
+    """(model, adapter) from a local directory, with dtype/attention from the config."""
+    dtype = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16}[cfg.model.dtype]
+    attn = None if cfg.model.attn_implementation == "auto" else cfg.model.attn_implementation
+    return load_policy(
+        path, device=accelerator.device, dtype=dtype, attn_implementation=attn, budget=pixel_budget(cfg.video)
+    )
+
+
+def media_loader(cfg: TrainConfig, adapter: ModelAdapter) -> MediaLoader:
+    cache = Path(cfg.video.cache_dir) if cfg.video.cache_dir else Path(cfg.train.output_dir) / "cache"
+    return MediaLoader(cfg.video, cache, factor=adapter.family.patch_size * adapter.family.merge_size)
+
+
+def save_model(model, adapter: ModelAdapter, out: Path, accelerator: Accelerator) -> Path:
+    """save_pretrained + tokenizer into `out` (LoRA merged), then a completion marker."""
+    if accelerator.is_main_process:
+        to_save = model.merge_and_unload() if is_lora(model) else model
+        to_save.save_pretrained(out)
+        adapter.tokenizer.save_pretrained(out)
+        (out / DONE_MARKER).write_text("ok")
+    accelerator.wait_for_everyone()
+    return out
+
+
+def sft_stage(cfg: TrainConfig, model_dir: Path, data: RunData, accelerator: Accelerator) -> Path:
+    """Supervised warm start into <output_dir>/sft_model (skipped when it is already complete)."""
+    out = Path(cfg.train.output_dir) / "sft_model"
+    if (out / DONE_MARKER).exists():
+        logger.info("SFT model found in %s; skipping the supervised stage", out)
+        return out
+    model, adapter = load_model(cfg, model_dir, accelerator)
+    model = trainable_model(model, cfg)
+    losses = run_sft(
+        model,
+        adapter,
+        data.train,
+        media_loader(cfg, adapter),
+        cfg.sft,
+        accelerator,
+        seed=cfg.train.seed,
+        max_grad_norm=cfg.train.max_grad_norm,
+    )
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "sft_losses.json").write_text(json.dumps(losses))
+    return save_model(model, adapter, out, accelerator)
+
+
+def eval_stage(
+    cfg: TrainConfig, model, adapter, data: RunData, name: str, accelerator: Accelerator
+) -> EvalReport | None:
+    if not data.eval:
+        return None
+    report = evaluate(
+        model,
+        adapter,
+        data.eval,
+        media_loader(cfg, adapter),
+        Path(cfg.train.output_dir) / name,
+        accelerator=accelerator,
+        batch_size=cfg.train.eval_batch_size,
+        max_new_tokens=cfg.rollout.max_new_tokens,
+    )
+    logger.info("%s: accuracy %.3f on %d samples", name, report.accuracy, report.n_labelled)
+    return report
+
+
+def run_training(cfg: TrainConfig) -> dict:
+    """The whole run; returns (and writes to <output_dir>/summary.json) the summary."""
+    start = time.time()
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    set_seed(cfg.train.seed)
+    out = Path(cfg.train.output_dir)
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out / "config.yaml")
+    data = prepare_data(cfg, accelerator)
+    model_dir = prepare_model_dir(cfg, accelerator)
+    if cfg.sft.steps > 0:
+        model_dir = sft_stage(cfg, model_dir, data, accelerator)
+    model, adapter = load_model(cfg, model_dir, accelerator)
+    before = eval_stage(cfg, model, adapter, data, "eval_before", accelerator)
+    ctx = build_context(cfg, accelerator, model, adapter, data.train, media_loader(cfg, adapter))
+    last = train_loop(ctx)
+    after = eval_stage(cfg, ctx.model, adapter, data, "eval_after", accelerator)
+    save_model(ctx.model, adapter, out / "final_model", accelerator)
+    summary = {
+        "eval_accuracy_before": before.accuracy if before else None,
+        "eval_accuracy_after": after.accuracy if after else None,
+        "eval_before": before.to_json() if before else None,
+        "eval_after": after.to_json() if after else None,
+        "steps": cfg.train.max_steps,
+        "world_size": accelerator.num_processes,
+        "wall_seconds": round(time.time() - start, 1),
+        "last_metrics": last,
+    }
+    if accelerator.is_main_process:
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        from deepvideo_r1.training.plots import plot_run
+
+        plot_run(out)
+    accelerator.wait_for_everyone()
+    return summary
+
+
+def run_sft_only(cfg: TrainConfig) -> Path:
+    """`deepvideo-r1 sft`: prepare data and model, run the supervised stage; returns sft_model/."""
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    set_seed(cfg.train.seed)
+    data = prepare_data(cfg, accelerator)
+    return sft_stage(cfg, prepare_model_dir(cfg, accelerator), data, accelerator)
+
+
+def run_eval_only(cfg: TrainConfig, out_dir: str | Path) -> EvalReport:
+    """`deepvideo-r1 eval`: greedy evaluation of model.path on data.eval_file into `out_dir`."""
+    if cfg.model.path is None or cfg.data.eval_file is None:
+        raise ValueError("eval needs model.path and data.eval_file")
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    d = cfg.data
+    samples = load_samples(d.eval_file, format=d.format, root=d.root, on_error=d.on_error).samples
+    if d.max_eval_samples is not None:
+        samples = samples[: d.max_eval_samples]
+    model, adapter = load_model(cfg, Path(cfg.model.path), accelerator)
+    return evaluate(
+        model,
+        adapter,
+        samples,
+        media_loader(cfg, adapter),
+        out_dir,
+        accelerator=accelerator,
+        batch_size=cfg.train.eval_batch_size,
+        max_new_tokens=cfg.rollout.max_new_tokens,
+    )
