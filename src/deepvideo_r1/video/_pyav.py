@@ -60,12 +60,14 @@ class StreamMeta:
         return float((pts - self.start_pts) * self.time_base)
 
 
-def video_stream(container: av.container.InputContainer, path: str) -> av.VideoStream:
-    """The first video stream, with automatic (frame + slice) decoder threading."""
+def video_stream(container: av.container.InputContainer, path: str, threads: int = 0) -> av.VideoStream:
+    """The first video stream; `threads` = 0: FFmpeg's automatic frame + slice threading, 1: one thread."""
     if not container.streams.video:
         raise VideoDecodeError(f"no video stream in {path}")
     stream = container.streams.video[0]
-    stream.thread_type = "AUTO"
+    if threads != 1:
+        stream.thread_type = "AUTO"
+        stream.thread_count = threads
     return stream
 
 
@@ -108,15 +110,32 @@ def packet_times(
     return sorted(times)
 
 
-def keyframe_before(probe: av.container.InputContainer, stream: av.VideoStream, pts: int) -> int | None:
-    """Pts of the keyframe the demuxer seeks to for `pts` (seek backward, read one packet), or None."""
+@dataclass(frozen=True)
+class PacketInfo:
+    """One coded frame as the demuxer reports it (no decoding): pts / dts in stream time base."""
+
+    pts: int | None
+    dts: int | None
+    key: bool
+
+
+def packet_index(
+    container: av.container.InputContainer, stream: av.VideoStream, path: str
+) -> list[PacketInfo]:
+    """Every non-empty video packet in decode order (one demux pass; ~17 ms for 60 s of 720p h264)."""
     try:
-        probe.seek(pts, stream=stream, backward=True, any_frame=False)
-        for packet in probe.demux(stream):
-            return packet.pts if packet.pts is not None else packet.dts
+        return [PacketInfo(p.pts, p.dts, p.is_keyframe) for p in container.demux(stream) if p.size]
+    except av.FFmpegError as e:
+        raise VideoDecodeError(f"demuxing failed in {path}: {e}") from e
+
+
+def seek(container: av.container.InputContainer, stream: av.VideoStream, pts: int) -> bool:
+    """Seek to the keyframe at or before `pts` (decoder buffers are flushed); False if it fails."""
+    try:
+        container.seek(pts, stream=stream, backward=True, any_frame=False)
     except av.FFmpegError:
-        return None
-    return None
+        return False
+    return True
 
 
 def to_rgb(frame: av.VideoFrame) -> np.ndarray:

@@ -1,17 +1,19 @@
 """Decode the frames a sample needs (SPEC §4): uniform by count or by fps, seeking per keyframe.
 
-Strategy: for each target time (ascending) a second "probe" container seeks to the target and reads
-one packet, which names the keyframe K the decoder would have to start from. If K is at or before
-the decoder's current position, decoding simply continues forward (same GOP, no re-seek); otherwise
-the decoder seeks to K. So only frames in [K, target] of each needed GOP are decoded. Streams that
-cannot seek (or whose seek lands after the target) are decoded sequentially from the start.
+Strategy: one demux pass (no decoding) lists every packet's pts, dts and keyframe flag; the
+nearest-frame picker runs on those times, so the frame each target gets is known before anything
+is decoded. Picks are grouped by the keyframe they must be decoded from; per group the decoder
+seeks to that keyframe, decodes up to the last pick with non-reference frames skipped, and is
+drained. Streams without usable timestamps or index are decoded sequentially from the start.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -131,48 +133,127 @@ def _decode_sequential(container, stream, meta, picker: _NearestPicker, path: st
     return decoded
 
 
-def _seek(container, stream, pts: int) -> bool:
+class _NoPlan(Exception):
+    """Packet timestamps cannot drive the seek plan (missing/duplicate pts, seek or decoder mismatch)."""
+
+
+def _plan_picks(packets: list[_pyav.PacketInfo], meta, picker: _NearestPicker) -> list[tuple[float, Any]]:
+    """Run the picker on packet times in presentation order: (time, pts) of the frame each target gets.
+
+    The picker sees exactly the times it would see from decoded frames, so the choice is the same.
+    """
+    pts_all = [p.pts for p in packets]
+    if None in pts_all or len(set(pts_all)) != len(pts_all):
+        raise _NoPlan
+    for pts in sorted(pts_all):
+        picker.feed(meta.to_seconds(pts), pts)
+        if picker.done:
+            break
+    picker.finish()
+    return picker.picks
+
+
+def _start_key(packets: list[_pyav.PacketInfo], i: int) -> int:
+    """Index of the keyframe decoding must start from for packet i: the latest keyframe at or before it
+    in decode order that is not shown after it (an open-GOP leading picture needs the previous one)."""
+    for j in range(i, -1, -1):
+        if packets[j].key and packets[j].pts <= packets[i].pts:
+            return j
+    raise _NoPlan  # the stream does not start with a keyframe
+
+
+def _runs(packets, index: dict[int, int], wanted: set[int]) -> list[tuple[int, int, set[int]]]:
+    """Decoding runs (start keyframe index, last needed packet index, wanted pts), ascending."""
+    runs: dict[int, tuple[int, set[int]]] = {}
+    for pts in wanted:
+        i = index[pts]
+        k = _start_key(packets, i)
+        last, pts_set = runs.get(k, (i, set()))
+        runs[k] = (max(last, i), pts_set | {pts})
+    return [(k, last, pts_set) for k, (last, pts_set) in sorted(runs.items())]
+
+
+def _keep(frames: list[av.VideoFrame], wanted: set[int], got: dict[int, av.VideoFrame]) -> int:
+    """Store the wanted frames by pts; returns how many frames the decoder produced."""
+    for frame in frames:
+        if frame.pts in wanted:
+            got[frame.pts] = frame
+    return len(frames)
+
+
+def _demux_from_key(container, stream, packets, index, start: int) -> Iterator[av.Packet]:
+    """Non-empty packets from keyframe `start` (or an earlier keyframe) on; raises _NoPlan otherwise.
+
+    Seeks by the keyframe's pts (exact for mp4 and webm), then by its dts.
+    """
+    key = packets[start]
+    for ts in dict.fromkeys((key.pts, key.pts if key.dts is None else key.dts)):
+        if not _pyav.seek(container, stream, ts):
+            continue
+        demux = (p for p in container.demux(stream) if p.size)
+        first = next(demux, None)
+        i = None if first is None else index.get(first.pts)
+        if i is not None and i <= start and packets[i].key:
+            return itertools.chain([first], demux)
+    raise _NoPlan
+
+
+def _decode_run(container, stream, packets, index, run, path: str) -> tuple[dict[int, av.VideoFrame], int]:
+    """Seek to the run's keyframe and decode to its last needed packet; returns ({pts: frame}, decoded).
+
+    Packets that are not wanted are sent with skip_frame=NONREF: a frame no other frame references
+    is not decoded at all (x264's non-reference B-frames, ~1/3 of the frames); the decoder is
+    drained after the last needed packet instead of decoding further packets to push it out.
+    """
+    start, last, wanted = run
+    cc = stream.codec_context
+    got: dict[int, av.VideoFrame] = {}
+    decoded = 0
     try:
-        container.seek(pts, stream=stream, backward=True, any_frame=False)
-    except av.FFmpegError:
-        return False
-    return True
+        for packet in _demux_from_key(container, stream, packets, index, start):
+            i = index.get(packet.pts)
+            cc.skip_frame = "DEFAULT" if packet.pts in wanted else "NONREF"
+            decoded += _keep(packet.decode(), wanted, got)
+            if i is not None and i >= last:
+                break
+        cc.skip_frame = "DEFAULT"
+        decoded += _keep(cc.decode(None), wanted, got)
+    except av.FFmpegError as e:
+        raise VideoDecodeError(f"decoding failed in {path}: {e}") from e
+    finally:
+        cc.skip_frame = "DEFAULT"
+    return got, decoded
 
 
 def _decode_seeking(container, stream, meta, picker: _NearestPicker, path: str) -> tuple[int, int]:
-    """Per target: seek to its keyframe unless it lies in the GOP being decoded. Returns (decoded, seeks)."""
-    decoded, seeks, pos = 0, 0, -math.inf
-    frames = None
-    with _pyav.open_input(path) as probe:
-        pstream = probe.streams.video[meta.index]
-        while not picker.done:
-            target, index = picker.next_target, picker.index
-            key = _pyav.keyframe_before(probe, pstream, meta.to_pts(target))
-            fresh = False
-            if frames is None or key is None or meta.to_seconds(key) > pos:
-                if not _seek(container, stream, meta.to_pts(target)):
-                    if frames is None:  # unseekable: one forward pass from the start
-                        decoded += _decode_sequential(container, stream, meta, picker, path)
-                    break
-                frames, fresh, seeks = _pyav.decoded_frames(container, stream, path), True, seeks + 1
-                picker.forget_prev()
-            for frame in frames:
-                decoded += 1
-                t = _frame_time(frame, meta, pos)
-                if fresh and t > target + _EPS and t > picker.start + _EPS:
-                    # the seek landed after the target (no usable index): decode from the start instead
-                    if not _seek(container, stream, meta.start_pts):
-                        raise VideoDecodeError(f"seeking failed in {path}; cannot reach t={target:.3f} s")
-                    decoded += _decode_sequential(container, stream, meta, picker, path)
-                    return decoded, seeks + 1
-                fresh = False
-                picker.feed(t, frame)
-                pos = t
-                if picker.done or picker.index != index:
-                    break
-            else:
-                break  # end of stream
-    return decoded, seeks
+    """Pick frames from packet timestamps, then decode only keyframe..pick runs. Returns (decoded, seeks).
+
+    One demux pass (no decoding) lists every packet's pts, dts and keyframe flag; the picker runs on
+    those times, so the frame for each target is known before anything is decoded. Picks sharing a
+    keyframe form one run. Raises _NoPlan when the timestamps or the seeks cannot be trusted.
+    """
+    packets = _pyav.packet_index(container, stream, path)
+    plan = _plan_picks(packets, meta, _NearestPicker(np.asarray(picker.targets), picker.start, picker.end))
+    index = {p.pts: i for i, p in enumerate(packets)}
+    runs = _runs(packets, index, {pts for _, pts in plan})
+    frames: dict[int, av.VideoFrame] = {}
+    decoded = 0
+    for run in runs:
+        got, n = _decode_run(container, stream, packets, index, run, path)
+        frames.update(got)
+        decoded += n
+    if any(pts not in frames for _, pts in plan):
+        raise _NoPlan
+    picker.picks = [(t, frames[pts]) for t, pts in plan]
+    picker.index = len(picker.targets)
+    return decoded, len(runs)
+
+
+def _decode_fresh(path: str, meta, picker: _NearestPicker, threads: int) -> int:
+    """Sequential decoding from the start of a newly opened container; returns frames decoded."""
+    with _pyav.open_input(path) as container:
+        stream = _pyav.video_stream(container, path, threads)
+        return _decode_sequential(container, stream, meta, picker, path)
 
 
 def _complete_meta(meta: _pyav.StreamMeta, path: str) -> _pyav.StreamMeta:
@@ -237,6 +318,7 @@ def load_video(
     max_frames: int = 768,
     *,
     seek: bool = True,
+    threads: int = 0,
 ) -> tuple[np.ndarray, VideoInfo]:
     """Sample T frames of a video (or of its clip [start, end) in seconds) at the original size.
 
@@ -244,17 +326,21 @@ def load_video(
     (see `sampling.resolve_frame_count`); num_frames = 16 when neither is given. Target times are
     linspace(start, end - 1/source_fps, T); each gets the nearest frame of the clip.
     Returns frames uint8 [T, H, W, 3] RGB and a VideoInfo. `seek=False` decodes every frame instead.
+    `threads`: decoder threads, 0 = FFmpeg's automatic frame + slice threading, 1 = single-threaded.
     Raises VideoNotFoundError / VideoDecodeError (both name the path).
     """
     full = _pyav.check_file(os.fspath(path))
     with _pyav.open_input(full) as container:
-        stream = _pyav.video_stream(container, full)
+        stream = _pyav.video_stream(container, full, threads)
         meta = _complete_meta(_pyav.stream_meta(container, stream), full)
         clip_start, clip_end = _clip_bounds(start, end, meta.duration, full)
         n = resolve_frame_count(clip_end - clip_start, meta.fps, num_frames, fps, min_frames, max_frames)
         picker = _NearestPicker(target_times(clip_start, clip_end, n, meta.fps), clip_start, clip_end)
         if seek:
-            decoded, seeks = _decode_seeking(container, stream, meta, picker, full)
+            try:
+                decoded, seeks = _decode_seeking(container, stream, meta, picker, full)
+            except _NoPlan:  # no trustworthy timestamps or index: one forward pass on a fresh container
+                decoded, seeks = _decode_fresh(full, meta, picker, threads), 0
         else:
             decoded, seeks = _decode_sequential(container, stream, meta, picker, full), 0
         picker.finish()
