@@ -67,9 +67,10 @@ def test_seeking_decodes_only_the_needed_gops(tmp_path):
     frames, info = load_video(path, num_frames=4)
     # targets linspace(0, 9.96, 4) = 0, 3.32, 6.64, 9.96 s → frames 0, 83, 166, 249
     assert frame_index(frames) == [0, 83, 166, 249]
-    # each target decodes from its keyframe (75, 150, 225) forward: 1 + 9 + 17 + 25 = 52 frames
-    assert info.decoded_frames <= 52 + 4 * 3  # + decoder look-ahead slack
-    assert info.seeks >= 3
+    # each target decodes from its keyframe (75, 150, 225) forward: 1 + 9 + 17 + 25 = 52 frames at
+    # most (non-reference frames are skipped, the decoder is drained: no look-ahead frames)
+    assert info.decoded_frames <= 52
+    assert info.seeks == 4  # one run per keyframe 0, 75, 150, 225
     _, full = load_video(path, num_frames=4, seek=False)
     assert full.decoded_frames == 250
 
@@ -79,6 +80,35 @@ def test_same_gop_targets_do_not_reseek(tmp_path):
     path = make_video(tmp_path / "onegop.mp4", n=50, fps=25, gop=1000, options={"x264-params": "scenecut=0"})
     _, info = load_video(path, num_frames=10)
     assert info.seeks == 1 and info.decoded_frames <= 50
+
+
+def test_pick_on_a_keyframe_decodes_one_frame(tmp_path):
+    path = make_video(tmp_path / "k.mp4", n=50, fps=25, gop=25, options={"x264-params": "scenecut=0"})
+    # clip [1.00, 1.04): linspace(1.0, 1.04 - 0.04, 2) = 1.0, 1.0 → frame 25, the second keyframe;
+    # the pick is known from packet times, so the seek lands on it and nothing else is decoded
+    frames, info = load_video(path, num_frames=2, start=1.0, end=1.04)
+    assert frame_index(frames) == [25, 25]
+    assert (info.decoded_frames, info.seeks) == (1, 1)
+
+
+def test_non_reference_frames_are_not_decoded(tmp_path):
+    # one GOP of 50 frames; picks 0 and 49 are one run from frame 0, x264's non-reference
+    # B-frames in between are skipped (skip_frame=NONREF) yet the picks are exact
+    path = make_video(tmp_path / "b.mp4", n=50, fps=25, gop=1000, options={"x264-params": "scenecut=0"})
+    frames, info = load_video(path, num_frames=2)
+    assert frame_index(frames) == [0, 49]
+    assert info.seeks == 1 and info.decoded_frames < 50
+    full, full_info = load_video(path, num_frames=2, seek=False, threads=1)
+    np.testing.assert_array_equal(frames, full)
+    assert full_info.decoded_frames == 50
+
+
+def test_failed_seek_falls_back_to_one_forward_pass(tmp_path, monkeypatch):
+    path = make_video(tmp_path / "v.mp4", n=50, fps=25, gop=10)
+    monkeypatch.setattr("deepvideo_r1.video._pyav.seek", lambda *args: False)
+    frames, info = load_video(path, num_frames=8)
+    assert frame_index(frames) == [0, 7, 14, 21, 28, 35, 42, 49]  # round(linspace(0, 49, 8))
+    assert (info.seeks, info.decoded_frames) == (0, 50)  # decoding stops at the last pick, frame 49
 
 
 def test_fps_sampling_and_clip_keep_absolute_timestamps(tmp_path):
