@@ -79,6 +79,9 @@ class SynthDataConfig(_Section):
     tasks: list[str] | None = Field(None, description="Task families to generate; None = all of them.")
     size: int = Field(56, ge=28, description="Frame side in pixels of the generated clips (multiple of 28).")
     num_frames: int = Field(8, ge=2, description="Frames written per generated clip.")
+    shuffle_options: bool = Field(
+        True, description="Seeded option order; false: one canonical order per task (easier for tiny models)."
+    )
     dir: str | None = Field(None, description="Where videos are written. None = <train.output_dir>/synth.")
 
 

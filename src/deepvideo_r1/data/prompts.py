@@ -21,11 +21,17 @@ THINK_INSTRUCTION = (
 
 
 def _span(sample: Sample) -> str | None:
-    """The first ground-truth segment as "s-e" with one decimal, e.g. (12.5, 17.0) → "12.5-17.0"."""
+    """The first ground-truth segment as "s-e" in seconds: (12.5, 17.0) → "12.5-17.0", (0.25, 1.5) → "0.25-1.5"."""
     if not sample.timestamps:
         return None
     start, end = sample.timestamps[0]
-    return f"{start:.1f}-{end:.1f}"
+    return f"{_seconds(start)}-{_seconds(end)}"
+
+
+def _seconds(t: float) -> str:
+    """Shortest exact-to-the-millisecond text: 12.5, 0.25, 17.0 (one decimal at least)."""
+    text = f"{round(t, 3):.3f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text
 
 
 def _plain_answer(sample: Sample) -> str | None:

@@ -167,7 +167,7 @@ def _make_sample(
         rng = np.random.default_rng([*_seed_words(config, split, task), index, attempt])
         ctx = TaskContext(
             rng, config.size, config.num_frames, config.fps, config.colours, config.shapes, knobs, index,
-            balance_seed,
+            balance_seed, config.shuffle_options,
         )  # fmt: skip
         task_out = TASKS[task](ctx)
         clean = render_clip(task_out.tracks, config.size, config.num_frames)

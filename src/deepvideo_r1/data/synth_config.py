@@ -84,6 +84,10 @@ class SynthConfig:
     """Override of the preset's pixel noise std (on [0, 1] frames)."""
     crf: int = 10
     """x264 constant rate factor (0 = lossless, 51 = worst); low keeps colours crisp."""
+    shuffle_options: bool = True
+    """Seeded option order (answer letters balanced); False keeps one canonical order per task
+    (up/down/left/right, 1..4, palette order), so the letter is a fixed function of the answer —
+    easier for a tiny model, which then need not match option texts to letters."""
 
     @property
     def eval_count(self) -> int:

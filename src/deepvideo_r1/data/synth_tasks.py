@@ -15,6 +15,11 @@ from deepvideo_r1.data.synth_render import ObjectTrack, grid_slots, linear_track
 DIRECTIONS: dict[str, tuple[int, int]] = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
 COUNT_VALUES: tuple[int, ...] = (1, 2, 3, 4)
 MAX_OPTIONS = 4
+# Option orders used when SynthConfig.shuffle_options is False.
+CANONICAL_ORDERS: tuple[tuple[str, ...], ...] = (
+    ("up", "down", "left", "right"),
+    tuple(map(str, COUNT_VALUES)),
+)
 
 
 @dataclass
@@ -31,6 +36,8 @@ class TaskContext:
     index: int
     """Position of this sample among its task's samples in the split (drives answer balancing)."""
     balance_seed: int
+    shuffle_options: bool = True
+    """False: options keep the canonical order given by the task (see SynthConfig)."""
 
     @property
     def object_px(self) -> int:
@@ -84,15 +91,30 @@ def register_task(name: str) -> Callable[[TaskFn], TaskFn]:
 
 
 def place_options(ctx: TaskContext, answer: str, others: list[str], slot: int) -> tuple[list[str], str]:
-    """Options: the answer at position `slot`, `others` around it in seeded order → (options, letter)."""
+    """Options: the answer at position `slot`, `others` around it in seeded order → (options, letter).
+
+    Without shuffling, `others` must be in canonical order and the answer takes its canonical place.
+    """
+    if not ctx.shuffle_options:
+        canonical = _canonical_order(answer, others)
+        return canonical, string.ascii_uppercase[canonical.index(answer)]
     rest = [others[i] for i in ctx.rng.permutation(len(others))]
     options = [*rest[:slot], answer, *rest[slot:]]
     return options, string.ascii_uppercase[slot]
 
 
+def _canonical_order(answer: str, others: list[str]) -> list[str]:
+    """Answer and others in the order of the CANONICAL_ORDERS list that holds the answer."""
+    order = next(o for o in CANONICAL_ORDERS if answer in o)
+    return [o for o in order if o == answer or o in others]
+
+
 def colour_options(ctx: TaskContext, answer: str, present: list[str], slot: int) -> tuple[list[str], str]:
     """Colour options: the answer, the other colours in the scene, then palette colours up to 4."""
     k = min(MAX_OPTIONS, len(ctx.colours))
+    if not ctx.shuffle_options:
+        chosen = list(ctx.colours[:k]) if answer in ctx.colours[:k] else [*ctx.colours[: k - 1], answer]
+        return chosen, string.ascii_uppercase[chosen.index(answer)]
     others = [c for c in present if c != answer]
     spare = [c for c in ctx.colours if c != answer and c not in others]
     spare = [spare[i] for i in ctx.rng.permutation(len(spare))]
@@ -124,6 +146,15 @@ def _centre(track: ObjectTrack, frame: int) -> tuple[int, int]:
     return x + track.size // 2, y + track.size // 2
 
 
+def _side(ctx: TaskContext, track: ObjectTrack, frame: int, direction: str) -> str:
+    """Coarse position along the motion axis at `frame`: 'near the left' … 'in the middle'."""
+    cx, cy = _centre(track, frame)
+    horizontal = direction in ("left", "right")
+    pos, low, high = (cx, "left", "right") if horizontal else (cy, "top", "bottom")
+    third = min(2, 3 * pos // ctx.frame)
+    return ("near the " + low, "in the middle", "near the " + high)[third]
+
+
 def _region(ctx: TaskContext, track: ObjectTrack) -> str:
     """Where the centre lies on a 3×3 grid: 'top left' … 'bottom right' ('middle' for the centre)."""
     cx, cy = _centre(track, track.first)
@@ -146,12 +177,9 @@ def direction_task(ctx: TaskContext) -> TaskOutput:
     target = _moving_track(ctx, colour, shape, answer, ctx.knobs.speed)
     tracks.append(target)  # drawn last: never hidden by a distractor
     options, letter = place_options(ctx, answer, [d for d in names if d != answer], slot)
-    axis, ref = (0, "from the left") if answer in ("left", "right") else (1, "from the top")
-    p0, p1 = _centre(target, 0)[axis], _centre(target, ctx.num_frames - 1)[axis]
-    coord = "xy"[axis]
     reasoning = [
-        f"In the first frame the {colour} {shape} is at {coord}={p0} {ref}.",
-        f"In the last frame it is at {coord}={p1}, further {answer}.",
+        f"The {colour} {shape} starts {_side(ctx, target, 0, answer)}.",
+        f"At the end it is {_side(ctx, target, ctx.num_frames - 1, answer)}.",
         f"So it moves {answer}.",
     ]
     question = f"In which direction does the {colour} {shape} move?"
@@ -243,11 +271,7 @@ def appear_when_task(ctx: TaskContext) -> TaskOutput:
     target = static_track(colour, tracks[0].shape, side, corners[0], ctx.num_frames, first=k, last=j - 1)
     tracks[0] = target
     start, end = ctx.seconds(k), ctx.seconds(j)
-    reasoning = [
-        f"The {colour} {target.shape} is not visible before {start:.2f} s.",
-        f"It is visible from {start:.2f} s until {end:.2f} s.",
-        f"So it is visible from {start:.2f} to {end:.2f} seconds.",
-    ]
+    reasoning = [f"The {colour} {target.shape} appears at {start:g} s.", f"It is gone at {end:g} s."]
     question = f"When is the {colour} {target.shape} visible? Give the start and end time in seconds."
     params = {"target": colour, "frames": [k, j - 1]}
     return TaskOutput(
@@ -271,10 +295,9 @@ def which_moves_task(ctx: TaskContext) -> TaskOutput:
     tracks.append(mover)  # drawn last so the moving colour is always visible
     options, letter = colour_options(ctx, answer, [answer, *statics], slot)
     still = " and ".join(f"the {t.colour} {t.shape}" for t in tracks[:-1])
-    (x0, y0), (x1, y1) = _centre(mover, 0), _centre(mover, ctx.num_frames - 1)
     reasoning = [
         f"{still[0].upper()}{still[1:]} {'stays' if len(statics) == 1 else 'stay'} in place.",
-        f"The {answer} {mover.shape} moves from x={x0}, y={y0} to x={x1}, y={y1}.",
+        f"The {answer} {mover.shape} moves {direction}.",
         f"So the {answer} object moves.",
     ]
     params = {"target": answer, "direction": direction}

@@ -69,6 +69,7 @@ def prepare_data(cfg: TrainConfig, accelerator: Accelerator) -> RunData:
             difficulty=s.difficulty,
             size=s.size,
             num_frames=s.num_frames,
+            shuffle_options=s.shuffle_options,
             **({"tasks": tuple(s.tasks)} if s.tasks else {}),
         )
         out = Path(s.dir) if s.dir else Path(cfg.train.output_dir) / "synth"

@@ -1,0 +1,113 @@
+"""End to end on CPU: synthetic videos, tiny model, SFT, eval, RL steps, checkpoints, resume."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from deepvideo_r1.cli import app
+from deepvideo_r1.config import load_config
+from deepvideo_r1.presets import TINY_CPU
+from deepvideo_r1.training.metrics import read_metrics
+from deepvideo_r1.training.pipeline import run_training
+
+# A few seconds per RL step: 6 training + 4 eval clips, G = 2, 2 prompts per step, 12 new tokens.
+FAST = [
+    "data.synth.n_train=6",
+    "data.synth.n_eval=4",
+    "sft.steps=2",
+    "sft.batch_size=2",
+    "rollout.group_size=2",
+    "rollout.prompts_per_step=2",
+    "rollout.max_new_tokens=12",
+    "train.micro_batch_size=2",
+    "train.max_steps=2",
+    "train.save_every=1",
+    "train.log_every=1",
+    "train.tensorboard=false",
+    "difficulty.window=4",
+    "model.tiny_sizes={text_hidden: 64, text_layers: 2, vision_hidden: 32, vision_depth: 1, vocab_size: 512}",
+]
+
+
+def fast_config(tmp_path: Path, *extra: str):
+    return load_config(TINY_CPU, [*FAST, f"train.output_dir={tmp_path / 'run'}", *extra])
+
+
+@pytest.fixture(scope="module")
+def shared_assets(tmp_path_factory):
+    """Synthetic data and the tiny model, built once and copied into each run directory."""
+    root = tmp_path_factory.mktemp("assets")
+    cfg = load_config(TINY_CPU, [*FAST, f"train.output_dir={root}", "train.max_steps=1", "sft.steps=1"])
+    run_training(cfg)
+    return root
+
+
+def _seed_run_dir(assets: Path, run: Path) -> None:
+    run.mkdir(parents=True, exist_ok=True)
+    for name in ("synth", "tiny_model", "cache"):
+        shutil.copytree(assets / name, run / name, dirs_exist_ok=True)
+
+
+@pytest.mark.parametrize(
+    ("timing", "loss"),
+    [("same_step", "reg_grpo"), ("next_visit", "grpo")],
+)
+def test_fast_end_to_end(tmp_path, shared_assets, timing, loss):
+    _seed_run_dir(shared_assets, tmp_path / "run")
+    cfg = fast_config(tmp_path, f"difficulty.timing={timing}", f"algo.loss={loss}", "algo.beta=0.1")
+    summary = run_training(cfg)
+    run = Path(cfg.train.output_dir)
+    saved = json.loads((run / "summary.json").read_text())
+    assert saved["steps"] == 2 and saved["world_size"] == 1
+    for key in ("eval_accuracy_before", "eval_accuracy_after"):
+        assert 0.0 <= saved[key] <= 1.0
+    assert summary["eval_accuracy_after"] == saved["eval_accuracy_after"]
+    records = read_metrics(run / "metrics.jsonl")
+    assert [r["step"] for r in records] == [1, 2]
+    for r in records:
+        for key in (
+            "reward/mean", "reward/accuracy", "reward/format", "reward/accuracy_rate", "reward/format_rate",
+            "adv/vanishing_ratio_before", "adv/vanishing_ratio_after", "difficulty/r_ref",
+            "difficulty/increase", "difficulty/decrease", "loss/total", "loss/kl", "perf/grad_norm",
+            "perf/lr", "perf/completion_len", "perf/rollout_s", "perf/reward_s", "perf/logprob_s",
+            "perf/update_s",
+        ):  # fmt: skip
+            assert key in r, key
+        assert 0.0 <= r["reward/mean"] <= 2.0
+        assert r["perf/grad_norm"] == r["perf/grad_norm"]  # not NaN
+    assert (run / "checkpoints" / "checkpoint-2" / "COMPLETE").exists()
+    assert (run / "final_model" / "config.json").exists()
+    assert any((run / "plots").glob("*.png"))
+    assert (run / "eval_after" / "predictions.jsonl").exists()
+
+
+def test_resume_logs_the_same_rewards_as_an_uninterrupted_run(tmp_path, shared_assets):
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    for run in (full, cut):
+        _seed_run_dir(shared_assets, run / "run")
+    extra = ["train.max_steps=3", "difficulty.kinds=both"]
+    run_training(fast_config(full, *extra))
+    run_training(fast_config(cut, "train.max_steps=1"))  # stops after checkpoint-1
+    shutil.rmtree(cut / "run" / "eval_after")
+    run_training(fast_config(cut, *extra, "train.resume=auto"))
+    a = read_metrics(full / "run" / "metrics.jsonl")
+    b = read_metrics(cut / "run" / "metrics.jsonl")
+    assert [r["step"] for r in b] == [1, 2, 3]
+    for ra, rb in zip(a, b, strict=True):
+        for key in ("reward/mean", "reward/accuracy", "adv/vanishing_ratio_before", "difficulty/r_ref"):
+            assert ra[key] == rb[key], (ra["step"], key)
+        assert ra["loss/total"] == pytest.approx(rb["loss/total"], rel=1e-5, abs=1e-7)
+
+
+def test_cli_rejects_impossible_config_before_any_work(tmp_path):
+    result = CliRunner().invoke(app, ["train", "-o", str(tmp_path / "r"), "--set", "rollout.group_size=1"])
+    assert result.exit_code == 2
+    assert "group_size" in result.output
+    assert not (tmp_path / "r").exists()
+    result = CliRunner().invoke(app, ["train", "-o", str(tmp_path / "r"), "--set", "algo.betta=0.1"])
+    assert result.exit_code == 2 and "algo.beta" in result.output
