@@ -21,7 +21,7 @@ THINK_INSTRUCTION = (
 
 
 def _span(sample: Sample) -> str | None:
-    """The first ground-truth segment as "s-e" in seconds: (12.5, 17.0) → "12.5-17.0", (0.25, 1.5) → "0.25-1.5"."""
+    """The first ground-truth segment as "s-e" in seconds: (12.5, 17.0) → "12.5-17.0"."""
     if not sample.timestamps:
         return None
     start, end = sample.timestamps[0]
