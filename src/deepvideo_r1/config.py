@@ -283,8 +283,9 @@ def cross_field_problems(cfg: TrainConfig) -> list[str]:
             "set it or eval_every=0",
         ),
         (
-            cfg.data.train_file is None and cfg.data.format != "auto",
-            f"data.format={cfg.data.format} was given without data.train_file; set the file or format=auto",
+            cfg.data.train_file is None and cfg.data.eval_file is None and cfg.data.format != "auto",
+            f"data.format={cfg.data.format} was given without a data file; set data.train_file "
+            "(or data.eval_file) or format=auto",
         ),
     ]
     return [message for failed, message in checks if failed]

@@ -1,0 +1,144 @@
+"""`deepvideo-r1 eval` on tiny fixture files in every public schema, with real media files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from deepvideo_r1.cli import app
+from deepvideo_r1.data.sample import Sample
+from deepvideo_r1.models.tiny import make_tiny_model
+from deepvideo_r1.training.evaluate import score_prediction, summarize
+from deepvideo_r1.video.encode import write_video
+
+FAST = [
+    "--set",
+    "video.num_frames=4",
+    "--set",
+    "rollout.max_new_tokens=6",
+    "--set",
+    "train.eval_batch_size=4",
+]
+FAST += ["--set", "video.min_pixels=3136", "--set", "video.max_pixels=3136"]
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("tiny")
+    return make_tiny_model(
+        out, text_hidden=64, text_layers=1, vision_hidden=32, vision_depth=1, vocab_size=512
+    )
+
+
+def _clip(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames = np.zeros((8, 56, 56, 3), dtype=np.uint8)
+    frames[:, 10:30, 10:30] = (255, 0, 0)
+    write_video(path, frames, fps=4)
+
+
+def _image(path: Path) -> None:
+    import matplotlib.image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    matplotlib.image.imsave(path, np.full((28, 28, 3), 0.5))
+
+
+def _write(path: Path, records, jsonl: bool) -> Path:
+    text = "".join(json.dumps(r) + "\n" for r in records) if jsonl else json.dumps(records)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def seedbench(root: Path) -> Path:
+    _clip(root / "videos" / "Ego4D" / "a.mp4")
+    _image(root / "images" / "Ego4D" / "a.png")
+    rec = {
+        "sample_id": 7, "question": "What next?", "choice_a": "open", "choice_b": "close",
+        "choice_c": "wash", "choice_d": "cut", "golden_choice_idx": "B", "video_source": "Ego4D",
+        "video_basename": "a.mp4", "current_observation_basename": "a.png",
+        "task_progress_metadata": [{"narration_text": "open drawer"}],
+    }  # fmt: skip
+    return _write(
+        root / "validation_L2.jsonl", [rec, {**rec, "sample_id": 8, "task_progress_metadata": []}], True
+    )
+
+
+def longvideobench(root: Path) -> Path:
+    _clip(root / "videos" / "b.mp4")
+    rec = {"id": "lvb1", "question": "What colour?", "candidates": ["red", "blue", "green", "white"],
+           "correct_choice": 0, "video_path": "b.mp4", "duration": 2.0, "duration_group": 15}  # fmt: skip
+    return _write(root / "lvb_val.json", [rec], False)
+
+
+def nextgqa(root: Path) -> Path:
+    _clip(root / "c.mp4")
+    rec = {"id": "g1", "video": "c.mp4", "question": "Why?", "options": ["(A) a", "(B) b", "(C) c", "(D) d",
+           "(E) e"], "answer": "(C)", "duration": 2.0, "glue": [[0.5, 1.5]], "type": "CW"}  # fmt: skip
+    return _write(root / "nextgqa.json", [rec], False)
+
+
+def videor1(root: Path) -> Path:
+    _clip(root / "d.mp4")
+    rec = {"problem_id": 1, "problem": "How many?", "data_type": "video", "problem_type": "numerical",
+           "options": [], "solution": "<answer>3</answer>", "path": "./d.mp4"}  # fmt: skip
+    return _write(root / "videor1.json", [rec], False)
+
+
+def own_jsonl(root: Path) -> Path:
+    _clip(root / "e.mp4")
+    rec = {"id": "j1", "problem_type": "temporal_grounding", "question": "When?", "videos": ["e.mp4"],
+           "timestamps": [[0.5, 1.0]], "metadata": {"task": "appear_when"}}  # fmt: skip
+    return _write(root / "own.jsonl", [rec], True)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "build", "n", "category"),
+    [
+        ("seedbench_r1", seedbench, 2, "level=L2"),
+        ("longvideobench", longvideobench, 1, "duration_group=15"),
+        ("nextgqa", nextgqa, 1, "type=CW"),
+        ("videor1", videor1, 1, None),
+        ("jsonl", own_jsonl, 1, "task=appear_when"),
+    ],
+)
+def test_eval_cli_on_each_public_schema(tmp_path, tiny_model, fmt, build, n, category):
+    data = build(tmp_path / "data")
+    out = tmp_path / "eval"
+    args = ["eval", "--model", str(tiny_model), "--data", str(data), "--format", fmt]
+    args += ["--root", str(tmp_path / "data"), "--out", str(out), *FAST]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "eval_report.json").read_text())
+    assert report["n"] == n and report["n_labelled"] == n
+    assert 0.0 <= report["accuracy"] <= 1.0
+    if category:
+        assert category in report["per_category"]
+    if fmt in ("nextgqa", "jsonl"):
+        assert report["miou"] is not None
+    lines = (out / "predictions.jsonl").read_text().splitlines()
+    assert len(lines) == n
+    # A second run resumes: every sample is already predicted, nothing is appended.
+    assert CliRunner().invoke(app, args).exit_code == 0
+    assert (out / "predictions.jsonl").read_text().splitlines() == lines
+
+
+def test_scores_and_summary_by_hand():
+    mc = Sample(id="m", question="q", problem_type="multiple_choice", answer="B", options=["x", "y"],
+                metadata={"level": "L1"})  # fmt: skip
+    gqa = Sample(id="g", question="q", problem_type="grounded_qa", answer="A", options=["x", "y"],
+                 timestamps=[(0.0, 2.0)], metadata={"type": "CW"})  # fmt: skip
+    right = score_prediction(mc, "<think>t</think><answer>B</answer>")
+    wrong = score_prediction(mc, "no tags B")
+    # grounded: correct letter, span [1, 3] vs gold [0, 2] -> IoU 1/3, choice 1
+    g = score_prediction(gqa, "<think>t</think><answer>A; 1-3</answer>")
+    assert (right["score"], wrong["score"], right["format"], wrong["format"]) == (1.0, 0.0, 1.0, 0.0)
+    assert g["iou"] == pytest.approx(1 / 3) and g["score"] == pytest.approx(1.0)
+    report = summarize([right, wrong, g])
+    assert report.accuracy == pytest.approx(2 / 3)
+    assert report.per_category["level=L1"]["accuracy"] == 0.5
+    assert report.miou == pytest.approx(1 / 3) and report.format_rate == pytest.approx(2 / 3)
