@@ -110,4 +110,72 @@ def test_cli_rejects_impossible_config_before_any_work(tmp_path):
     assert "group_size" in result.output
     assert not (tmp_path / "r").exists()
     result = CliRunner().invoke(app, ["train", "-o", str(tmp_path / "r"), "--set", "algo.betta=0.1"])
-    assert result.exit_code == 2 and "algo.beta" in result.output
+    assert result.exit_code == 2 and "algo.betta" in result.output and "did you mean beta" in result.output
+
+
+def test_two_process_accelerate_launch(tmp_path, shared_assets):
+    """`accelerate launch --multi_gpu --num_processes 2 -m deepvideo_r1 train` on a CPU-only machine
+    (torchrun + gloo; accelerate's --cpu flag would start a single process) gives the same run."""
+    import os
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    _seed_run_dir(shared_assets, run)
+    sets = [arg for item in FAST for arg in ("--set", item)]
+    cmd = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        "-m", "deepvideo_r1", "train", "-o", str(run), *sets,
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["steps"] == 2
+    records = read_metrics(run / "metrics.jsonl")
+    assert [r["step"] for r in records] == [1, 2]
+    assert all(0.0 <= r["reward/mean"] <= 2.0 for r in records)
+    ckpt = run / "checkpoints" / "checkpoint-2"
+    assert (ckpt / "COMPLETE").exists()
+    assert len(json.loads((ckpt / "rng.json").read_text())) == 2  # one RNG state per rank
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill(tmp_path, shared_assets):
+    """A process killed mid-run resumes from its newest complete checkpoint and logs the same rewards."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    for run in (full, killed):
+        _seed_run_dir(shared_assets, run / "run")
+    run_training(fast_config(full, "train.max_steps=4"))
+    sets = [arg for item in FAST for arg in ("--set", item)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "deepvideo_r1",
+        "train",
+        "-o",
+        str(killed / "run"),
+        *sets,
+        "--max-steps",
+        "4",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    marker = killed / "run" / "checkpoints" / "checkpoint-2" / "COMPLETE"
+    deadline = time.time() + 300
+    while not marker.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert marker.exists()
+    run_training(fast_config(killed, "train.max_steps=4", "train.resume=auto"))
+    a = read_metrics(full / "run" / "metrics.jsonl")
+    b = read_metrics(killed / "run" / "metrics.jsonl")
+    assert [r["step"] for r in b] == [1, 2, 3, 4]
+    assert [r["reward/mean"] for r in a] == [r["reward/mean"] for r in b]

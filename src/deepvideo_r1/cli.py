@@ -149,12 +149,20 @@ _CONFIG = typer.Option(None, "--config", "-c", help="YAML config; default: the t
 _SET = typer.Option([], "--set", help="Dotted override, e.g. --set algo.beta=0.04 (repeatable).")
 
 
+def _is_main_process() -> bool:
+    import os
+
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def _setup_logging() -> None:
+    """INFO on the main process, warnings only on the other ranks (no duplicated lines)."""
     import logging
 
     from rich.logging import RichHandler
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(show_path=False)])
+    level = logging.INFO if _is_main_process() else logging.WARNING
+    logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(show_path=False)])
 
 
 @app.command("train")
@@ -175,7 +183,8 @@ def train(
     _setup_logging()
     summary = run_training(_run_config(config, overrides, flags))
     keys = ("eval_accuracy_before", "eval_accuracy_after", "steps", "world_size", "wall_seconds")
-    typer.echo(" ".join(f"{k}={summary[k]}" for k in keys))
+    if _is_main_process():
+        typer.echo(" ".join(f"{k}={summary[k]}" for k in keys))
 
 
 @app.command("sft")

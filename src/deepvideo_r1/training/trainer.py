@@ -53,7 +53,6 @@ def save(ctx: RunContext, step: int) -> Path | None:
             config=ctx.cfg,
             keep_last=ctx.cfg.train.keep_last,
         )
-        logger.info("saved %s", path)
     acc.wait_for_everyone()
     return path
 
