@@ -1,0 +1,159 @@
+"""Trainer building blocks without a full run: sampler, schedule, augmentation plans, groups,
+self-generated hints, loss options."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from deepvideo_r1.algos import DifficultyDecision
+from deepvideo_r1.augment import HintBank
+from deepvideo_r1.config import AlgoConfig, DifficultyConfig
+from deepvideo_r1.data.sample import Sample, VideoRef
+from deepvideo_r1.rewards import RewardBreakdown
+from deepvideo_r1.rollout import RolloutResult
+from deepvideo_r1.training.augmentation import plan_augmentation
+from deepvideo_r1.training.context import lr_lambda
+from deepvideo_r1.training.groups import Groups, replace_groups
+from deepvideo_r1.training.hints import generate_self_traces
+from deepvideo_r1.training.media import SampleMedia
+from deepvideo_r1.training.sampler import PromptSampler
+from deepvideo_r1.training.step import loss_options, step_seed
+
+
+def mc_sample(sid: str = "s1", reasoning=None, videos=True) -> Sample:
+    return Sample(
+        id=sid, question="Which way?", problem_type="multiple_choice", answer="B",
+        options=["up", "down"], videos=[VideoRef("/v.mp4")] if videos else [], reasoning=reasoning,
+    )  # fmt: skip
+
+
+def test_sampler_covers_each_epoch_once_and_splits_ranks():
+    s = PromptSampler(5, seed=3)
+    first = s.next_global_batch(5)
+    assert sorted(first) == [0, 1, 2, 3, 4]  # one epoch = one permutation
+    a, b = PromptSampler(6, seed=1), PromptSampler(6, seed=1)
+    r0, r1 = a.next_batch(2, rank=0, world_size=2), b.next_batch(2, rank=1, world_size=2)
+    assert set(r0).isdisjoint(r1) and a.state_dict() == b.state_dict() == {
+        "epoch": 0,
+        "position": 4,
+        "num_samples": 6,
+    }
+    c = PromptSampler(6, seed=1)
+    c.load_state_dict(a.state_dict())
+    assert c.next_global_batch(4) == a.next_global_batch(4)  # resumes mid-epoch, wraps the same way
+    with pytest.raises(ValueError, match="same training file"):
+        c.load_state_dict({"epoch": 0, "position": 0, "num_samples": 7})
+
+
+def test_lr_schedule_warmup_then_cosine_or_constant():
+    cos = lr_lambda(warmup=2, total=6, schedule="cosine")
+    # warmup: (0+1)/2, (1+1)/2; then 0.5(1+cos(pi·(s-2)/4)) for s = 2..6
+    assert [cos(0), cos(1)] == [0.5, 1.0]
+    assert cos(2) == 1.0 and cos(4) == pytest.approx(0.5) and cos(6) == pytest.approx(0.0, abs=1e-12)
+    const = lr_lambda(warmup=0, total=6, schedule="constant")
+    assert {const(s) for s in range(6)} == {1.0}
+
+
+def test_plan_augmentation_each_kind():
+    cfg = DifficultyConfig(noise_std=0.1)
+    hints = HintBank()
+    hints.add("s1", ["It starts near the top.", "It ends near the bottom.", "So it moves down."], "dataset")
+    hard = DifficultyDecision("decrease", delta=0.8, level=2, r_ref=1.0, r_cur=0.2, vanishing=False)
+    plan = plan_augmentation(hard, mc_sample(), hints, cfg, seed=0)
+    assert plan.kind == "decrease" and plan.frame_transform is None
+    assert plan.hint == "Hint: Step 1: It starts near the top. Step 2: It ends near the bottom."
+    # no trace for this sample: the decision is not applied, and says why
+    assert plan_augmentation(hard, mc_sample("other"), hints, cfg, seed=0).unapplied == "no_trace"
+    easy = DifficultyDecision("increase", delta=-1.0, level=2.0, r_ref=1.0, r_cur=2.0, vanishing=True)
+    plan = plan_augmentation(easy, mc_sample(), hints, cfg, seed=5)
+    frames = torch.full((4, 3, 8, 8), 0.5)
+    noisy, again = plan.frame_transform(frames), plan.frame_transform(frames)
+    assert torch.equal(noisy, again)  # seeded: the same draw every call (reproducible runs)
+    assert 0.15 < float((noisy - 0.5).std()) < 0.25  # std = noise_std · l_perturb = 0.2
+    assert plan_augmentation(easy, mc_sample(videos=False), hints, cfg, 0).unapplied == "no_video"
+    masked = plan_augmentation(easy, mc_sample(), hints, DifficultyConfig(increase_mode="mask_frames"), 0)
+    out = masked.frame_transform(frames)
+    assert int((out.flatten(1).abs().sum(1) == 0).sum()) == 1  # round(0.25 · 4) frames zeroed
+
+
+def _groups(texts: list[str], rewards: list[float], g: int, width: int) -> Groups:
+    n = len(texts) // g
+    ids = torch.arange(len(texts) * width).view(len(texts), width)
+    return Groups(
+        samples=[mc_sample(f"s{i}") for i in range(n)], prompts=[None] * n, augmentations=[None] * n,
+        completion_ids=ids, completion_mask=torch.ones_like(ids), texts=texts,
+        rewards=RewardBreakdown(total=torch.tensor(rewards), components={"accuracy": torch.tensor(rewards)}),
+        group_size=g,
+    )  # fmt: skip
+
+
+def test_replace_groups_swaps_whole_groups_and_pads():
+    base = _groups(["a0", "a1", "b0", "b1"], [0.0, 0.0, 1.0, 0.0], g=2, width=3)
+    new = _groups(["c0", "c1"], [2.0, 1.0], g=2, width=5)
+    out = replace_groups(base, [0], new, pad_id=-1)
+    assert out.texts == ["c0", "c1", "b0", "b1"]
+    assert out.rewards.total.tolist() == [2.0, 1.0, 1.0, 0.0]
+    assert out.completion_ids.shape == (4, 5)
+    assert out.completion_ids[2].tolist()[3:] == [-1, -1] and out.completion_mask[2].tolist() == [
+        1,
+        1,
+        1,
+        0,
+        0,
+    ]
+    assert torch.equal(out.completion_ids[:2], new.completion_ids)
+
+
+class ScriptedEngine:
+    """A rollout engine returning fixed texts (the interface the trainer depends on)."""
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = texts
+
+    def generate(self, batch, group_size, *, seed=None):
+        b = len(self.texts)
+        return RolloutResult(torch.zeros(b, 1, dtype=torch.long), torch.ones(b, 1, dtype=torch.long),
+                             list(self.texts), torch.arange(b) // group_size, group_size)  # fmt: skip
+
+
+class NullAdapter:
+    def encode_prompt(self, *args, **kwargs):
+        return None
+
+    def collate(self, prompts):
+        return prompts
+
+
+def test_self_generated_traces_keep_the_best_correct_completion():
+    samples = [mc_sample("x"), mc_sample("y")]
+    texts = [
+        "<think>It goes up.</think><answer>A</answer>",  # x: wrong
+        "<think>It starts near the top.\nIt ends near the bottom.</think><answer>B</answer>",  # x: best
+        "no tags at all",  # y: no answer
+        "<think>Hmm.</think><answer>A</answer>",  # y: wrong
+    ]
+    bank = HintBank()
+    media = lambda s: SampleMedia(None, None, None, None)  # noqa: E731
+    added = generate_self_traces(samples, media, NullAdapter(), ScriptedEngine(texts), bank, k=2, seed=0)
+    assert added == 1 and bank.source("x") == "self" and "y" not in bank
+    assert bank.get("x") == ["It starts near the top.", "It ends near the bottom."]
+
+
+def test_loss_options_follow_each_loss_signature():
+    algo = AlgoConfig(epsilon=0.5, clip_high=0.3)
+    assert loss_options("reg_grpo", algo, 64) == {
+        "epsilon": 0.5, "std_eps": 1e-4, "ratio_normalization": "std", "length_normalize": False,
+    }  # fmt: skip
+    assert loss_options("dr_grpo", algo, 64) == {"clip_high": 0.3, "max_completion_length": 64}
+    assert loss_options("grpo", AlgoConfig(), 64) == {}  # None values keep the loss's own defaults
+
+
+def test_step_seeds_are_distinct_and_stable():
+    seeds = {step_seed(0, s, r, p) for s in range(50) for r in range(4) for p in range(3)}
+    assert len(seeds) == 600 and step_seed(7, 3, 1, 0) == step_seed(7, 3, 1, 0)
+    assert all(0 <= x < 2**31 - 1 for x in seeds)
+    assert not math.isnan(float(np.mean(list(seeds))))
