@@ -49,10 +49,12 @@ class ModelLoadError(ValueError):
 
 @dataclass(frozen=True)
 class PixelBudget:
-    """Per-frame pixel range for smart_resize (Qwen's defaults: video 128·28² … 768·28²)."""
+    """Per-frame pixel range for smart_resize (Qwen's defaults: video 128·28² … 768·28²) and an
+    optional per-video budget (qwen-vl-utils' total_pixels)."""
 
     video_min_pixels: int = 128 * 28 * 28
     video_max_pixels: int = 768 * 28 * 28
+    video_total_pixels: int | None = None
     image_min_pixels: int = 4 * 28 * 28
     image_max_pixels: int = 1280 * 28 * 28
 
@@ -113,15 +115,17 @@ class ModelAdapter:
             temporal_patch_size=fam.temporal_patch_size,
             merge_size=fam.merge_size,
             transform=frame_transform,
+            total_pixels=self.budget.video_total_pixels,
+            sample_fps=sample_fps,
         )
-        seconds = fam.temporal_patch_size / sample_fps if sample_fps else 1.0
+        seconds = out["second_per_grid_ts"] if sample_fps else torch.tensor([1.0])
         if frame_times is None:
             step = 1.0 / sample_fps if sample_fps else 1.0
             frame_times = [i * step for i in range(len(frames))]
         return VideoTensors(
             pixel_values_videos=out["pixel_values_videos"],
             video_grid_thw=out["video_grid_thw"].reshape(1, 3).long(),
-            second_per_grid_ts=torch.tensor([seconds], dtype=torch.float32),
+            second_per_grid_ts=seconds.to(torch.float32),
             patch_times=patch_times(frame_times, fam.temporal_patch_size),
         )
 

@@ -40,6 +40,7 @@ def pixel_budget(video: VideoConfig) -> PixelBudget:
     return PixelBudget(
         video_min_pixels=video.min_pixels,
         video_max_pixels=video.max_pixels,
+        video_total_pixels=video.total_pixels,
         image_min_pixels=video.min_pixels,
         image_max_pixels=video.max_pixels,
     )
