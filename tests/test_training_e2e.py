@@ -114,8 +114,8 @@ def test_cli_rejects_impossible_config_before_any_work(tmp_path):
 
 
 def test_two_process_accelerate_launch(tmp_path, shared_assets):
-    """`accelerate launch --multi_gpu --num_processes 2 -m deepvideo_r1 train` on a CPU-only machine
-    (torchrun + gloo; accelerate's --cpu flag would start a single process) gives the same run."""
+    """`accelerate launch --cpu --num_processes 2 -m deepvideo_r1 train` gives a two-rank run
+    (accelerate starts one process; the CLI relaunches it with torchrun, ranks join over gloo)."""
     import os
     import subprocess
     import sys
@@ -124,7 +124,7 @@ def test_two_process_accelerate_launch(tmp_path, shared_assets):
     _seed_run_dir(shared_assets, run)
     sets = [arg for item in FAST for arg in ("--set", item)]
     cmd = [
-        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
         "-m", "deepvideo_r1", "train", "-o", str(run), *sets,
     ]  # fmt: skip

@@ -157,3 +157,24 @@ def test_step_seeds_are_distinct_and_stable():
     assert len(seeds) == 600 and step_seed(7, 3, 1, 0) == step_seed(7, 3, 1, 0)
     assert all(0 <= x < 2**31 - 1 for x in seeds)
     assert not math.isnan(float(np.mean(list(seeds))))
+
+
+def test_parameter_groups_give_the_vision_tower_its_own_lr(tmp_path):
+    from deepvideo_r1.models.adapter import load_policy
+    from deepvideo_r1.models.testing import TEST_SIZES
+    from deepvideo_r1.models.tiny import make_tiny_model
+    from deepvideo_r1.models.vision import vision_tower
+    from deepvideo_r1.training.context import make_optimizer, parameter_groups
+
+    model, _ = load_policy(make_tiny_model(tmp_path / "m", seed=0, **TEST_SIZES), device="cpu")
+    model.requires_grad_(True)
+    vision = {id(p) for p in vision_tower(model).parameters()}
+    trainable = sum(1 for _ in model.parameters())
+    assert len(parameter_groups(model, 1e-4, None)) == 1
+    lang, vis = parameter_groups(model, 1e-4, 1e-3)
+    assert (lang["lr"], vis["lr"]) == (1e-4, 1e-3)
+    assert {id(p) for p in vis["params"]} == vision and len(lang["params"]) + len(vis["params"]) == trainable
+    optimizer, _ = make_optimizer([lang, vis], 1e-4, 0.0, warmup=2, total=4, schedule="constant")
+    assert [g["lr"] for g in optimizer.param_groups] == [0.5e-4, 0.5e-3]  # warmup step 0: ×(0+1)/2
+    vision_tower(model).requires_grad_(False)  # frozen tower: one group, nothing at vision_lr
+    assert [len(g["params"]) for g in parameter_groups(model, 1e-4, 1e-3)] == [trainable - len(vision)]

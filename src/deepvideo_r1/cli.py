@@ -223,4 +223,10 @@ def eval_cmd(
 
 
 def main() -> None:
+    import sys
+
+    if len(sys.argv) > 1 and sys.argv[1] in ("train", "sft"):
+        from deepvideo_r1.training.launch import relaunch_with_torchrun
+
+        relaunch_with_torchrun(sys.argv[1:])  # accelerate launch --cpu --num_processes N (N > 1)
     app()

@@ -201,6 +201,9 @@ class TrainerConfig(_Section):
     output_dir: str = Field("runs/default", description="Run directory: checkpoints, metrics, plots.")
     max_steps: int = Field(1000, ge=1, description="Optimizer steps of the RL stage.")
     lr: float = Field(1e-6, description="Peak learning rate (AdamW). Paper: 1e-6.")
+    vision_lr: float | None = Field(
+        None, description="Peak learning rate of the vision tower when it trains; null = train.lr."
+    )
     warmup_steps: int = Field(0, ge=0, description="Linear warmup steps.")
     schedule: Literal["cosine", "constant"] = Field("constant", description="LR schedule after warmup.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
@@ -259,6 +262,10 @@ def cross_field_problems(cfg: TrainConfig) -> list[str]:
         ),
         (cfg.algo.num_iterations < 1, f"algo.num_iterations={cfg.algo.num_iterations} must be >= 1"),
         (cfg.train.lr <= 0, f"train.lr={cfg.train.lr} must be > 0 (paper: 1e-6)"),
+        (
+            cfg.train.vision_lr is not None and cfg.train.vision_lr <= 0,
+            f"train.vision_lr={cfg.train.vision_lr} must be > 0, or null to use train.lr",
+        ),
         (cfg.sft.steps > 0 and cfg.sft.lr <= 0, f"sft.lr={cfg.sft.lr} must be > 0 when sft.steps > 0"),
         (cfg.difficulty.window < 1, f"difficulty.window={cfg.difficulty.window} must be >= 1 (paper: 100)"),
         (

@@ -21,6 +21,7 @@ from deepvideo_r1.data.sample import Sample
 from deepvideo_r1.models.adapter import ModelAdapter
 from deepvideo_r1.models.reference import ReferencePolicy, build_reference
 from deepvideo_r1.models.trainable import LoraOptions, prepare_trainable
+from deepvideo_r1.models.vision import vision_tower
 from deepvideo_r1.rollout import HFRolloutEngine, RolloutEngine, SamplingOptions
 from deepvideo_r1.training.media import MediaLoader
 from deepvideo_r1.training.policy import PolicyModule
@@ -76,10 +77,29 @@ def lr_lambda(warmup: int, total: int, schedule: str):
     return factor
 
 
+def parameter_groups(model: nn.Module, lr: float, vision_lr: float | None) -> list[dict]:
+    """Trainable parameters as AdamW groups: the vision tower at `vision_lr` (None = `lr`), the rest
+    at `lr`."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if vision_lr is None:
+        return [{"params": params, "lr": lr}]
+    vision = {id(p) for p in vision_tower(model).parameters()}
+    groups = [
+        {"params": [p for p in params if id(p) not in vision], "lr": lr},
+        {"params": [p for p in params if id(p) in vision], "lr": vision_lr},
+    ]
+    return [g for g in groups if g["params"]]
+
+
 def make_optimizer(
-    params: list[nn.Parameter], lr: float, weight_decay: float, warmup: int, total: int, schedule: str
+    params: list[nn.Parameter] | list[dict],
+    lr: float,
+    weight_decay: float,
+    warmup: int,
+    total: int,
+    schedule: str,
 ):
-    """AdamW + LambdaLR (warmup, then constant or cosine)."""
+    """AdamW + LambdaLR (warmup, then constant or cosine). `params` may be parameter groups."""
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(warmup, total, schedule))
     return optimizer, scheduler
@@ -135,7 +155,12 @@ def build_context(
     params = [p for p in model.parameters() if p.requires_grad]
     t = cfg.train
     optimizer, scheduler = make_optimizer(
-        params, t.lr, t.weight_decay, t.warmup_steps, t.max_steps * cfg.algo.num_iterations, t.schedule
+        parameter_groups(model, t.lr, t.vision_lr),
+        t.lr,
+        t.weight_decay,
+        t.warmup_steps,
+        t.max_steps * cfg.algo.num_iterations,
+        t.schedule,
     )
     policy = PolicyModule(model, chunk_size=cfg.train.logprob_chunk_size, temperature=cfg.rollout.temperature)
     policy, optimizer = accelerator.prepare(policy, optimizer)
