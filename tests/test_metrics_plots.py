@@ -22,7 +22,7 @@ def _fake_run(run_dir, steps: int = 40) -> None:
             acc = min(1.0, step / steps + rng.uniform(-0.1, 0.1))
             metrics = {
                 "reward/mean": 1.0 + acc, "reward/format": 1.0, "reward/accuracy": acc,
-                "reward/accuracy_rate": acc, "reward/format_rate": 1.0,
+                "reward/accuracy_rate": acc, "reward/format_rate": 1.0, "reward/accuracy_before": acc / 2,
                 "adv/vanishing_ratio_before": 0.5, "adv/vanishing_ratio_after": 0.2,
                 "difficulty/increase": 3, "difficulty/decrease": 4, "difficulty/none": 1,
                 "difficulty/r_ref": 1.2, "difficulty/level_mean": 1.5,
@@ -47,8 +47,10 @@ def test_plot_run_writes_readable_pngs(tmp_path):
         assert path.read_bytes()[:8] == PNG_MAGIC
         image = mpimg.imread(path)
         assert image.ndim == 3 and image.shape[0] == 400  # figsize height 4 in * 100 dpi
-    # reward.png has two panels (mean, components) -> 2 * 5.5 in * 100 dpi wide
+    # reward.png has two panels (mean, components) -> 2 * 5.5 in * 100 dpi wide; the components
+    # panel leaves out reward/accuracy_before, which accuracy.png draws (3 panels)
     assert mpimg.imread(tmp_path / "plots" / "reward.png").shape[1] == 1100
+    assert mpimg.imread(tmp_path / "plots" / "accuracy.png").shape[1] == 1650
 
 
 def test_everything_absent_is_skipped(tmp_path):

@@ -75,10 +75,10 @@ def test_fast_end_to_end(tmp_path, shared_assets, timing, loss):
             "adv/vanishing_ratio_before", "adv/vanishing_ratio_after", "difficulty/r_ref",
             "difficulty/increase", "difficulty/decrease", "loss/total", "loss/kl", "perf/grad_norm",
             "perf/lr", "perf/completion_len", "perf/rollout_s", "perf/reward_s", "perf/logprob_s",
-            "perf/update_s",
+            "perf/update_s", "reward/mean_before", "reward/accuracy_before",
         ):  # fmt: skip
             assert key in r, key
-        assert 0.0 <= r["reward/mean"] <= 2.0
+        assert 0.0 <= r["reward/mean"] <= 2.0 and 0.0 <= r["reward/mean_before"] <= 2.0
         assert r["perf/grad_norm"] == r["perf/grad_norm"]  # not NaN
     assert (run / "checkpoints" / "checkpoint-2" / "COMPLETE").exists()
     assert (run / "final_model" / "config.json").exists()

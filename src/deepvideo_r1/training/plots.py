@@ -18,8 +18,11 @@ _REWARD_SPECIAL = {"reward/mean", "reward/accuracy_rate", "reward/format_rate"}
 
 
 def _reward_components(keys: Sequence[str]) -> list[str]:
-    """reward/<component> keys (reward/format, reward/accuracy...) but not the mean or rates."""
-    return sorted(k for k in keys if k.startswith("reward/") and k not in _REWARD_SPECIAL)
+    """reward/<component> keys (reward/format, reward/accuracy...) but not the mean, rates or the
+    before-augmentation copies."""
+    return sorted(
+        k for k in keys if k.startswith("reward/") and k not in _REWARD_SPECIAL and not k.endswith("_before")
+    )
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ FIGURES: tuple[FigureSpec, ...] = (
     )),
     FigureSpec("accuracy", "Accuracy", (
         Panel("train rates", ("reward/accuracy_rate", "reward/format_rate")),
+        Panel("train accuracy before / after augmentation", ("reward/accuracy_before", "reward/accuracy")),
         Panel("held-out accuracy", ("eval/accuracy",)),
     )),
     FigureSpec("vanishing", "Vanishing advantage", (
