@@ -121,7 +121,8 @@ def collect_groups(ctx: RunContext, step: int) -> tuple[Groups, dict[str, float]
         ctx, indices, plan_all(ctx, indices, pending, step, 0), step_seed(seed, step, rank, 0)
     )
     stats = {"adv/vanishing_ratio_before": vanishing_ratio(groups.rewards.total, groups.group_size)}
-    # the first rollout is on un-augmented inputs: the clean learning curve (hints inflate the final one)
+    # rewards before same_step augmentation: the clean learning curve (hinted groups inflate the final
+    # one); under next_visit this rollout already carries the decisions stored at earlier visits
     stats |= {f"reward/{k}_before": float(v.mean()) for k, v in groups.rewards.components.items()}
     stats["reward/mean_before"] = float(groups.rewards.total.mean())
     if cfg.difficulty.enabled:
