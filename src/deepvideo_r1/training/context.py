@@ -152,10 +152,11 @@ def build_context(
     """Wire a loaded model and dataset into a RunContext ready for `rl_step`."""
     model = trainable_model(model, cfg)
     reference = build_reference(model, cfg.algo.beta)
-    params = [p for p in model.parameters() if p.requires_grad]
     t = cfg.train
+    groups = parameter_groups(model, t.lr, t.vision_lr)
+    params = [p for g in groups for p in g["params"]]
     optimizer, scheduler = make_optimizer(
-        parameter_groups(model, t.lr, t.vision_lr),
+        groups,
         t.lr,
         t.weight_decay,
         t.warmup_steps,
