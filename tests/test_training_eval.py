@@ -10,9 +10,15 @@ import pytest
 from typer.testing import CliRunner
 
 from deepvideo_r1.cli import app
-from deepvideo_r1.data.sample import Sample
+from deepvideo_r1.data.sample import Sample, VideoRef
 from deepvideo_r1.models.tiny import make_tiny_model
-from deepvideo_r1.training.evaluate import score_prediction, summarize
+from deepvideo_r1.training.evaluate import (
+    EvalResumeError,
+    _read_done,
+    sample_fingerprint,
+    score_prediction,
+    summarize,
+)
 from deepvideo_r1.video.encode import write_video
 
 FAST = [
@@ -142,3 +148,53 @@ def test_scores_and_summary_by_hand():
     assert report.accuracy == pytest.approx(2 / 3)
     assert report.per_category["level=L1"]["accuracy"] == 0.5
     assert report.miou == pytest.approx(1 / 3) and report.format_rate == pytest.approx(2 / 3)
+
+
+def _mc(sample_id: str, answer: str = "B", question: str = "q") -> Sample:
+    return Sample(id=sample_id, question=question, problem_type="multiple_choice", answer=answer,
+                  options=["x", "y"])  # fmt: skip
+
+
+def _write_records(path: Path, records: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def test_resume_reads_records_of_the_same_samples(tmp_path):
+    a, b = _mc("a"), _mc("b")
+    path = tmp_path / "predictions.jsonl"
+    _write_records(path, [score_prediction(a, "<answer>B</answer>")])
+    done = _read_done(path, [a, b])
+    assert list(done) == ["a"] and done["a"]["score"] == 1.0
+
+
+def test_resume_refuses_predictions_of_a_different_sample_with_the_same_id(tmp_path):
+    path = tmp_path / "predictions.jsonl"
+    _write_records(path, [score_prediction(_mc("a"), "x"), score_prediction(_mc("b", answer="A"), "x")])
+    with pytest.raises(EvalResumeError, match=r"jsonl:2: prediction for 'b' was made for a different"):
+        _read_done(path, [_mc("a"), _mc("b", answer="B")])
+    with pytest.raises(EvalResumeError, match=r":1: prediction for 'a', which is not in the evaluated data"):
+        _read_done(path, [_mc("c")])
+
+
+def test_resume_drops_a_last_line_cut_by_a_crash(tmp_path):
+    path = tmp_path / "predictions.jsonl"
+    good = json.dumps(score_prediction(_mc("a"), "x"))
+    path.write_text(good + "\n" + '{"id": "b", "compl')
+    assert list(_read_done(path, [_mc("a"), _mc("b")])) == ["a"]
+    assert path.read_text() == good + "\n"  # appending the next record now gives valid jsonl
+    path.write_text('{"id": "b", "compl\n' + good + "\n")
+    with pytest.raises(EvalResumeError, match=r":1: not valid JSON"):
+        _read_done(path, [_mc("a"), _mc("b")])
+
+
+def test_fingerprint_follows_the_video_file_not_its_directory(tmp_path):
+    for d in ("one", "two"):
+        _clip(tmp_path / d / "v.mp4")
+    one = Sample(id="v", question="q", problem_type="numerical", answer="1",
+                 videos=[VideoRef(str(tmp_path / "one" / "v.mp4"))])  # fmt: skip
+    two = Sample(id="v", question="q", problem_type="numerical", answer="1",
+                 videos=[VideoRef(str(tmp_path / "two" / "v.mp4"))])  # fmt: skip
+    assert sample_fingerprint(one) == sample_fingerprint(two)
+    assert sample_fingerprint(one) != sample_fingerprint(_mc("v"))
+    (tmp_path / "two" / "v.mp4").write_bytes(b"other bytes")
+    assert sample_fingerprint(one) != sample_fingerprint(two)

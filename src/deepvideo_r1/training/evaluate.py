@@ -3,13 +3,17 @@
 Categories come from the sample metadata: `level` (SEED-Bench-R1 L1/L2/L3), `duration_group`
 (LongVideoBench), `type` (NExT-GQA), `task` (synthetic). Grounded QA reports choice accuracy and
 mIoU separately. Predictions are appended to a jsonl per rank as they are made; a rerun skips the
-samples already there, so an interrupted eval loses at most one batch.
+samples already there, so an interrupted eval loses at most one batch. Each record carries a
+fingerprint of its sample, so predictions left by a different dataset under the same ids are an
+error rather than silently reused.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -57,9 +61,29 @@ def category(sample: Sample) -> str | None:
     return None
 
 
+class EvalResumeError(RuntimeError):
+    """A predictions file holds a record that does not belong to the samples being evaluated."""
+
+
+def sample_fingerprint(sample: Sample) -> str:
+    """Short hash of what a prediction depends on: question, options, answer, spans, video files.
+
+    Videos count by file name, size and clip bounds (not absolute path), so a moved run
+    directory still resumes; re-generated data with the same ids does not.
+    """
+    videos = []
+    for v in sample.videos:
+        size = os.path.getsize(v.path) if os.path.exists(v.path) else None
+        videos.append([os.path.basename(v.path), size, v.start, v.end])
+    key = [sample.question, sample.problem_type, sample.answer, sample.options, sample.timestamps, videos]
+    key.append([os.path.basename(i) for i in sample.images])
+    return hashlib.sha256(json.dumps(key, default=list).encode()).hexdigest()[:16]
+
+
 def score_prediction(sample: Sample, completion: str) -> dict:
     """One prediction record: completion, format, and (when labelled) accuracy / IoU."""
     record: dict = {"id": sample.id, "completion": completion, "format": format_reward(completion)}
+    record["sample_fingerprint"] = sample_fingerprint(sample)
     record["category"] = category(sample)
     labelled = bool(sample.answer) or (sample.problem_type == "temporal_grounding" and sample.timestamps)
     if not labelled:
@@ -77,14 +101,44 @@ def score_prediction(sample: Sample, completion: str) -> dict:
     return record
 
 
-def _read_done(path: Path) -> dict[str, dict]:
+def _read_done(path: Path, samples: list[Sample]) -> dict[str, dict]:
+    """Records already in `path`, checked against `samples` (same id must mean the same sample).
+
+    A last line cut short by a crash mid-write is dropped from the file (that sample is predicted
+    again); any other unreadable or foreign record is an EvalResumeError naming file and line.
+    """
     if not path.exists():
         return {}
+    by_id = {s.id: s for s in samples}
+    lines = path.read_text(encoding="utf-8").splitlines()
     done = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
             rec = json.loads(line)
-            done[rec["id"]] = rec
+        except json.JSONDecodeError:
+            if lineno < len(lines):
+                raise EvalResumeError(
+                    f"{path}:{lineno}: not valid JSON; delete the file to start over"
+                ) from None
+            logger.warning(
+                "%s:%d: incomplete last record (interrupted write); predicting it again", path, lineno
+            )
+            path.write_text("".join(x + "\n" for x in lines[:-1]), encoding="utf-8")
+            break
+        sample = by_id.get(rec.get("id"))
+        if sample is None:
+            raise EvalResumeError(
+                f"{path}:{lineno}: prediction for {rec.get('id')!r}, which is not in the evaluated data; "
+                "use another output directory or delete the file"
+            )
+        if rec.get("sample_fingerprint") != sample_fingerprint(sample):
+            raise EvalResumeError(
+                f"{path}:{lineno}: prediction for {sample.id!r} was made for a different sample "
+                "(question, answer or video changed); use another output directory or delete the file"
+            )
+        done[rec["id"]] = rec
     return done
 
 
@@ -100,7 +154,7 @@ def predict(
 ) -> list[dict]:
     """Greedy predictions for `samples`, appended to `out_path`; returns all records (old + new)."""
     engine = HFRolloutEngine(model, adapter, SamplingOptions(max_new_tokens=max_new_tokens, temperature=0.0))
-    done = _read_done(out_path)
+    done = _read_done(out_path, samples)
     todo = [s for s in samples if s.id not in done]
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with open(out_path, "a", encoding="utf-8") as f:
