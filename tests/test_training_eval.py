@@ -174,6 +174,9 @@ def test_resume_refuses_predictions_of_a_different_sample_with_the_same_id(tmp_p
         _read_done(path, [_mc("a"), _mc("b", answer="B")])
     with pytest.raises(EvalResumeError, match=r":1: prediction for 'a', which is not in the evaluated data"):
         _read_done(path, [_mc("c")])
+    _write_records(path, [{"id": "a", "completion": "x", "format": 0.0}])
+    with pytest.raises(EvalResumeError, match=r":1: record without a sample fingerprint"):
+        _read_done(path, [_mc("a")])
 
 
 def test_resume_drops_a_last_line_cut_by_a_crash(tmp_path):

@@ -133,7 +133,12 @@ def _read_done(path: Path, samples: list[Sample]) -> dict[str, dict]:
                 f"{path}:{lineno}: prediction for {rec.get('id')!r}, which is not in the evaluated data; "
                 "use another output directory or delete the file"
             )
-        if rec.get("sample_fingerprint") != sample_fingerprint(sample):
+        if "sample_fingerprint" not in rec:
+            raise EvalResumeError(
+                f"{path}:{lineno}: record without a sample fingerprint (written by an older version); "
+                "use another output directory or delete the file"
+            )
+        if rec["sample_fingerprint"] != sample_fingerprint(sample):
             raise EvalResumeError(
                 f"{path}:{lineno}: prediction for {sample.id!r} was made for a different sample "
                 "(question, answer or video changed); use another output directory or delete the file"
