@@ -148,6 +148,12 @@ def test_scores_and_summary_by_hand():
     assert report.accuracy == pytest.approx(2 / 3)
     assert report.per_category["level=L1"]["accuracy"] == 0.5
     assert report.miou == pytest.approx(1 / 3) and report.format_rate == pytest.approx(2 / 3)
+    assert (right["choice"], wrong["choice"]) == ("B", None) and "choice" not in g
+    # The option text counts as its letter; a reply with no <answer> block counts as "none".
+    by_text = score_prediction(mc, "<think>t</think><answer>y</answer>")
+    level = summarize([right, wrong, by_text]).per_category["level=L1"]
+    assert level["choices"] == {"B": 2, "none": 1} and level["top_choice_share"] == pytest.approx(2 / 3)
+    assert "choices" not in summarize([g]).per_category["type=CW"]
 
 
 def _mc(sample_id: str, answer: str = "B", question: str = "q") -> Sample:

@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from deepvideo_r1.rewards import (
     accuracy_reward,
     extract_answer,
     format_reward,
+    parse_choice,
     parse_predicted_span,
     temporal_iou,
 )
@@ -48,7 +49,9 @@ class EvalReport:
     accuracy: float
     format_rate: float
     miou: float | None = None
-    per_category: dict[str, dict[str, float]] = field(default_factory=dict)
+    per_category: dict[str, dict] = field(default_factory=dict)
+    """Per category: n, accuracy, miou (grounding), and for multiple choice `choices` (how often
+    each letter was answered, "none" when unparseable) and `top_choice_share`."""
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -92,6 +95,8 @@ def score_prediction(sample: Sample, completion: str) -> dict:
         completion, sample.answer, sample.problem_type, sample.options, segments=sample.timestamps
     )
     record["score"] = score
+    if sample.problem_type == "multiple_choice":
+        record["choice"] = parse_choice(extract_answer(completion) or "", sample.options)
     if sample.problem_type in ("grounded_qa", "temporal_grounding"):
         span = parse_predicted_span(extract_answer(completion) or "")
         iou = temporal_iou(span, sample.timestamps) if span is not None else 0.0
@@ -192,6 +197,11 @@ def summarize(records: list[dict]) -> EvalReport:
         entry = {"n": float(len(rs)), "accuracy": mean([r["score"] for r in rs])}
         if any("iou" in r for r in rs):
             entry["miou"] = mean([r["iou"] for r in rs if "iou" in r])
+        choices = Counter(r["choice"] or "none" for r in rs if "choice" in r)
+        if choices:
+            # A policy that answers one letter everywhere scores chance; this shows it at a glance.
+            entry["choices"] = dict(sorted(choices.items()))
+            entry["top_choice_share"] = max(choices.values()) / sum(choices.values())
         per_category[cat] = entry
     return EvalReport(
         n=len(records),
