@@ -95,15 +95,20 @@ def score_prediction(sample: Sample, completion: str) -> dict:
         completion, sample.answer, sample.problem_type, sample.options, segments=sample.timestamps
     )
     record["score"] = score
+    answer = extract_answer(completion) or ""
     if sample.problem_type == "multiple_choice":
-        record["choice"] = parse_choice(extract_answer(completion) or "", sample.options)
+        record["choice"] = parse_choice(answer, sample.options)
     if sample.problem_type in ("grounded_qa", "temporal_grounding"):
-        span = parse_predicted_span(extract_answer(completion) or "")
+        span = parse_predicted_span(answer)
         iou = temporal_iou(span, sample.timestamps) if span is not None else 0.0
         record["iou"] = iou
         if sample.problem_type == "grounded_qa":
             record["score"] = round(2 * score - iou, 6)  # reward = 0.5·choice + 0.5·IoU
     return record
+
+
+def _foreign_record(path: Path, lineno: int, what: str) -> EvalResumeError:
+    return EvalResumeError(f"{path}:{lineno}: {what}; use another output directory or delete the file")
 
 
 def _read_done(path: Path, samples: list[Sample]) -> dict[str, dict]:
@@ -134,20 +139,16 @@ def _read_done(path: Path, samples: list[Sample]) -> dict[str, dict]:
             break
         sample = by_id.get(rec.get("id"))
         if sample is None:
-            raise EvalResumeError(
-                f"{path}:{lineno}: prediction for {rec.get('id')!r}, which is not in the evaluated data; "
-                "use another output directory or delete the file"
+            raise _foreign_record(
+                path, lineno, f"prediction for {rec.get('id')!r}, which is not in the evaluated data"
             )
         if "sample_fingerprint" not in rec:
-            raise EvalResumeError(
-                f"{path}:{lineno}: record without a sample fingerprint (written by an older version); "
-                "use another output directory or delete the file"
+            raise _foreign_record(
+                path, lineno, "record without a sample fingerprint (written by an older version)"
             )
         if rec["sample_fingerprint"] != sample_fingerprint(sample):
-            raise EvalResumeError(
-                f"{path}:{lineno}: prediction for {sample.id!r} was made for a different sample "
-                "(question, answer or video changed); use another output directory or delete the file"
-            )
+            changed = "a different sample (question, answer or video changed)"
+            raise _foreign_record(path, lineno, f"prediction for {sample.id!r} was made for {changed}")
         done[rec["id"]] = rec
     return done
 
