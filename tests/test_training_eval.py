@@ -14,9 +14,11 @@ from deepvideo_r1.data.sample import Sample, VideoRef
 from deepvideo_r1.models.tiny import make_tiny_model
 from deepvideo_r1.training.evaluate import (
     EvalResumeError,
+    SampledDecoding,
     _read_done,
     sample_fingerprint,
     score_prediction,
+    score_samples,
     summarize,
 )
 from deepvideo_r1.video.encode import write_video
@@ -207,3 +209,83 @@ def test_fingerprint_follows_the_video_file_not_its_directory(tmp_path):
     assert sample_fingerprint(one) != sample_fingerprint(_mc("v"))
     (tmp_path / "two" / "v.mp4").write_bytes(b"other bytes")
     assert sample_fingerprint(one) != sample_fingerprint(two)
+
+
+def _tagged(answer: str) -> str:
+    return f"<think>t</think><answer>{answer}</answer>"
+
+
+def test_sampled_scores_majority_and_best_by_hand():
+    mc = _mc("m")  # options x, y; gold B
+    # votes: A (1st, 3rd, 6th), B (2nd, 5th), unparseable (4th) -> majority A, which scores 0
+    done = score_samples(mc, [_tagged("A"), _tagged("B"), _tagged("x"), "none", _tagged("y"), _tagged("A")])
+    assert done["answers"] == ["A", "B", "A", None, "B", "A"]
+    assert done["scores"] == [0.0, 1.0, 0.0, 0.0, 1.0, 0.0]
+    assert (done["mean"], done["maj"], done["best"]) == (pytest.approx(1 / 3), 0.0, 1.0)
+    # a tie goes to the answer seen first
+    assert score_samples(mc, [_tagged("B"), _tagged("A")])["maj"] == 1.0
+    assert score_samples(mc, ["no answer", "none"])["maj"] == 0.0
+    # numbers vote by value: "3" and "3.0" are one answer
+    num = Sample(id="n", question="q", problem_type="numerical", answer="3")
+    assert score_samples(num, [_tagged("3.0"), _tagged("4"), _tagged("3")])["answers"] == [
+        "3.0",
+        "4.0",
+        "3.0",
+    ]
+    # grounding: best is the best IoU; gold [0, 2], spans [0, 1] (IoU 1/2) and [0, 2] (IoU 1)
+    tg = Sample(id="t", question="q", problem_type="temporal_grounding", answer="", timestamps=[(0.0, 2.0)])
+    spans = score_samples(tg, [_tagged("0-1"), _tagged("0-2"), _tagged("0-1")])
+    assert spans["scores"] == pytest.approx([0.5, 1.0, 0.5])
+    assert (spans["maj"], spans["best"]) == (pytest.approx(0.5), 1.0)
+    unlabelled = Sample(id="u", question="q", problem_type="free_form", answer="")
+    assert score_samples(unlabelled, ["a", "b"]) == {"completions": ["a", "b"]}
+
+
+def test_summary_reports_mean_majority_and_pass_at_k():
+    records = []
+    for sid, texts in (("a", [_tagged("B"), _tagged("A"), _tagged("A")]), ("b", [_tagged("B")] * 3)):
+        rec = score_prediction(_mc(sid), _tagged("A"))  # greedy wrong on both
+        rec["decoding"] = {"num_samples": 3, "temperature": 1.0, "seed": 0}
+        rec["sampled"] = score_samples(_mc(sid), texts)
+        records.append(rec)
+    report = summarize(records)
+    assert report.accuracy == 0.0
+    assert report.mean_at_k == pytest.approx((1 / 3 + 1) / 2)
+    assert (report.maj_at_k, report.pass_at_k) == (0.5, 1.0)
+    assert report.sampling == {"num_samples": 3, "temperature": 1.0, "seed": 0}
+    assert summarize([score_prediction(_mc("a"), "x")]).maj_at_k is None  # greedy only
+
+
+def test_resume_refuses_records_decoded_otherwise(tmp_path):
+    path = tmp_path / "predictions.jsonl"
+    _write_records(path, [score_prediction(_mc("a"), "x")])
+    with pytest.raises(EvalResumeError, match=r":1: decoded with greedy only, not .*num_samples"):
+        _read_done(path, [_mc("a")], {"num_samples": 4, "temperature": 1.0, "seed": 0})
+    with pytest.raises(ValueError, match="num_samples >= 1"):
+        SampledDecoding(0)
+
+
+def test_eval_cli_sampled_completions(tmp_path, tiny_model):
+    data = own_jsonl(tmp_path / "data")
+
+    def run(out: Path, *extra: str):
+        args = ["eval", "--model", str(tiny_model), "--data", str(data), "--format", "jsonl"]
+        args += ["--root", str(tmp_path / "data"), "--out", str(out), "--num-samples", "3", *FAST, *extra]
+        return CliRunner().invoke(app, args)
+
+    def first_record(out: Path) -> dict:
+        return json.loads((out / "predictions.jsonl").read_text().splitlines()[0])
+
+    result = run(tmp_path / "eval")
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "eval" / "eval_report.json").read_text())
+    assert report["sampling"] == {"num_samples": 3, "temperature": 1.0, "seed": 0}
+    assert 0.0 <= report["mean_at_k"] <= report["pass_at_k"] <= 1.0
+    rec = first_record(tmp_path / "eval")
+    assert len(rec["sampled"]["completions"]) == 3 and len(rec["sampled"]["scores"]) == 3
+    # same seed, fresh directory: the same sampled completions
+    assert run(tmp_path / "eval2").exit_code == 0
+    assert first_record(tmp_path / "eval2")["sampled"] == rec["sampled"]
+    # resuming with other decoding settings is refused, naming the file and line
+    other = run(tmp_path / "eval", "--sample-seed", "1")
+    assert other.exit_code != 0 and "predictions.jsonl:1: decoded with" in str(other.exception)

@@ -208,17 +208,25 @@ def eval_cmd(
     fmt: str = typer.Option("auto", "--format", help="Data format (see inspect-data)."),
     root: str | None = typer.Option(None, "--root", help="Media root."),
     out: str = typer.Option("eval_out", "--out", help="Where predictions and the report go."),
+    num_samples: int = typer.Option(
+        0, "--num-samples", min=0, help="Also draw K sampled completions per sample: mean/maj/pass@K."
+    ),
+    temperature: float = typer.Option(1.0, "--temperature", help="Temperature of the sampled completions."),
+    sample_seed: int = typer.Option(0, "--sample-seed", help="Seed of the sampled completions."),
     config: str | None = _CONFIG,
     overrides: list[str] = _SET,
 ) -> None:
-    """Greedy decoding on a dataset: accuracy overall and per category; resumable predictions."""
+    """Greedy decoding on a dataset (+ K samples: mean/maj/pass@K): accuracy overall and per
+    category; resumable predictions."""
     import json
 
+    from deepvideo_r1.training.evaluate import SampledDecoding
     from deepvideo_r1.training.pipeline import run_eval_only
 
     flags = {"model.path": model, "data.eval_file": data, "data.format": fmt, "data.root": root}
     _setup_logging()
-    report = run_eval_only(_run_config(config, overrides, flags), out)
+    sampled = SampledDecoding(num_samples, temperature, sample_seed) if num_samples else None
+    report = run_eval_only(_run_config(config, overrides, flags), out, sampled=sampled)
     typer.echo(json.dumps(report.to_json(), indent=2))
 
 

@@ -1,5 +1,10 @@
 """Held-out evaluation: greedy decoding, accuracy overall and per category, resumable predictions.
 
+Optionally K sampled completions per sample as well (`SampledDecoding`): mean@K (accuracy when
+sampling), maj@K (score of the majority answer) and pass@K (best of K). Greedy accuracy stays the
+headline number; maj@K and pass@K show how much an RL stage can gain by sharpening the sampled
+distribution without learning anything new (maj@K above greedy means it can).
+
 Categories come from the sample metadata: `level` (SEED-Bench-R1 L1/L2/L3), `duration_group`
 (LongVideoBench), `type` (NExT-GQA), `task` (synthetic). Grounded QA reports choice accuracy and
 mIoU separately. Predictions are appended to a jsonl per rank as they are made; a rerun skips the
@@ -51,10 +56,29 @@ class EvalReport:
     miou: float | None = None
     per_category: dict[str, dict] = field(default_factory=dict)
     """Per category: n, accuracy, miou (grounding), and for multiple choice `choices` (how often
-    each letter was answered, "none" when unparseable) and `top_choice_share`."""
+    each letter was answered, "none" when unparseable) and `top_choice_share`; with sampling also
+    mean_at_k, maj_at_k, pass_at_k."""
+    sampling: dict | None = None
+    """The SampledDecoding used (num_samples, temperature, seed); None = greedy only."""
+    mean_at_k: float | None = None
+    maj_at_k: float | None = None
+    pass_at_k: float | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class SampledDecoding:
+    """K completions per sample at `temperature`, besides the greedy one."""
+
+    num_samples: int
+    temperature: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.num_samples < 1 or self.temperature <= 0:
+            raise ValueError(f"sampled eval needs num_samples >= 1 and temperature > 0, got {self}")
 
 
 def category(sample: Sample) -> str | None:
@@ -83,36 +107,80 @@ def sample_fingerprint(sample: Sample) -> str:
     return hashlib.sha256(json.dumps(key, default=list).encode()).hexdigest()[:16]
 
 
+def _score(sample: Sample, completion: str) -> dict:
+    """score, and the parsed `choice` (multiple choice) or `iou` (grounding) of one completion."""
+    out: dict = {
+        "score": accuracy_reward(
+            completion, sample.answer, sample.problem_type, sample.options, segments=sample.timestamps
+        )
+    }
+    answer = extract_answer(completion) or ""
+    if sample.problem_type == "multiple_choice":
+        out["choice"] = parse_choice(answer, sample.options)
+    if sample.problem_type in ("grounded_qa", "temporal_grounding"):
+        span = parse_predicted_span(answer)
+        out["iou"] = temporal_iou(span, sample.timestamps) if span is not None else 0.0
+        if sample.problem_type == "grounded_qa":
+            out["score"] = round(2 * out["score"] - out["iou"], 6)  # reward = 0.5·choice + 0.5·IoU
+    return out
+
+
+def is_labelled(sample: Sample) -> bool:
+    return bool(sample.answer) or (sample.problem_type == "temporal_grounding" and bool(sample.timestamps))
+
+
 def score_prediction(sample: Sample, completion: str) -> dict:
     """One prediction record: completion, format, and (when labelled) accuracy / IoU."""
     record: dict = {"id": sample.id, "completion": completion, "format": format_reward(completion)}
     record["sample_fingerprint"] = sample_fingerprint(sample)
     record["category"] = category(sample)
-    labelled = bool(sample.answer) or (sample.problem_type == "temporal_grounding" and sample.timestamps)
-    if not labelled:
-        return record
-    score = accuracy_reward(
-        completion, sample.answer, sample.problem_type, sample.options, segments=sample.timestamps
-    )
-    record["score"] = score
-    answer = extract_answer(completion) or ""
-    if sample.problem_type == "multiple_choice":
-        record["choice"] = parse_choice(answer, sample.options)
-    if sample.problem_type in ("grounded_qa", "temporal_grounding"):
-        span = parse_predicted_span(answer)
-        iou = temporal_iou(span, sample.timestamps) if span is not None else 0.0
-        record["iou"] = iou
-        if sample.problem_type == "grounded_qa":
-            record["score"] = round(2 * score - iou, 6)  # reward = 0.5·choice + 0.5·IoU
+    if is_labelled(sample):
+        record.update(_score(sample, completion))
     return record
+
+
+def answer_key(sample: Sample, completion: str) -> str | None:
+    """What a completion votes for in maj@K: the choice letter, the number, or the answer text."""
+    answer = (extract_answer(completion) or "").strip()
+    if sample.problem_type == "multiple_choice":
+        return parse_choice(answer, sample.options)
+    if sample.problem_type == "numerical":
+        try:
+            return repr(float(answer))
+        except ValueError:
+            return None
+    return answer.lower() or None
+
+
+def score_samples(sample: Sample, completions: list[str]) -> dict:
+    """K sampled completions -> completions and, when labelled, scores, votes, mean / maj / best.
+
+    maj is the score of the first completion giving the most frequent answer (ties: the answer
+    seen first); 0 when no completion has a parseable answer.
+    """
+    if not is_labelled(sample):
+        return {"completions": completions}
+    scores = [_score(sample, c)["score"] for c in completions]
+    keys = [answer_key(sample, c) for c in completions]
+    votes = Counter(k for k in keys if k is not None)
+    maj = scores[keys.index(votes.most_common(1)[0][0])] if votes else 0.0
+    return {
+        "completions": completions,
+        "scores": scores,
+        "answers": keys,
+        "mean": sum(scores) / len(scores),
+        "maj": maj,
+        "best": max(scores),
+    }
 
 
 def _foreign_record(path: Path, lineno: int, what: str) -> EvalResumeError:
     return EvalResumeError(f"{path}:{lineno}: {what}; use another output directory or delete the file")
 
 
-def _read_done(path: Path, samples: list[Sample]) -> dict[str, dict]:
-    """Records already in `path`, checked against `samples` (same id must mean the same sample).
+def _read_done(path: Path, samples: list[Sample], decoding: dict | None = None) -> dict[str, dict]:
+    """Records already in `path`, checked against `samples` (same id must mean the same sample)
+    and against `decoding` (the SampledDecoding as a dict; None = greedy only).
 
     A last line cut short by a crash mid-write is dropped from the file (that sample is predicted
     again); any other unreadable or foreign record is an EvalResumeError naming file and line.
@@ -149,6 +217,12 @@ def _read_done(path: Path, samples: list[Sample]) -> dict[str, dict]:
         if rec["sample_fingerprint"] != sample_fingerprint(sample):
             changed = "a different sample (question, answer or video changed)"
             raise _foreign_record(path, lineno, f"prediction for {sample.id!r} was made for {changed}")
+        if rec.get("decoding") != decoding:
+            raise _foreign_record(
+                path,
+                lineno,
+                f"decoded with {rec.get('decoding') or 'greedy only'}, not {decoding or 'greedy only'}",
+            )
         done[rec["id"]] = rec
     return done
 
@@ -162,23 +236,60 @@ def predict(
     *,
     batch_size: int = 8,
     max_new_tokens: int = 256,
+    sampled: SampledDecoding | None = None,
 ) -> list[dict]:
-    """Greedy predictions for `samples`, appended to `out_path`; returns all records (old + new)."""
+    """Greedy predictions for `samples` (plus K sampled completions each when `sampled` is given),
+    appended to `out_path`; returns all records (old + new)."""
     engine = HFRolloutEngine(model, adapter, SamplingOptions(max_new_tokens=max_new_tokens, temperature=0.0))
-    done = _read_done(out_path, samples)
+    sampler = (
+        HFRolloutEngine(model, adapter, SamplingOptions(max_new_tokens, temperature=sampled.temperature))
+        if sampled
+        else None
+    )
+    decoding = asdict(sampled) if sampled else None
+    done = _read_done(out_path, samples, decoding)
     todo = [s for s in samples if s.id not in done]
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with open(out_path, "a", encoding="utf-8") as f:
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
             prompts = [encode_sample(adapter, s, media(s)) for s in chunk]
-            result = engine.generate(adapter.collate(prompts), 1)
-            for sample, text in zip(chunk, result.texts, strict=True):
+            batch = adapter.collate(prompts)
+            result = engine.generate(batch, 1)
+            drawn = (
+                sampler.generate(batch, sampled.num_samples, seed=_chunk_seed(sampled.seed, chunk))
+                if sampler
+                else None
+            )
+            for i, (sample, text) in enumerate(zip(chunk, result.texts, strict=True)):
                 rec = score_prediction(sample, text)
+                if drawn is not None:
+                    k = sampled.num_samples
+                    rec["decoding"] = decoding
+                    rec["sampled"] = score_samples(sample, drawn.texts[i * k : (i + 1) * k])
                 done[sample.id] = rec
                 f.write(json.dumps(rec) + "\n")
             f.flush()
     return [done[s.id] for s in samples]
+
+
+def _chunk_seed(seed: int, chunk: list[Sample]) -> int:
+    """Sampling seed of one batch: the same seed and sample ids give the same completions."""
+    key = json.dumps([seed, [s.id for s in chunk]]).encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:4], "little") & 0x7FFFFFFF
+
+
+def _sampled_means(records: list[dict]) -> dict[str, float]:
+    """mean_at_k, maj_at_k, pass_at_k over the records that carry sampled scores ({} if none)."""
+    rs = [r["sampled"] for r in records if "scores" in r.get("sampled", {})]
+    if not rs:
+        return {}
+    n = len(rs)
+    return {
+        "mean_at_k": sum(r["mean"] for r in rs) / n,
+        "maj_at_k": sum(r["maj"] for r in rs) / n,
+        "pass_at_k": sum(r["best"] for r in rs) / n,
+    }
 
 
 def summarize(records: list[dict]) -> EvalReport:
@@ -203,7 +314,9 @@ def summarize(records: list[dict]) -> EvalReport:
             # A policy that answers one letter everywhere scores chance; this shows it at a glance.
             entry["choices"] = dict(sorted(choices.items()))
             entry["top_choice_share"] = max(choices.values()) / sum(choices.values())
+        entry.update(_sampled_means(rs))
         per_category[cat] = entry
+    decodings = [r["decoding"] for r in records if r.get("decoding")]
     return EvalReport(
         n=len(records),
         n_labelled=len(labelled),
@@ -211,6 +324,8 @@ def summarize(records: list[dict]) -> EvalReport:
         format_rate=mean([r["format"] for r in records]),
         miou=mean(ious) if ious else None,
         per_category=per_category,
+        sampling=decodings[0] if decodings else None,
+        **_sampled_means(labelled),
     )
 
 
@@ -224,6 +339,7 @@ def evaluate(
     accelerator: Accelerator | None = None,
     batch_size: int = 8,
     max_new_tokens: int = 256,
+    sampled: SampledDecoding | None = None,
 ) -> EvalReport:
     """Evaluate on `samples` (sharded over ranks); predictions land in out_dir/predictions*.jsonl."""
     rank = accelerator.process_index if accelerator else 0
@@ -232,7 +348,14 @@ def evaluate(
     shard = samples[rank::world]
     name = "predictions.jsonl" if world == 1 else f"predictions.rank{rank}.jsonl"
     records = predict(
-        model, adapter, shard, media, out_dir / name, batch_size=batch_size, max_new_tokens=max_new_tokens
+        model,
+        adapter,
+        shard,
+        media,
+        out_dir / name,
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens,
+        sampled=sampled,
     )
     if world > 1:
         records = [r for part in gather_object([records]) for r in part]

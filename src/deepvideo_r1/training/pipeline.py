@@ -24,7 +24,7 @@ from deepvideo_r1.data.sample import Sample
 from deepvideo_r1.models.adapter import ModelAdapter, load_policy
 from deepvideo_r1.models.trainable import is_lora
 from deepvideo_r1.training.context import build_context, trainable_model
-from deepvideo_r1.training.evaluate import EvalReport, evaluate
+from deepvideo_r1.training.evaluate import EvalReport, SampledDecoding, evaluate
 from deepvideo_r1.training.media import MediaLoader, pixel_budget
 from deepvideo_r1.training.sft import run_sft
 from deepvideo_r1.training.trainer import train_loop
@@ -211,8 +211,11 @@ def run_sft_only(cfg: TrainConfig) -> Path:
     return sft_stage(cfg, prepare_model_dir(cfg, accelerator), data, accelerator)
 
 
-def run_eval_only(cfg: TrainConfig, out_dir: str | Path) -> EvalReport:
-    """`deepvideo-r1 eval`: greedy evaluation of model.path on data.eval_file into `out_dir`."""
+def run_eval_only(
+    cfg: TrainConfig, out_dir: str | Path, sampled: SampledDecoding | None = None
+) -> EvalReport:
+    """`deepvideo-r1 eval`: greedy (+ optionally sampled) evaluation of model.path on
+    data.eval_file into `out_dir`."""
     if cfg.model.path is None or cfg.data.eval_file is None:
         raise ValueError("eval needs model.path and data.eval_file")
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
@@ -230,4 +233,5 @@ def run_eval_only(cfg: TrainConfig, out_dir: str | Path) -> EvalReport:
         accelerator=accelerator,
         batch_size=cfg.train.eval_batch_size,
         max_new_tokens=cfg.rollout.max_new_tokens,
+        sampled=sampled,
     )
