@@ -86,6 +86,39 @@ def test_fast_end_to_end(tmp_path, shared_assets, timing, loss):
     assert (run / "eval_after" / "predictions.jsonl").exists()
 
 
+DIGIT_REWARD = """
+def digit_share(completion, sample):
+    return sum(c.isdigit() for c in completion) / max(1, len(completion))
+"""
+
+
+@pytest.mark.parametrize("loss", ["reg_grpo", "grpo", "dapo", "dr_grpo", "gspo"])
+def test_rl_climbs_a_learnable_reward(tmp_path, shared_assets, loss):
+    """The whole loop optimises its reward: a random-init policy rewarded for the share of digits
+    in its text (about 2 % at the start) writes mostly digits after 20 steps, with every loss."""
+    _seed_run_dir(shared_assets, tmp_path / "run")
+    (tmp_path / "digits.py").write_text(DIGIT_REWARD)
+    cfg = fast_config(
+        tmp_path,
+        f"algo.loss={loss}",
+        f"algo.reward_weights={{'{tmp_path / 'digits.py'}:digit_share': 1.0}}",
+        "algo.beta=0",
+        "difficulty.enabled=false",
+        "sft.steps=0",
+        "train.max_steps=20",
+        "train.save_every=0",
+        "train.lr=1e-2",
+        "train.warmup_steps=0",
+        "rollout.group_size=8",
+        "train.micro_batch_size=16",
+        "rollout.max_new_tokens=8",
+    )
+    run_training(cfg)
+    rewards = [r["reward/mean"] for r in read_metrics(Path(cfg.train.output_dir) / "metrics.jsonl")]
+    first, last = sum(rewards[:3]) / 3, sum(rewards[-3:]) / 3
+    assert first < 0.1 and last > 0.4, rewards
+
+
 def test_resume_logs_the_same_rewards_as_an_uninterrupted_run(tmp_path, shared_assets):
     full, cut = tmp_path / "full", tmp_path / "cut"
     for run in (full, cut):
