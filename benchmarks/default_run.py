@@ -1,0 +1,98 @@
+"""The embedded default run (SPEC §6, issue 5's target) over several seeds: held-out accuracy
+before and after RL, wall time and peak memory, against the targets (≤ 10 minutes, ≥ +5 points).
+
+    python benchmarks/default_run.py [--seeds 0 1 2] [--root runs/bench_default] [--set KEY=VALUE ...]
+
+Each seed runs `deepvideo-r1 train -o ROOT/seed-S --seed S --set data.synth.seed=S` in a fresh
+directory (removed first), one seed after another, so the timings are of a whole run from nothing:
+data generation, tiny model, SFT, both evaluations, RL, plots. Run it alone on the machine.
+Writes benchmarks/results/default_run.json and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).parent / "results" / "default_run.json"
+TARGET_SECONDS = 600.0
+TARGET_GAIN_POINTS = 5.0
+
+
+def run_seed(root: Path, seed: int, overrides: list[str]) -> dict:
+    """One whole default run; returns its summary numbers, wall time and the child's peak RSS."""
+    out = root / f"seed-{seed}"
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [sys.executable, "-m", "deepvideo_r1", "train", "-o", str(out), "--seed", str(seed)]
+    cmd += ["--set", f"data.synth.seed={seed}"]
+    for item in overrides:
+        cmd += ["--set", item]
+    start = time.perf_counter()
+    with open(root / f"seed-{seed}.log", "w") as log:
+        child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(child.pid, 0)  # this child's own rusage, not all children's
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"seed {seed}: the run failed, see {root / f'seed-{seed}.log'}")
+    summary = json.loads((out / "summary.json").read_text())
+    before, after = summary["eval_accuracy_before"], summary["eval_accuracy_after"]
+    return {
+        "seed": seed,
+        "eval_accuracy_before": before,
+        "eval_accuracy_after": after,
+        "gain_points": 100 * (after - before),
+        "wall_seconds": wall,
+        "peak_rss_gib": usage.ru_maxrss / 2**20,  # Linux reports KiB
+        "steps": summary["steps"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--root", default="runs/bench_default", help="where the run directories go")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="config override")
+    args = parser.parse_args()
+    root = Path(args.root)
+    root.mkdir(parents=True, exist_ok=True)
+    rows = [run_seed(root, s, args.overrides) for s in args.seeds]
+    for r in rows:
+        r["within_time"] = r["wall_seconds"] <= TARGET_SECONDS
+        r["gain_met"] = r["gain_points"] >= TARGET_GAIN_POINTS
+    result = {
+        "benchmark": "default_run",
+        "targets": {"wall_seconds": TARGET_SECONDS, "gain_points": TARGET_GAIN_POINTS},
+        "overrides": args.overrides,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+        },
+        "runs": rows,
+        "all_within_time": all(r["within_time"] for r in rows),
+        "all_gain_met": all(r["gain_met"] for r in rows),
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{'seed':>4}  {'SFT':>6}  {'RL':>6}  {'change':>7}  {'wall':>8}  {'peak RSS':>8}  targets")
+    for r in rows:
+        marks = f"time {'ok' if r['within_time'] else 'MISSED'}, gain {'ok' if r['gain_met'] else 'MISSED'}"
+        print(
+            f"{r['seed']:>4}  {100 * r['eval_accuracy_before']:5.1f}%  {100 * r['eval_accuracy_after']:5.1f}%"
+            f"  {r['gain_points']:+6.1f}  {r['wall_seconds']:7.0f}s  {r['peak_rss_gib']:6.2f}GiB  {marks}"
+        )
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
