@@ -317,7 +317,6 @@ def summarize(records: list[dict]) -> EvalReport:
             entry["top_choice_share"] = max(choices.values()) / sum(choices.values())
         entry.update(_sampled_means(rs))
         per_category[cat] = entry
-    decodings = [r["decoding"] for r in records if r.get("decoding")]
     return EvalReport(
         n=len(records),
         n_labelled=len(labelled),
@@ -325,7 +324,7 @@ def summarize(records: list[dict]) -> EvalReport:
         format_rate=mean([r["format"] for r in records]),
         miou=mean(ious) if ious else None,
         per_category=per_category,
-        sampling=decodings[0] if decodings else None,
+        sampling=next((r["decoding"] for r in records if r.get("decoding")), None),
         **_sampled_means(labelled),
     )
 
