@@ -13,7 +13,13 @@ from deepvideo_r1.cli import app
 from deepvideo_r1.config import load_config
 from deepvideo_r1.presets import TINY_CPU
 from deepvideo_r1.training.metrics import read_metrics
-from deepvideo_r1.training.pipeline import run_training
+from deepvideo_r1.training.pipeline import (
+    SFT_SETTINGS,
+    StaleSftModelError,
+    run_sft_only,
+    run_training,
+    sft_settings,
+)
 
 # A few seconds per RL step: 6 training + 4 eval clips, G = 2, 2 prompts per step, 12 new tokens.
 FAST = [
@@ -212,3 +218,21 @@ def test_resume_after_sigkill(tmp_path, shared_assets):
     b = read_metrics(killed / "run" / "metrics.jsonl")
     assert [r["step"] for r in b] == [1, 2, 3, 4]
     assert [r["reward/mean"] for r in a] == [r["reward/mean"] for r in b]
+
+
+def test_sft_is_reused_with_equal_settings_and_refused_with_others(tmp_path):
+    cfg = fast_config(tmp_path, "sft.steps=1")
+    out = run_sft_only(cfg)
+    assert json.loads((out / SFT_SETTINGS).read_text()) == sft_settings(cfg)
+    weights = (out / "model.safetensors").stat().st_mtime_ns
+    # same settings, other RL settings: the saved model is reused, not retrained
+    assert run_sft_only(fast_config(tmp_path, "sft.steps=1", "train.lr=1e-4")) == out
+    assert (out / "model.safetensors").stat().st_mtime_ns == weights
+    with pytest.raises(StaleSftModelError, match=r"sft\.steps differ"):
+        run_sft_only(fast_config(tmp_path, "sft.steps=2"))
+    # the CLI turns it into a one-line error and exit code 2
+    sets = [a for item in [*FAST, "sft.steps=3"] for a in ("--set", item)]
+    args = ["sft", "-o", str(tmp_path / "run"), *sets]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert "sft.steps differ" in result.output

@@ -176,12 +176,16 @@ def train(
     resume: str | None = typer.Option(None, "--resume", help="auto | none | a checkpoint path."),
 ) -> None:
     """SFT warm start (if sft.steps > 0), eval, Reg-GRPO with difficulty-aware augmentation, eval."""
-    from deepvideo_r1.training.pipeline import run_training
+    from deepvideo_r1.training.pipeline import StaleSftModelError, run_training
 
     flags = {"train.output_dir": output_dir, "train.max_steps": max_steps, "train.save_every": save_every}
     flags |= {"train.seed": seed, "train.resume": resume}
     _setup_logging()
-    summary = run_training(_run_config(config, overrides, flags))
+    try:
+        summary = run_training(_run_config(config, overrides, flags))
+    except StaleSftModelError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
     keys = ("eval_accuracy_before", "eval_accuracy_after", "steps", "world_size", "wall_seconds")
     if _is_main_process():
         typer.echo(" ".join(f"{k}={summary[k]}" for k in keys))
@@ -194,10 +198,14 @@ def sft(
     output_dir: str | None = typer.Option(None, "--output-dir", "-o", help="Run directory."),
 ) -> None:
     """Supervised warm start only; writes <output-dir>/sft_model."""
-    from deepvideo_r1.training.pipeline import run_sft_only
+    from deepvideo_r1.training.pipeline import StaleSftModelError, run_sft_only
 
     _setup_logging()
-    path = run_sft_only(_run_config(config, overrides, {"train.output_dir": output_dir}))
+    try:
+        path = run_sft_only(_run_config(config, overrides, {"train.output_dir": output_dir}))
+    except StaleSftModelError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
     typer.echo(f"wrote {path}")
 
 

@@ -32,6 +32,11 @@ from deepvideo_r1.training.trainer import train_loop
 logger = logging.getLogger(__name__)
 
 DONE_MARKER = "COMPLETE"
+SFT_SETTINGS = "sft_settings.json"
+
+
+class StaleSftModelError(RuntimeError):
+    """A run directory's sft_model/ was trained with other settings than this run's."""
 
 
 @dataclass
@@ -122,10 +127,49 @@ def save_model(model, adapter: ModelAdapter, out: Path, accelerator: Accelerator
     return out
 
 
+def sft_settings(cfg: TrainConfig) -> dict:
+    """What the warm start depends on; a saved SFT model is reused only when these are equal."""
+    return {
+        "sft": cfg.sft.model_dump(mode="json"),
+        "seed": cfg.train.seed,
+        "max_grad_norm": cfg.train.max_grad_norm,
+        "model": cfg.model.model_dump(mode="json"),
+        "data": cfg.data.model_dump(mode="json", exclude={"eval_file", "max_eval_samples"}),
+        "video": cfg.video.model_dump(mode="json", exclude={"cache_dir"}),
+    }
+
+
+def check_sft_settings(out: Path, settings: dict) -> None:
+    """Raise StaleSftModelError unless `out`/sft_settings.json records exactly `settings`."""
+    path = out / SFT_SETTINGS
+    if not path.exists():
+        msg = f"{out} has no {SFT_SETTINGS} (made by an older version); delete it to retrain"
+        raise StaleSftModelError(msg)
+    saved, wanted = _flatten(json.loads(path.read_text())), _flatten(settings)
+    differ = sorted(k for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k))
+    if differ:
+        raise StaleSftModelError(
+            f"{out} was trained with other settings ({', '.join(differ)} differ, see {path}); "
+            "use another --output-dir or delete it to retrain"
+        )
+
+
+def _flatten(settings: dict) -> dict:
+    """{"sft": {"lr": 1e-3}, "seed": 0} -> {"sft.lr": 1e-3, "seed": 0} (one level deep)."""
+    flat = {}
+    for section, value in settings.items():
+        if isinstance(value, dict):
+            flat |= {f"{section}.{key}": v for key, v in value.items()}
+        else:
+            flat[section] = value
+    return flat
+
+
 def sft_stage(cfg: TrainConfig, model_dir: Path, data: RunData, accelerator: Accelerator) -> Path:
-    """Supervised warm start into <output_dir>/sft_model (skipped when it is already complete)."""
+    """Supervised warm start into <output_dir>/sft_model (skipped when complete with equal settings)."""
     out = Path(cfg.train.output_dir) / "sft_model"
     if (out / DONE_MARKER).exists():
+        check_sft_settings(out, sft_settings(cfg))
         logger.info("SFT model found in %s; skipping the supervised stage", out)
         return out
     model, adapter = load_model(cfg, model_dir, accelerator)
@@ -143,6 +187,7 @@ def sft_stage(cfg: TrainConfig, model_dir: Path, data: RunData, accelerator: Acc
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         (out / "sft_losses.json").write_text(json.dumps(losses))
+        (out / SFT_SETTINGS).write_text(json.dumps(sft_settings(cfg), indent=2))
     return save_model(model, adapter, out, accelerator)
 
 
