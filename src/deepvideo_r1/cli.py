@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import typer
 
 app = typer.Typer(
@@ -15,6 +18,16 @@ app = typer.Typer(
 @app.callback()
 def _root() -> None:
     """deepvideo-r1 command line."""
+
+
+@contextmanager
+def _user_errors(*errors: type[Exception], label: str = "error") -> Iterator[None]:
+    """The given user errors become one line on stderr and exit code 2, not a traceback."""
+    try:
+        yield
+    except errors as e:
+        typer.echo(f"{label}: {e}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command("inspect-data")
@@ -96,11 +109,8 @@ def synth(
     chosen = tuple(t.strip() for arg in tasks or [] for t in arg.split(",") if t.strip())
     options = dict(n=n, seed=seed, difficulty=difficulty, n_eval=n_eval, size=size, num_frames=num_frames)
     config = SynthConfig(**options, fps=fps, **({"tasks": chosen} if chosen else {}))
-    try:
+    with _user_errors(SynthConfigError, SynthError):
         result = generate_synthetic_dataset(out, config, force=force)
-    except (SynthConfigError, SynthError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
     verb = "reused" if result.reused else f"generated in {result.seconds:.1f} s"
     typer.echo(f"{verb}: {result.train_path} and {result.eval_path}")
     for split, counts in result.counts.items():
@@ -124,11 +134,8 @@ def make_tiny_model_cmd(
 
     sizes = dict(text_hidden=text_hidden, text_layers=text_layers, text_heads=text_heads)
     sizes |= dict(vision_hidden=vision_hidden, vision_depth=vision_depth, vocab_size=vocab_size)
-    try:
+    with _user_errors(UnknownFamilyError):
         path = make_tiny_model(out, family=family, seed=seed, **sizes)
-    except UnknownFamilyError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
     typer.echo(f"wrote {family} tiny model to {path}")
 
 
@@ -138,11 +145,8 @@ def _run_config(config: str | None, overrides: list[str], flags: dict[str, objec
     from deepvideo_r1.presets import TINY_CPU
 
     sets = list(overrides) + [f"{k}={v}" for k, v in flags.items() if v is not None]
-    try:
+    with _user_errors(ConfigError, label="config error"):
         return load_config(config or TINY_CPU, sets)
-    except ConfigError as e:
-        typer.echo(f"config error: {e}", err=True)
-        raise typer.Exit(2) from None
 
 
 _CONFIG = typer.Option(None, "--config", "-c", help="YAML config; default: the tiny CPU preset.")
@@ -181,11 +185,8 @@ def train(
     flags = {"train.output_dir": output_dir, "train.max_steps": max_steps, "train.save_every": save_every}
     flags |= {"train.seed": seed, "train.resume": resume}
     _setup_logging()
-    try:
+    with _user_errors(StaleSftModelError):
         summary = run_training(_run_config(config, overrides, flags))
-    except StaleSftModelError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
     keys = ("eval_accuracy_before", "eval_accuracy_after", "steps", "world_size", "wall_seconds")
     if _is_main_process():
         typer.echo(" ".join(f"{k}={summary[k]}" for k in keys))
@@ -201,11 +202,8 @@ def sft(
     from deepvideo_r1.training.pipeline import StaleSftModelError, run_sft_only
 
     _setup_logging()
-    try:
+    with _user_errors(StaleSftModelError):
         path = run_sft_only(_run_config(config, overrides, {"train.output_dir": output_dir}))
-    except StaleSftModelError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
     typer.echo(f"wrote {path}")
 
 
