@@ -11,8 +11,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from deepvideo_r1.config import TrainConfig, load_config
-from deepvideo_r1.training.checkpoint import (
+from deepvideo_r1.checkpoints.checkpoint import (
     ADAPTER_FILE,
     COMPLETE_MARKER,
     MODEL_FILE,
@@ -27,6 +26,7 @@ from deepvideo_r1.training.checkpoint import (
     save_checkpoint,
     unflatten_state,
 )
+from deepvideo_r1.config import TrainConfig, load_config
 
 
 def _setup(seed: int):

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from deepvideo_r1.training.metrics import (
+from deepvideo_r1.metrics.logger import (
     METRICS_FILE,
     MetricsLogger,
     TrainProgress,
@@ -75,10 +75,10 @@ def test_tensorboard_mirror(tmp_path):
 
 def test_progress_plain_log_and_eta(caplog, monkeypatch):
     clock = iter([100.0, 100.0, 110.0, 120.0])
-    monkeypatch.setattr("deepvideo_r1.training.metrics.time.monotonic", lambda: next(clock))
+    monkeypatch.setattr("deepvideo_r1.metrics.logger.time.monotonic", lambda: next(clock))
     # clock reads: __init__ 100, __enter__ 100 (start), eta_seconds 110, update 120
     with (
-        caplog.at_level(logging.INFO, logger="deepvideo_r1.training.metrics"),
+        caplog.at_level(logging.INFO, logger="deepvideo_r1.metrics.logger"),
         TrainProgress(total_steps=12, initial=2, log_every=2, use_bar=False) as bar,
     ):
         bar.update(3, {"reward/mean": 1.0})  # 3 % 2 != 0: no line, no clock read

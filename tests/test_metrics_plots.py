@@ -9,8 +9,8 @@ import matplotlib.image as mpimg
 from typer.testing import CliRunner
 
 from deepvideo_r1.cli import app
-from deepvideo_r1.training.metrics import MetricsLogger
-from deepvideo_r1.training.plots import FIGURES, ema, plot_run, series
+from deepvideo_r1.metrics.logger import MetricsLogger
+from deepvideo_r1.metrics.plots import FIGURES, ema, plot_run, series
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

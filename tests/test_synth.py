@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from deepvideo_r1.data.synth import generate_synthetic_dataset
-from deepvideo_r1.data.synth_config import COLOURS, SynthConfig
-from deepvideo_r1.data.synth_tasks import TASKS
+from deepvideo_r1.data.synth.config import COLOURS, SynthConfig
+from deepvideo_r1.data.synth.tasks import TASKS
 
 KEYS = [
     "id",

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from deepvideo_r1.cli import app
 from deepvideo_r1.data.synth import CONFIG_FILE, SynthError, generate_synthetic_dataset
-from deepvideo_r1.data.synth_config import SynthConfig, SynthConfigError
-from deepvideo_r1.data.synth_tasks import TASKS
+from deepvideo_r1.data.synth.config import SynthConfig, SynthConfigError
+from deepvideo_r1.data.synth.tasks import TASKS
 
 SMALL = SynthConfig(n=18, n_eval=6, seed=7, tasks=tuple(TASKS), difficulty="mixed")
 

@@ -11,15 +11,15 @@ from typer.testing import CliRunner
 
 from deepvideo_r1.cli import app
 from deepvideo_r1.config import load_config
-from deepvideo_r1.presets import TINY_CPU
-from deepvideo_r1.training.metrics import read_metrics
-from deepvideo_r1.training.pipeline import (
+from deepvideo_r1.metrics.logger import read_metrics
+from deepvideo_r1.pipeline import (
     SFT_SETTINGS,
     StaleSftModelError,
     run_sft_only,
     run_training,
     sft_settings,
 )
+from deepvideo_r1.presets import TINY_CPU
 
 # A few seconds per RL step: 6 training + 4 eval clips, G = 2, 2 prompts per step, 12 new tokens.
 FAST = [

@@ -11,8 +11,7 @@ from typer.testing import CliRunner
 
 from deepvideo_r1.cli import app
 from deepvideo_r1.data.sample import Sample, VideoRef
-from deepvideo_r1.models.tiny import make_tiny_model
-from deepvideo_r1.training.evaluate import (
+from deepvideo_r1.evaluation.evaluate import (
     EvalResumeError,
     SampledDecoding,
     _read_done,
@@ -21,6 +20,7 @@ from deepvideo_r1.training.evaluate import (
     score_samples,
     summarize,
 )
+from deepvideo_r1.models.tiny import make_tiny_model
 from deepvideo_r1.video.encode import write_video
 
 FAST = [

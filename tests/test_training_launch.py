@@ -1,10 +1,10 @@
-"""accelerate's CPU launcher child is recognised and relaunched with torchrun (training/launch.py)."""
+"""accelerate's CPU launcher child is recognised and relaunched with torchrun (distributed/launch.py)."""
 
 from __future__ import annotations
 
 import sys
 
-from deepvideo_r1.training.launch import (
+from deepvideo_r1.distributed.launch import (
     RELAUNCHED,
     cpu_processes_requested,
     launcher_processes,

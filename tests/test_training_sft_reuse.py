@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from deepvideo_r1.training.pipeline import SFT_SETTINGS, StaleSftModelError, check_sft_settings
+from deepvideo_r1.pipeline import SFT_SETTINGS, StaleSftModelError, check_sft_settings
 
 SETTINGS = {"sft": {"steps": 500, "lr": 1e-3}, "seed": 0, "data": {"synth": {"seed": 0, "n_train": 800}}}
 

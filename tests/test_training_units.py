@@ -9,17 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from deepvideo_r1.algos import DifficultyDecision
-from deepvideo_r1.augment import HintBank
 from deepvideo_r1.config import AlgoConfig, DifficultyConfig
 from deepvideo_r1.data.sample import Sample, VideoRef
+from deepvideo_r1.difficulty import DifficultyDecision, HintBank
+from deepvideo_r1.difficulty.plan import plan_augmentation
+from deepvideo_r1.difficulty.self_traces import generate_self_traces
+from deepvideo_r1.models.media import SampleMedia
 from deepvideo_r1.rewards import RewardBreakdown
 from deepvideo_r1.rollout import RolloutResult
-from deepvideo_r1.training.augmentation import plan_augmentation
 from deepvideo_r1.training.context import lr_lambda
 from deepvideo_r1.training.groups import Groups, replace_groups
-from deepvideo_r1.training.hints import generate_self_traces
-from deepvideo_r1.training.media import SampleMedia
 from deepvideo_r1.training.sampler import PromptSampler
 from deepvideo_r1.training.step import loss_options, step_seed
 

@@ -76,8 +76,8 @@ def plot(
     """Write PNG curves (reward, accuracy, vanishing ratio, augmentation, loss) from metrics.jsonl."""
     from pathlib import Path
 
-    from deepvideo_r1.training.metrics import METRICS_FILE
-    from deepvideo_r1.training.plots import plot_run
+    from deepvideo_r1.metrics.logger import METRICS_FILE
+    from deepvideo_r1.metrics.plots import plot_run
 
     if not (Path(run_dir) / METRICS_FILE).is_file():
         typer.echo(f"error: {Path(run_dir) / METRICS_FILE} does not exist", err=True)
@@ -104,7 +104,7 @@ def synth(
 ) -> None:
     """Generate the synthetic video reasoning dataset (mp4 clips of coloured shapes + questions)."""
     from deepvideo_r1.data.synth import SynthError, generate_synthetic_dataset
-    from deepvideo_r1.data.synth_config import SynthConfig, SynthConfigError
+    from deepvideo_r1.data.synth.config import SynthConfig, SynthConfigError
 
     chosen = tuple(t.strip() for arg in tasks or [] for t in arg.split(",") if t.strip())
     options = dict(n=n, seed=seed, difficulty=difficulty, n_eval=n_eval, size=size, num_frames=num_frames)
@@ -180,7 +180,7 @@ def train(
     resume: str | None = typer.Option(None, "--resume", help="auto | none | a checkpoint path."),
 ) -> None:
     """SFT warm start (if sft.steps > 0), eval, Reg-GRPO with difficulty-aware augmentation, eval."""
-    from deepvideo_r1.training.pipeline import StaleSftModelError, run_training
+    from deepvideo_r1.pipeline import StaleSftModelError, run_training
 
     flags = {"train.output_dir": output_dir, "train.max_steps": max_steps, "train.save_every": save_every}
     flags |= {"train.seed": seed, "train.resume": resume}
@@ -199,7 +199,7 @@ def sft(
     output_dir: str | None = typer.Option(None, "--output-dir", "-o", help="Run directory."),
 ) -> None:
     """Supervised warm start only; writes <output-dir>/sft_model."""
-    from deepvideo_r1.training.pipeline import StaleSftModelError, run_sft_only
+    from deepvideo_r1.pipeline import StaleSftModelError, run_sft_only
 
     _setup_logging()
     with _user_errors(StaleSftModelError):
@@ -226,8 +226,8 @@ def eval_cmd(
     category; resumable predictions."""
     import json
 
-    from deepvideo_r1.training.evaluate import SampledDecoding
-    from deepvideo_r1.training.pipeline import run_eval_only
+    from deepvideo_r1.evaluation.evaluate import SampledDecoding
+    from deepvideo_r1.pipeline import run_eval_only
 
     flags = {"model.path": model, "data.eval_file": data, "data.format": fmt, "data.root": root}
     _setup_logging()
@@ -240,7 +240,7 @@ def main() -> None:
     import sys
 
     if len(sys.argv) > 1 and sys.argv[1] in ("train", "sft"):
-        from deepvideo_r1.training.launch import relaunch_with_torchrun
+        from deepvideo_r1.distributed.launch import relaunch_with_torchrun
 
         relaunch_with_torchrun(sys.argv[1:])  # accelerate launch --cpu --num_processes N (N > 1)
     app()

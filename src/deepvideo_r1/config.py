@@ -68,7 +68,7 @@ class ModelConfig(_Section):
 
 
 class SynthDataConfig(_Section):
-    """The embedded synthetic video dataset (used when data.train_file is None); see data/synth_config."""
+    """The embedded synthetic video dataset (used when data.train_file is None); see data/synth/config.py."""
 
     n_train: int = Field(2000, ge=1, description="Number of synthetic training samples.")
     n_eval: int = Field(200, ge=1, description="Number of held-out synthetic samples.")

@@ -1,10 +1,9 @@
-"""Algorithm core: group advantages, policy losses (one registry), the difficulty controller.
+"""Algorithm core: group advantages and policy losses (one registry).
 
 Pure tensor/python code: imports no model, trainer, video or data module.
 """
 
 from deepvideo_r1.algos.advantages import group_advantages, vanishing_groups, vanishing_ratio
-from deepvideo_r1.algos.difficulty import DifficultyController, DifficultyDecision
 from deepvideo_r1.algos.losses import (
     LOSS_ADVANTAGE_SCALE,
     POLICY_LOSSES,
@@ -17,8 +16,6 @@ from deepvideo_r1.algos.reg_grpo import reg_grpo_loss
 __all__ = [
     "LOSS_ADVANTAGE_SCALE",
     "POLICY_LOSSES",
-    "DifficultyController",
-    "DifficultyDecision",
     "aggregate",
     "group_advantages",
     "policy_loss",

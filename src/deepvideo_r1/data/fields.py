@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from deepvideo_r1.augment.guidance import split_reasoning_steps as split_reasoning_steps
+from deepvideo_r1.data.reasoning import split_reasoning_steps as split_reasoning_steps
 from deepvideo_r1.data.registry import RecordContext
 from deepvideo_r1.data.sample import PROBLEM_TYPES, Sample
 

@@ -14,16 +14,16 @@ import torch
 from accelerate import Accelerator
 from torch import nn
 
-from deepvideo_r1.algos import LOSS_ADVANTAGE_SCALE, DifficultyController
-from deepvideo_r1.augment import HintBank
+from deepvideo_r1.algos import LOSS_ADVANTAGE_SCALE
 from deepvideo_r1.config import TrainConfig
 from deepvideo_r1.data.sample import Sample
+from deepvideo_r1.difficulty import DifficultyController, HintBank
 from deepvideo_r1.models.adapter import ModelAdapter
+from deepvideo_r1.models.media import MediaLoader
 from deepvideo_r1.models.reference import ReferencePolicy, build_reference
 from deepvideo_r1.models.trainable import LoraOptions, prepare_trainable
 from deepvideo_r1.models.vision import vision_tower
 from deepvideo_r1.rollout import HFRolloutEngine, RolloutEngine, SamplingOptions
-from deepvideo_r1.training.media import MediaLoader
 from deepvideo_r1.training.policy import PolicyModule
 from deepvideo_r1.training.sampler import PromptSampler
 

@@ -13,11 +13,11 @@ import torch
 import torch.nn.functional as F
 
 from deepvideo_r1.data.sample import Sample
+from deepvideo_r1.difficulty.plan import Augmentation
 from deepvideo_r1.models.adapter import ModelAdapter
 from deepvideo_r1.models.batch import PromptInputs, SequenceBatch, join_completions
 from deepvideo_r1.rewards import RewardBreakdown, compute_rewards
 from deepvideo_r1.rollout import RolloutEngine
-from deepvideo_r1.training.augmentation import Augmentation
 
 
 @dataclass

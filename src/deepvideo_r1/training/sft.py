@@ -14,10 +14,10 @@ from torch import nn
 from deepvideo_r1.config import SftConfig
 from deepvideo_r1.data.prompts import build_target_text
 from deepvideo_r1.data.sample import Sample
+from deepvideo_r1.metrics.logger import TrainProgress
 from deepvideo_r1.models.adapter import ModelAdapter
+from deepvideo_r1.models.media import MediaLoader, encode_sample
 from deepvideo_r1.training.context import make_optimizer
-from deepvideo_r1.training.media import MediaLoader, encode_sample
-from deepvideo_r1.training.metrics import TrainProgress
 from deepvideo_r1.training.policy import PolicyModule
 from deepvideo_r1.training.sampler import PromptSampler
 

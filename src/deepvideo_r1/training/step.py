@@ -18,17 +18,17 @@ import torch
 
 from deepvideo_r1.algos import (
     POLICY_LOSSES,
-    DifficultyDecision,
     group_advantages,
     policy_loss,
     vanishing_ratio,
 )
 from deepvideo_r1.config import AlgoConfig
-from deepvideo_r1.training.augmentation import Augmentation, plan_augmentation
+from deepvideo_r1.difficulty import DifficultyDecision
+from deepvideo_r1.difficulty.plan import Augmentation, plan_augmentation
+from deepvideo_r1.difficulty.self_traces import generate_self_traces
+from deepvideo_r1.models.media import encode_sample
 from deepvideo_r1.training.context import RunContext
 from deepvideo_r1.training.groups import Groups, micro_batches, replace_groups, roll_out
-from deepvideo_r1.training.hints import generate_self_traces
-from deepvideo_r1.training.media import encode_sample
 
 
 @dataclass

@@ -8,16 +8,16 @@ from pathlib import Path
 
 from accelerate.utils import gather_object
 
-from deepvideo_r1.models.trainable import is_lora
-from deepvideo_r1.training.checkpoint import (
+from deepvideo_r1.checkpoints.checkpoint import (
     capture_rng_state,
     find_latest_checkpoint,
     load_checkpoint,
     model_state_for_saving,
     save_checkpoint,
 )
+from deepvideo_r1.metrics.logger import MetricsLogger, TrainProgress
+from deepvideo_r1.models.trainable import is_lora
 from deepvideo_r1.training.context import RunContext
-from deepvideo_r1.training.metrics import MetricsLogger, TrainProgress
 from deepvideo_r1.training.step import rl_step
 
 logger = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deepvideo_r1.training.metrics import read_metrics
+from deepvideo_r1.metrics.logger import read_metrics
 
 _REWARD_SPECIAL = {"reward/mean", "reward/accuracy_rate", "reward/format_rate"}
 

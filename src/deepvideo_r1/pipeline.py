@@ -21,11 +21,11 @@ from accelerate.utils import set_seed
 from deepvideo_r1.config import TrainConfig, save_config
 from deepvideo_r1.data import load_samples
 from deepvideo_r1.data.sample import Sample
+from deepvideo_r1.evaluation.evaluate import EvalReport, SampledDecoding, evaluate
 from deepvideo_r1.models.adapter import ModelAdapter, load_policy
+from deepvideo_r1.models.media import MediaLoader, pixel_budget
 from deepvideo_r1.models.trainable import is_lora
 from deepvideo_r1.training.context import build_context, trainable_model
-from deepvideo_r1.training.evaluate import EvalReport, SampledDecoding, evaluate
-from deepvideo_r1.training.media import MediaLoader, pixel_budget
 from deepvideo_r1.training.sft import run_sft
 from deepvideo_r1.training.trainer import train_loop
 
@@ -64,7 +64,7 @@ def prepare_data(cfg: TrainConfig, accelerator: Accelerator) -> RunData:
         )
     else:
         from deepvideo_r1.data.synth import generate_synthetic_dataset
-        from deepvideo_r1.data.synth_config import SynthConfig
+        from deepvideo_r1.data.synth.config import SynthConfig
 
         s = d.synth
         synth_cfg = SynthConfig(
@@ -241,7 +241,7 @@ def run_training(cfg: TrainConfig) -> dict:
     }
     if accelerator.is_main_process:
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
-        from deepvideo_r1.training.plots import plot_run
+        from deepvideo_r1.metrics.plots import plot_run
 
         plot_run(out)
     accelerator.wait_for_everyone()

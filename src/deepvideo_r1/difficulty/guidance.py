@@ -10,69 +10,16 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
+from deepvideo_r1.data.reasoning import squash_whitespace
+
 TraceSource = Literal["dataset", "self"]
 _SOURCES: tuple[str, ...] = ("dataset", "self")
-
-_THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.S | re.I)
-_ANSWER = re.compile(r"<answer>.*?(?:</answer>|$)", re.S | re.I)
-_TAG = re.compile(r"</?(?:think|answer)>", re.I)
-_STEP_MARKER = re.compile(r"\bstep\s*\d+\s*[:.)]\s*", re.I)
 _LEADING_STEP_MARKER = re.compile(r"^\s*step\s*\d+\s*[:.)]\s*", re.I)
-_NUMBERED = re.compile(r"^\s*\(?\d+[.)]\s+")
-_BULLET = re.compile(r"^\s*[-*•]\s+")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-
-
-def _squash(text: str) -> str:
-    """Collapse runs of whitespace to one space and strip."""
-    return " ".join(text.split())
-
-
-def _reasoning_body(text: str) -> str:
-    """The <think> body if present, else the text without <answer> blocks; tags removed."""
-    match = _THINK.search(text)
-    body = match.group(1) if match else _ANSWER.sub(" ", text)
-    return _TAG.sub(" ", body)
-
-
-def _split_numbered(lines: list[str]) -> list[str]:
-    """Lines starting with '1.' / '2)' / '(3)' open a step; other lines continue the current one."""
-    steps: list[str] = []
-    for line in lines:
-        if _NUMBERED.match(line) or not steps:
-            steps.append(_NUMBERED.sub("", line))
-        else:
-            steps[-1] = f"{steps[-1]} {line}"
-    return steps
-
-
-def split_reasoning_steps(text: str) -> list[str]:
-    """Split a reasoning trace into steps, in this order of preference.
-
-    1. "Step k:" markers (any case; text before the first marker is its own step);
-    2. numbered lines ("1.", "2)", "(3)"), at least two of them;
-    3. non-empty lines (bullets "- " / "* " stripped), at least two of them;
-    4. sentences (split after . ! ? followed by whitespace).
-    Only the <think>…</think> body is used when present; <answer> blocks are dropped otherwise.
-    Markers and numbering are removed; whitespace is collapsed; empty steps are dropped.
-    """
-    body = _reasoning_body(text)
-    if _STEP_MARKER.search(body):
-        parts = _STEP_MARKER.split(body)
-    else:
-        lines = [line.strip() for line in body.splitlines() if line.strip()]
-        if sum(bool(_NUMBERED.match(line)) for line in lines) >= 2:
-            parts = _split_numbered(lines)
-        elif len(lines) >= 2:
-            parts = [_BULLET.sub("", line) for line in lines]
-        else:
-            parts = _SENTENCE_END.split(body)
-    return [step for step in (_squash(part) for part in parts) if step]
 
 
 def _numbered_steps(steps: list[str]) -> str:
     """'Step 1: a Step 2: b' (an existing leading 'Step k:' in a step is replaced, not doubled)."""
-    cleaned = [_squash(_LEADING_STEP_MARKER.sub("", step)) for step in steps]
+    cleaned = [squash_whitespace(_LEADING_STEP_MARKER.sub("", step)) for step in steps]
     return " ".join(f"Step {k}: {step}" for k, step in enumerate(cleaned, start=1))
 
 
@@ -116,7 +63,7 @@ class HintBank:
         """Store ``steps`` for ``sample_id``; returns False if a dataset trace was kept instead."""
         if source not in _SOURCES:
             raise ValueError(f"trace source must be one of {', '.join(_SOURCES)}, got {source!r}")
-        cleaned = [_squash(step) for step in steps if step.strip()]
+        cleaned = [squash_whitespace(step) for step in steps if step.strip()]
         if not cleaned:
             raise ValueError(f"sample {sample_id!r}: refusing to store an empty reasoning trace")
         current = self._entries.get(str(sample_id))

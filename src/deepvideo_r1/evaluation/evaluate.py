@@ -29,6 +29,7 @@ from torch import nn
 
 from deepvideo_r1.data.sample import Sample
 from deepvideo_r1.models.adapter import ModelAdapter
+from deepvideo_r1.models.media import MediaLoader, encode_sample
 from deepvideo_r1.rewards import (
     accuracy_reward,
     extract_answer,
@@ -38,7 +39,6 @@ from deepvideo_r1.rewards import (
     temporal_iou,
 )
 from deepvideo_r1.rollout import HFRolloutEngine, SamplingOptions
-from deepvideo_r1.training.media import MediaLoader, encode_sample
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,19 @@ from pathlib import Path
 
 import numpy as np
 
-from deepvideo_r1.data.synth_config import COLOURS
+# Saturated RGB colours on a black background; names double as answer options.
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (255, 0, 0),
+    "green": (0, 255, 0),
+    "blue": (0, 0, 255),
+    "yellow": (255, 255, 0),
+    "white": (255, 255, 255),
+    "magenta": (255, 0, 255),
+    "cyan": (0, 255, 255),
+}
+SHAPES: tuple[str, ...] = ("square", "circle")
+
+
 
 # b-frames + macroblock-tree lookahead make x264 output vary from run to run even with one thread
 # (measured: 5-20 % of encodes of the same frames differed); without them it is byte-stable.

@@ -7,17 +7,10 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-# Saturated RGB colours on a black background; names double as answer options.
-COLOURS: dict[str, tuple[int, int, int]] = {
-    "red": (255, 0, 0),
-    "green": (0, 255, 0),
-    "blue": (0, 0, 255),
-    "yellow": (255, 255, 0),
-    "white": (255, 255, 255),
-    "magenta": (255, 0, 255),
-    "cyan": (0, 255, 255),
-}
-SHAPES: tuple[str, ...] = ("square", "circle")
+from deepvideo_r1.data.synth.knobs import DIFFICULTY_PRESETS, Knobs
+from deepvideo_r1.data.synth.render import COLOURS, SHAPES
+from deepvideo_r1.data.synth.tasks import TASKS
+
 DIFFICULTIES: tuple[str, ...] = ("easy", "medium", "hard", "mixed")
 # Bumped whenever generation changes, so a cached dataset from older code is not reused.
 GENERATOR_VERSION = 1
@@ -25,27 +18,6 @@ GENERATOR_VERSION = 1
 
 class SynthConfigError(ValueError):
     """A synthetic-dataset option is invalid; the message says which and how to fix it."""
-
-
-@dataclass(frozen=True)
-class Knobs:
-    """The difficulty knobs one clip is generated with."""
-
-    object_size: float
-    """Object side as a fraction of the frame side (0.4 = 22 px on a 56-px frame)."""
-    num_distractors: int
-    """Extra objects that do not answer the question (other colours, or extra appearances)."""
-    speed: float
-    """Distance moved over the clip as a fraction of the free range (frame side - object side)."""
-    noise_std: float
-    """Std of per-pixel Gaussian noise on [0, 1] frames, added before encoding."""
-
-
-DIFFICULTY_PRESETS: dict[str, Knobs] = {
-    "easy": Knobs(object_size=0.4, num_distractors=0, speed=0.9, noise_std=0.0),
-    "medium": Knobs(object_size=0.3, num_distractors=1, speed=0.6, noise_std=0.04),
-    "hard": Knobs(object_size=0.2, num_distractors=2, speed=0.35, noise_std=0.08),
-}
 
 
 @dataclass(frozen=True)
@@ -61,7 +33,7 @@ class SynthConfig:
     seed: int = 0
     """Seed of every random choice (scenes, noise, option order)."""
     tasks: tuple[str, ...] = ("direction", "count", "first_colour", "appear_when", "which_moves")
-    """Task families, assigned round-robin (see `deepvideo_r1.data.synth_tasks.TASKS`)."""
+    """Task families, assigned round-robin (see `deepvideo_r1.data.synth.tasks.TASKS`)."""
     difficulty: str = "easy"
     """Knob preset: easy | medium | hard, or mixed (presets cycle per sample)."""
     size: int = 56
@@ -137,8 +109,6 @@ class SynthConfig:
 
     def validate(self) -> None:
         """Raise SynthConfigError naming the bad option and a valid range."""
-        from deepvideo_r1.data.synth_tasks import TASKS
-
         _check(self.n >= 1, f"n={self.n}: need at least one sample")
         _check(0.0 <= self.eval_fraction < 1.0, f"eval_fraction={self.eval_fraction}: use a value in [0, 1)")
         _check(

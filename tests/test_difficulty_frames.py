@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from deepvideo_r1.augment import add_frame_noise, mask_frames
+from deepvideo_r1.difficulty import add_frame_noise, mask_frames
 
 
 def _gen(seed):

@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 
 from deepvideo_r1.data.sample import Sample, VideoRef
-from deepvideo_r1.data.synth_config import SynthConfig
-from deepvideo_r1.data.synth_render import add_noise, render_clip, write_mp4
-from deepvideo_r1.data.synth_tasks import TASKS, TaskContext, TaskOutput
+from deepvideo_r1.data.synth.config import SynthConfig
+from deepvideo_r1.data.synth.render import add_noise, render_clip, write_mp4
+from deepvideo_r1.data.synth.tasks import TASKS, TaskContext, TaskOutput
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from deepvideo_r1.algos import DifficultyController, DifficultyDecision
+from deepvideo_r1.difficulty import DifficultyController, DifficultyDecision
 
 
 def test_first_sample_compares_with_itself():

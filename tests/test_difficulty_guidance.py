@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from deepvideo_r1.augment import HintBank, format_answer_and_traces_hint, format_hint, split_reasoning_steps
+from deepvideo_r1.data.reasoning import split_reasoning_steps
+from deepvideo_r1.difficulty import HintBank, format_answer_and_traces_hint, format_hint
 
 
 @pytest.mark.parametrize(

@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
-from deepvideo_r1.augment import HintBank, split_reasoning_steps
 from deepvideo_r1.data.prompts import format_answer
+from deepvideo_r1.data.reasoning import split_reasoning_steps
 from deepvideo_r1.data.sample import Sample
+from deepvideo_r1.difficulty.guidance import HintBank
 from deepvideo_r1.models.adapter import ModelAdapter
+from deepvideo_r1.models.media import SampleMedia, encode_sample
 from deepvideo_r1.rewards import compute_rewards, extract_answer
 from deepvideo_r1.rollout import RolloutEngine
-from deepvideo_r1.training.media import SampleMedia, encode_sample
 
 logger = logging.getLogger(__name__)
 

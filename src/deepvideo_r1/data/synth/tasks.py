@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from deepvideo_r1.data.synth_config import Knobs
-from deepvideo_r1.data.synth_render import ObjectTrack, grid_slots, linear_track, static_track
+from deepvideo_r1.data.synth.knobs import Knobs
+from deepvideo_r1.data.synth.render import ObjectTrack, grid_slots, linear_track, static_track
 
 DIRECTIONS: dict[str, tuple[int, int]] = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
 COUNT_VALUES: tuple[int, ...] = (1, 2, 3, 4)

@@ -1,0 +1,1 @@
+"""Atomic, pickle-free checkpoints that resume a run exactly."""

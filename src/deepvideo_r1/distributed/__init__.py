@@ -1,0 +1,1 @@
+"""Process launch and multi-process plumbing."""

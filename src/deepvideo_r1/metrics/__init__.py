@@ -1,0 +1,1 @@
+"""Run metrics: metrics.jsonl, TensorBoard, the progress line, and PNG plots."""
