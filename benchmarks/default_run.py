@@ -1,4 +1,4 @@
-"""The embedded default run (SPEC §6, issue 5's target) over several seeds: held-out accuracy
+"""The embedded default run over several seeds: held-out accuracy
 before and after RL, wall time and peak memory, against the targets (≤ 10 minutes, ≥ +5 points).
 
     python benchmarks/default_run.py [--seeds 0 1 2] [--root runs/bench_default] [--set KEY=VALUE ...]

@@ -1,4 +1,4 @@
-"""Group advantages (SPEC §2.1) and vanishing statistics."""
+"""Group advantages and vanishing statistics."""
 
 import pytest
 import torch

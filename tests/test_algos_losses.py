@@ -1,4 +1,4 @@
-"""Baseline policy losses (SPEC §2.2), the registry, and properties looped over every loss."""
+"""Baseline policy losses, the registry, and properties looped over every loss."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Reg-GRPO (SPEC §2.3): hand values, the on-policy gradient limit, gradcheck, invariances."""
+"""Reg-GRPO: hand values, the on-policy gradient limit, gradcheck, invariances."""
 
 import math
 import statistics

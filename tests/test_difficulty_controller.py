@@ -1,4 +1,4 @@
-"""DifficultyController (SPEC §2.4): decisions, levels, options, state round trip."""
+"""DifficultyController: decisions, levels, options, state round trip."""
 
 import json
 

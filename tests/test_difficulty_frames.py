@@ -1,4 +1,4 @@
-"""Frame noise and frame masking (SPEC §2.4, increase difficulty)."""
+"""Frame noise and frame masking (increase difficulty)."""
 
 import pytest
 import torch

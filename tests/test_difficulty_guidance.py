@@ -1,4 +1,4 @@
-"""Reasoning-step splitting, hint formatting and the HintBank (SPEC §2.4, decrease difficulty)."""
+"""Reasoning-step splitting, hint formatting and the HintBank (decrease difficulty)."""
 
 import json
 

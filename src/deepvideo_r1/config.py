@@ -40,7 +40,7 @@ class LoraConfig(_Section):
 
 
 class ModelConfig(_Section):
-    """Which policy to load and what of it trains (SPEC §5)."""
+    """Which policy to load and what of it trains."""
 
     path: str | None = Field(
         None, description="Local model directory (from_pretrained). None builds the tiny random-init preset."
@@ -86,7 +86,7 @@ class SynthDataConfig(_Section):
 
 
 class DataConfig(_Section):
-    """Training and evaluation data (SPEC §3)."""
+    """Training and evaluation data."""
 
     train_file: str | None = Field(None, description="Training file. None = the synthetic dataset.")
     eval_file: str | None = Field(None, description="Held-out file for eval. None = no eval on own data.")
@@ -102,7 +102,7 @@ class DataConfig(_Section):
 
 
 class VideoConfig(_Section):
-    """Frame sampling and Qwen-VL resizing (SPEC §4)."""
+    """Frame sampling and Qwen-VL resizing."""
 
     num_frames: int | None = Field(16, ge=1, description="Frames sampled uniformly per clip. Paper: 16.")
     fps: float | None = Field(None, gt=0, description="Sample at this rate instead (set num_frames: null).")
@@ -126,7 +126,7 @@ class RolloutConfig(_Section):
 
 
 class AlgoConfig(_Section):
-    """Policy loss and advantages (SPEC §2)."""
+    """Policy loss and advantages."""
 
     loss: Literal["reg_grpo", "grpo", "dapo", "dr_grpo", "gspo"] = Field(
         "reg_grpo", description="Registered policy loss. reg_grpo = the paper's Reg-GRPO."
@@ -152,7 +152,7 @@ class AlgoConfig(_Section):
 
 
 class DifficultyConfig(_Section):
-    """Difficulty-aware augmentation (SPEC §2.4); each option is an ablation in the paper."""
+    """Difficulty-aware augmentation; each option is an ablation in the paper."""
 
     enabled: bool = Field(True, description="Turn difficulty-aware augmentation on.")
     window: int = Field(100, description="W, size of the reward buffer. Paper: 100.")

@@ -1,6 +1,6 @@
 """Whole runs: data and model preparation, SFT warm start, eval before, RL, eval after, summary.
 
-With no model and no data in the config this is the embedded default (SPEC §6): the synthetic
+With no model and no data in the config this is the embedded default: the synthetic
 video tasks and the tiny Qwen2.5-VL are built into the run directory (and reused on later runs).
 Every stage is resumable: SFT writes `sft_model/` once, eval predictions are appended as they are
 made, and the RL loop resumes from its newest complete checkpoint.

@@ -1,4 +1,4 @@
-"""Group-relative advantages (SPEC §2.1) and the vanishing-advantage statistics.
+"""Group-relative advantages and the vanishing-advantage statistics.
 
 Shapes: B = N × G rows ordered group by group (rows 0..G-1 are group 0, and so on).
 """

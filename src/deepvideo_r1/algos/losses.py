@@ -1,4 +1,4 @@
-"""Policy losses behind one registry and one signature (SPEC §2.2–2.3).
+"""Policy losses behind one registry and one signature.
 
 Every loss is ``fn(logps, old_logps, advantages, mask, group_size, *, ref_logps=None, beta=0.0,
 **own_options) -> (loss, metrics)`` with
@@ -27,7 +27,7 @@ PolicyLossFn = Callable[..., LossOutput]
 AggMode = Literal["seq_mean_token_mean", "token_mean", "seq_mean_token_sum_norm"]
 
 POLICY_LOSSES: dict[str, PolicyLossFn] = {}
-# The advantage scaling each loss is defined with (SPEC §2.2 table): group, batch or none.
+# The advantage scaling each loss is defined with: group, batch or none.
 LOSS_ADVANTAGE_SCALE: dict[str, str] = {}
 _LOG_RATIO_CLAMP = 20.0
 

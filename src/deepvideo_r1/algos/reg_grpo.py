@@ -1,4 +1,4 @@
-"""Reg-GRPO (SPEC §2.3): regress the group-normalised advantage onto the normalised log-ratio.
+"""Reg-GRPO: regress the group-normalised advantage onto the normalised log-ratio.
 
 DeepVideo-R1 (Park et al., arXiv 2506.07464). No clip, no min; registered as "reg_grpo".
 """

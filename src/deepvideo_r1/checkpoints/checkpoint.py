@@ -1,4 +1,4 @@
-"""Atomic, complete, pickle-free checkpoints that resume a run exactly (SPEC §5).
+"""Atomic, complete, pickle-free checkpoints that resume a run exactly.
 
 Layout of `<dir>/checkpoint-<step>/`:
 

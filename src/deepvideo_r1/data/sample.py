@@ -1,4 +1,4 @@
-"""The one internal sample record every adapter produces (SPEC §3)."""
+"""The one internal sample record every adapter produces."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Difficulty-aware augmentation decisions (SPEC §2.4, DeepVideo-R1).
+"""Difficulty-aware augmentation decisions (DeepVideo-R1).
 
 The controller keeps the mean rewards of the last W samples (or steps) and compares each new
 group against them:

@@ -1,4 +1,4 @@
-"""Increase-difficulty augmentations on decoded frames (SPEC §2.4).
+"""Increase-difficulty augmentations on decoded frames.
 
 Both act on resized float frames in [0, 1], shape [F, C, H, W] (F frames), before CLIP
 normalisation; plug them in as the video pipeline's ``transform``.

@@ -1,4 +1,4 @@
-"""Decrease-difficulty guidance: reasoning-step hints and the trace bank (SPEC §2.4).
+"""Decrease-difficulty guidance: reasoning-step hints and the trace bank.
 
 guidance="partial_trace" (default): the first l_guide steps of a reasoning trace, inserted after
 the question; it states the answer only if those steps do. guidance="answer_and_traces" (the

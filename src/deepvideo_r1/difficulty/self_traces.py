@@ -1,4 +1,4 @@
-"""Self-generated reasoning traces for guidance when the dataset has none (SPEC §2.4).
+"""Self-generated reasoning traces for guidance when the dataset has none.
 
 The policy is told the ground-truth answer and asked to reason; of k samples the one with the
 highest reward (format + accuracy) is kept, its <think> part split into steps and cached in the

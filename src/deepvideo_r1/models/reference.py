@@ -1,4 +1,4 @@
-"""The frozen reference policy of the KL term (SPEC §2.2): kl_t = exp(ref_t - logp_t) - (ref_t - logp_t) - 1.
+"""The frozen reference policy of the KL term: kl_t = exp(ref_t - logp_t) - (ref_t - logp_t) - 1.
 
 Under LoRA the reference is the base model with adapters disabled (no second copy); otherwise a
 frozen deep copy taken when the policy is wrapped. With beta = 0 nothing is built.

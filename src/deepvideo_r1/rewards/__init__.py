@@ -1,4 +1,4 @@
-"""Verifiable rewards (SPEC §2.5): format, accuracy per problem type, temporal IoU, registry."""
+"""Verifiable rewards: format, accuracy per problem type, temporal IoU, registry."""
 
 from deepvideo_r1.rewards.accuracy import ANSWER_FORMATS, accuracy_reward, known_problem_types, parse_choice
 from deepvideo_r1.rewards.errors import RewardError

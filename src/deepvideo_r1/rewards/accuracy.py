@@ -1,4 +1,4 @@
-"""Accuracy reward by problem type (SPEC §2.5), read from the last `<answer>…</answer>` block.
+"""Accuracy reward by problem type, read from the last `<answer>…</answer>` block.
 
 An empty or missing answer block scores 0; so does anything that does not parse. Per type
 (`answer` is the gold value; `pred` the stripped answer-block text):

@@ -1,4 +1,4 @@
-"""Reward registry and batch scoring (SPEC §2.5): total = Σ_k weight_k · reward_k.
+"""Reward registry and batch scoring: total = Σ_k weight_k · reward_k.
 
 A reward function is `fn(completion: str, sample: Sample) -> float`, registered by name with
 `@register_reward(name)`. A name may also be `"path/to/file.py:function"`: that file is imported

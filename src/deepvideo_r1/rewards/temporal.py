@@ -1,4 +1,4 @@
-"""Temporal IoU of [start, end] spans in seconds, and span parsing (SPEC §2.5).
+"""Temporal IoU of [start, end] spans in seconds, and span parsing.
 
 A side is one span `(start, end)` or a list of spans. Each side's spans are merged where they
 overlap, then

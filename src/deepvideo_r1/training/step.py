@@ -1,4 +1,4 @@
-"""One RL step of DeepVideo-R1, in the order of the algorithm (SPEC §2, issue 5):
+"""One RL step of DeepVideo-R1, in the order of the algorithm:
 
 draw prompts -> roll out G completions -> rewards -> difficulty decision per group ->
 (same_step) roll out again on augmented inputs -> group advantages -> old / reference log-probs

@@ -1,4 +1,4 @@
-"""Video decoding, frame sampling, Qwen-VL preprocessing and an on-disk frame cache (SPEC §4)."""
+"""Video decoding, frame sampling, Qwen-VL preprocessing and an on-disk frame cache."""
 
 from deepvideo_r1.video.cache import FrameCache
 from deepvideo_r1.video.decode import VideoInfo, load_image, load_video

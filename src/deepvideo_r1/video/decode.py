@@ -1,4 +1,4 @@
-"""Decode the frames a sample needs (SPEC §4): uniform by count or by fps, seeking per keyframe.
+"""Decode the frames a sample needs: uniform by count or by fps, seeking per keyframe.
 
 Strategy: one demux pass (no decoding) lists every packet's pts, dts and keyframe flag; the
 nearest-frame picker runs on those times, so the frame each target gets is known before anything

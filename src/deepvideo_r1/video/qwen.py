@@ -1,4 +1,4 @@
-"""Qwen2/2.5-VL pixel inputs without torchvision (SPEC §4).
+"""Qwen2/2.5-VL pixel inputs without torchvision.
 
 Pipeline per video, identical to transformers' Qwen2VLVideoProcessor up to float rounding:
 smart_resize → bicubic+antialias resize of the uint8 frames → x/255 → optional `transform` (the

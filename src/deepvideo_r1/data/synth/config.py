@@ -1,4 +1,4 @@
-"""Configuration of the synthetic video reasoning dataset (SPEC §6): sizes, knobs, difficulty presets."""
+"""Configuration of the synthetic video reasoning dataset: sizes, knobs, difficulty presets."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Synthetic video reasoning dataset (SPEC §6): real h264 clips of coloured shapes + verifiable questions.
+"""Synthetic video reasoning dataset: real h264 clips of coloured shapes + verifiable questions.
 
 `generate_synthetic_dataset(out_dir, config)` writes
 
