@@ -12,14 +12,13 @@ from typer.testing import CliRunner
 from deepvideo_r1.cli import app
 from deepvideo_r1.data.sample import Sample, VideoRef
 from deepvideo_r1.evaluation.evaluate import (
-    EvalResumeError,
     SampledDecoding,
-    _read_done,
     sample_fingerprint,
     score_prediction,
     score_samples,
     summarize,
 )
+from deepvideo_r1.evaluation.resume import EvalResumeError, _read_done
 from deepvideo_r1.models.tiny import make_tiny_model
 from deepvideo_r1.video.encode import write_video
 
@@ -288,4 +287,90 @@ def test_eval_cli_sampled_completions(tmp_path, tiny_model):
     assert first_record(tmp_path / "eval2")["sampled"] == rec["sampled"]
     # resuming with other decoding settings is refused, naming the file and line
     other = run(tmp_path / "eval", "--sample-seed", "1")
-    assert other.exit_code != 0 and "predictions.jsonl:1: decoded with" in str(other.exception)
+    assert other.exit_code == 2 and "predictions.jsonl:1: decoded with" in other.output
+
+
+def test_weights_fingerprint_sees_one_changed_element(tiny_model):
+    import torch
+
+    from deepvideo_r1.evaluation.fingerprint import weights_fingerprint
+    from deepvideo_r1.models.adapter import load_policy
+
+    model, _ = load_policy(tiny_model, device="cpu")
+    before = weights_fingerprint(model)
+    assert weights_fingerprint(model) == before  # deterministic
+    param = next(p for n, p in model.named_parameters() if "layers.0.mlp" in n)
+    with torch.no_grad():
+        param.view(-1)[123] += 1e-3  # one element of one tensor, not at a sampled position
+    assert weights_fingerprint(model) != before
+
+
+def _eval_args(model: Path, data: Path, root: Path, out: Path, *extra: str) -> list[str]:
+    args = ["eval", "--model", str(model), "--data", str(data), "--format", "jsonl"]
+    return [*args, "--root", str(root), "--out", str(out), *FAST, *extra]
+
+
+def test_eval_refuses_predictions_of_another_model_or_length(tmp_path, tiny_model):
+    data = own_jsonl(tmp_path / "data")
+    other = make_tiny_model(
+        tmp_path / "other", seed=1, text_hidden=64, text_layers=1, vision_hidden=32, vision_depth=1,
+        vocab_size=512,
+    )  # fmt: skip
+    out = tmp_path / "eval"
+
+    def run(model: Path, *extra: str):
+        return CliRunner().invoke(app, _eval_args(model, data, tmp_path / "data", out, *extra))
+
+    assert run(tiny_model).exit_code == 0
+    first = (out / "predictions.jsonl").read_text()
+    refused = run(other)
+    assert refused.exit_code == 2, refused.output
+    assert "predictions.jsonl:1: prediction for 'j1' was made with other model_weights" in refused.output
+    refused = run(tiny_model, "--set", "rollout.max_new_tokens=7")
+    assert refused.exit_code == 2 and "other max_new_tokens" in refused.output
+    refused = run(tiny_model, "--set", "video.num_frames=6")
+    assert refused.exit_code == 2 and "other video" in refused.output
+    assert (out / "predictions.jsonl").read_text() == first  # nothing appended or mixed
+    assert run(tiny_model).exit_code == 0  # the same model and settings resume
+    assert (out / "predictions.jsonl").read_text() == first
+
+
+def test_a_run_evaluates_again_when_its_model_changed(tmp_path, tiny_model):
+    """Inside a run the directory is the run's own: stale predictions are redone, never reported."""
+    import torch
+
+    from deepvideo_r1.config import VideoConfig
+    from deepvideo_r1.data import load_samples
+    from deepvideo_r1.evaluation import evaluate
+    from deepvideo_r1.models.adapter import load_policy
+    from deepvideo_r1.models.media import MediaLoader
+
+    samples = load_samples(own_jsonl(tmp_path / "data"), format="jsonl").samples
+    model, adapter = load_policy(tiny_model, device="cpu")
+    video = VideoConfig(num_frames=4, min_pixels=3136, max_pixels=3136)
+    media = MediaLoader(video, tmp_path / "cache")
+    out = tmp_path / "eval_after"
+
+    def keys() -> list[str]:
+        return [json.loads(line)["eval_key"] for line in (out / "predictions.jsonl").read_text().splitlines()]
+
+    evaluate(model, adapter, samples, media, out, max_new_tokens=4, restart_if_stale=True)
+    old = keys()
+    with torch.no_grad():
+        next(model.parameters()).add_(0.5)
+    evaluate(model, adapter, samples, media, out, max_new_tokens=4, restart_if_stale=True)
+    new = keys()
+    assert len(new) == len(old) == 1 and new != old
+
+
+def test_duplicate_ids_in_an_eval_file_are_refused_naming_both_records(tmp_path, tiny_model):
+    root = tmp_path / "data"
+    _clip(root / "e.mp4")
+    rec = {"id": "dup", "problem_type": "numerical", "question": "How many?", "answer": "3"}
+    rec["videos"] = ["e.mp4"]
+    other = {**rec, "id": "ok"}
+    data = _write(root / "dup.jsonl", [rec, other, {**rec, "answer": "4"}], True)
+    result = CliRunner().invoke(app, _eval_args(tiny_model, data, root, tmp_path / "eval"))
+    assert result.exit_code == 2
+    assert "dup.jsonl: records 1 and 3 (counted from 1 in load order) share the id 'dup'" in result.output
+    assert not (tmp_path / "eval" / "predictions.jsonl").exists()

@@ -226,13 +226,14 @@ def eval_cmd(
     category; resumable predictions."""
     import json
 
-    from deepvideo_r1.evaluation.evaluate import SampledDecoding
+    from deepvideo_r1.evaluation import DuplicateIdError, EvalResumeError, SampledDecoding
     from deepvideo_r1.pipeline import run_eval_only
 
     flags = {"model.path": model, "data.eval_file": data, "data.format": fmt, "data.root": root}
     _setup_logging()
     sampled = SampledDecoding(num_samples, temperature, sample_seed) if num_samples else None
-    report = run_eval_only(_run_config(config, overrides, flags), out, sampled=sampled)
+    with _user_errors(EvalResumeError, DuplicateIdError):
+        report = run_eval_only(_run_config(config, overrides, flags), out, sampled=sampled)
     typer.echo(json.dumps(report.to_json(), indent=2))
 
 

@@ -22,6 +22,7 @@ from deepvideo_r1.config import TrainConfig, save_config
 from deepvideo_r1.data import load_samples
 from deepvideo_r1.data.sample import Sample
 from deepvideo_r1.evaluation.evaluate import EvalReport, SampledDecoding, evaluate
+from deepvideo_r1.evaluation.resume import check_unique_ids
 from deepvideo_r1.models.adapter import ModelAdapter, load_policy
 from deepvideo_r1.models.media import MediaLoader, pixel_budget
 from deepvideo_r1.models.trainable import is_lora
@@ -83,6 +84,7 @@ def prepare_data(cfg: TrainConfig, accelerator: Accelerator) -> RunData:
         evals = load_samples(result.eval_path, format="jsonl").samples
     if d.max_eval_samples is not None:
         evals = evals[: d.max_eval_samples]
+    check_unique_ids(evals, d.eval_file or "the synthetic eval split")
     return RunData(train=train, eval=evals)
 
 
@@ -205,6 +207,7 @@ def eval_stage(
         accelerator=accelerator,
         batch_size=cfg.train.eval_batch_size,
         max_new_tokens=cfg.rollout.max_new_tokens,
+        restart_if_stale=True,  # the run owns this directory: stale predictions are redone
     )
     logger.info("%s: accuracy %.3f on %d samples", name, report.accuracy, report.n_labelled)
     return report
@@ -268,6 +271,7 @@ def run_eval_only(
     samples = load_samples(d.eval_file, format=d.format, root=d.root, on_error=d.on_error).samples
     if d.max_eval_samples is not None:
         samples = samples[: d.max_eval_samples]
+    check_unique_ids(samples, d.eval_file)
     model, adapter = load_model(cfg, Path(cfg.model.path), accelerator)
     return evaluate(
         model,

@@ -8,9 +8,8 @@ distribution without learning anything new (maj@K above greedy means it can).
 Categories come from the sample metadata: `level` (SEED-Bench-R1 L1/L2/L3), `duration_group`
 (LongVideoBench), `type` (NExT-GQA), `task` (synthetic). Grounded QA reports choice accuracy and
 mIoU separately. Predictions are appended to a jsonl per rank as they are made; a rerun skips the
-samples already there, so an interrupted eval loses at most one batch. Each record carries a
-fingerprint of its sample, so predictions left by a different dataset under the same ids are an
-error rather than silently reused.
+samples already there, so an interrupted eval loses at most one batch. A record is reused only
+when it was made for the same sample, prompt, model weights and settings (`evaluation/resume.py`).
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +26,13 @@ from accelerate.utils import gather_object
 from torch import nn
 
 from deepvideo_r1.data.sample import Sample
+from deepvideo_r1.evaluation.fingerprint import (
+    eval_settings,
+    prompt_fingerprint,
+    record_key,
+    sample_fingerprint,
+)
+from deepvideo_r1.evaluation.resume import check_unique_ids, resume_records
 from deepvideo_r1.models.adapter import ModelAdapter
 from deepvideo_r1.models.media import MediaLoader, encode_sample
 from deepvideo_r1.rewards import (
@@ -86,25 +91,6 @@ def category(sample: Sample) -> str | None:
         if key in sample.metadata and sample.metadata[key] not in (None, ""):
             return f"{key}={sample.metadata[key]}"
     return None
-
-
-class EvalResumeError(RuntimeError):
-    """A predictions file holds a record that does not belong to the samples being evaluated."""
-
-
-def sample_fingerprint(sample: Sample) -> str:
-    """Short hash of what a prediction depends on: question, options, answer, spans, video files.
-
-    Videos count by file name, size and clip bounds (not absolute path), so a moved run
-    directory still resumes; re-generated data with the same ids does not.
-    """
-    videos = []
-    for v in sample.videos:
-        size = os.path.getsize(v.path) if os.path.exists(v.path) else None
-        videos.append([os.path.basename(v.path), size, v.start, v.end])
-    key = [sample.question, sample.problem_type, sample.answer, sample.options, sample.timestamps, videos]
-    key.append([os.path.basename(i) for i in sample.images])
-    return hashlib.sha256(json.dumps(key, default=list).encode()).hexdigest()[:16]
 
 
 def _score(sample: Sample, completion: str) -> dict:
@@ -175,59 +161,6 @@ def score_samples(sample: Sample, completions: list[str]) -> dict:
     }
 
 
-def _foreign_record(path: Path, lineno: int, what: str) -> EvalResumeError:
-    return EvalResumeError(f"{path}:{lineno}: {what}; use another output directory or delete the file")
-
-
-def _read_done(path: Path, samples: list[Sample], decoding: dict | None = None) -> dict[str, dict]:
-    """Records already in `path`, checked against `samples` (same id must mean the same sample)
-    and against `decoding` (the SampledDecoding as a dict; None = greedy only).
-
-    A last line cut short by a crash mid-write is dropped from the file (that sample is predicted
-    again); any other unreadable or foreign record is an EvalResumeError naming file and line.
-    """
-    if not path.exists():
-        return {}
-    by_id = {s.id: s for s in samples}
-    lines = path.read_text(encoding="utf-8").splitlines()
-    done = {}
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            if lineno < len(lines):
-                raise EvalResumeError(
-                    f"{path}:{lineno}: not valid JSON; delete the file to start over"
-                ) from None
-            logger.warning(
-                "%s:%d: incomplete last record (interrupted write); predicting it again", path, lineno
-            )
-            path.write_text("".join(x + "\n" for x in lines[:-1]), encoding="utf-8")
-            break
-        sample = by_id.get(rec.get("id"))
-        if sample is None:
-            raise _foreign_record(
-                path, lineno, f"prediction for {rec.get('id')!r}, which is not in the evaluated data"
-            )
-        if "sample_fingerprint" not in rec:
-            raise _foreign_record(
-                path, lineno, "record without a sample fingerprint (written by an older version)"
-            )
-        if rec["sample_fingerprint"] != sample_fingerprint(sample):
-            changed = "a different sample (question, answer or video changed)"
-            raise _foreign_record(path, lineno, f"prediction for {sample.id!r} was made for {changed}")
-        if rec.get("decoding") != decoding:
-            raise _foreign_record(
-                path,
-                lineno,
-                f"decoded with {rec.get('decoding') or 'greedy only'}, not {decoding or 'greedy only'}",
-            )
-        done[rec["id"]] = rec
-    return done
-
-
 def predict(
     model: nn.Module,
     adapter: ModelAdapter,
@@ -238,9 +171,15 @@ def predict(
     batch_size: int = 8,
     max_new_tokens: int = 256,
     sampled: SampledDecoding | None = None,
+    restart_if_stale: bool = False,
 ) -> list[dict]:
     """Greedy predictions for `samples` (plus K sampled completions each when `sampled` is given),
-    appended to `out_path`; returns all records (old + new)."""
+    appended to `out_path`; returns all records (old + new).
+
+    Records already in `out_path` are reused only when made for the same sample, prompt, model
+    weights, decoding and video settings; otherwise EvalResumeError, or with `restart_if_stale`
+    the file is evaluated again from scratch.
+    """
     engine = HFRolloutEngine(model, adapter, SamplingOptions(max_new_tokens=max_new_tokens, temperature=0.0))
     sampler = (
         HFRolloutEngine(model, adapter, SamplingOptions(max_new_tokens, temperature=sampled.temperature))
@@ -248,9 +187,10 @@ def predict(
         else None
     )
     decoding = asdict(sampled) if sampled else None
-    done = _read_done(out_path, samples, decoding)
+    settings = eval_settings(model, adapter, media, max_new_tokens)
+    keys = {s.id: record_key(settings, prompt_fingerprint(adapter, s)) for s in samples}
+    done = resume_records(out_path, samples, decoding, {**keys, "__settings__": settings}, restart_if_stale)
     todo = [s for s in samples if s.id not in done]
-    out_path.parent.mkdir(parents=True, exist_ok=True)
     with open(out_path, "a", encoding="utf-8") as f:
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
@@ -264,6 +204,7 @@ def predict(
             )
             for i, (sample, text) in enumerate(zip(chunk, result.texts, strict=True)):
                 rec = score_prediction(sample, text)
+                rec["eval_key"] = keys[sample.id]
                 if drawn is not None:
                     k = sampled.num_samples
                     rec["decoding"] = decoding
@@ -340,8 +281,13 @@ def evaluate(
     batch_size: int = 8,
     max_new_tokens: int = 256,
     sampled: SampledDecoding | None = None,
+    restart_if_stale: bool = False,
 ) -> EvalReport:
-    """Evaluate on `samples` (sharded over ranks); predictions land in out_dir/predictions*.jsonl."""
+    """Evaluate on `samples` (sharded over ranks); predictions land in out_dir/predictions*.jsonl.
+
+    Duplicate sample ids are a DuplicateIdError; stale predictions see `predict`.
+    """
+    check_unique_ids(samples)
     rank = accelerator.process_index if accelerator else 0
     world = accelerator.num_processes if accelerator else 1
     out_dir = Path(out_dir)
@@ -356,6 +302,7 @@ def evaluate(
         batch_size=batch_size,
         max_new_tokens=max_new_tokens,
         sampled=sampled,
+        restart_if_stale=restart_if_stale,
     )
     if world > 1:
         records = [r for part in gather_object([records]) for r in part]
