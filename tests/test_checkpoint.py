@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 
@@ -19,6 +20,7 @@ from deepvideo_r1.checkpoints.checkpoint import (
     capture_rng_state,
     find_latest_checkpoint,
     flatten_state,
+    latest_intact_checkpoint,
     list_checkpoints,
     load_checkpoint,
     model_state_for_saving,
@@ -26,6 +28,7 @@ from deepvideo_r1.checkpoints.checkpoint import (
     save_checkpoint,
     unflatten_state,
 )
+from deepvideo_r1.checkpoints.integrity import NonFiniteWeightsError, remove_partial_checkpoints
 from deepvideo_r1.config import TrainConfig, load_config
 
 
@@ -87,7 +90,18 @@ def test_checkpoint_files_and_no_pickle(tmp_path):
         MODEL_FILE, "optimizer.json", "optimizer.safetensors", "scheduler.json", "rng.json",
         "rng.safetensors", "trainer_state.json", "config.yaml", COMPLETE_MARKER,
     }  # fmt: skip
-    assert json.loads((path / COMPLETE_MARKER).read_text()) == {"step": 7, "weights": MODEL_FILE, "format": 1}
+    marker = json.loads((path / COMPLETE_MARKER).read_text())
+    assert {k: marker[k] for k in ("step", "weights", "format")} == {
+        "step": 7,
+        "weights": MODEL_FILE,
+        "format": 2,
+    }
+    # the marker vouches for every other file: its size and sha256
+    assert set(marker["files"]) == names - {COMPLETE_MARKER}
+    config_bytes = (path / "config.yaml").read_bytes()
+    assert marker["files"]["config.yaml"] == {
+        "size": len(config_bytes), "sha256": hashlib.sha256(config_bytes).hexdigest()
+    }  # fmt: skip
     assert load_config(path / "config.yaml") == cfg
     for p in path.glob("*.json"):  # every non-weight file is plain JSON or safetensors: no pickle
         json.loads(p.read_text())
@@ -173,3 +187,63 @@ def test_lora_adapter_only(tmp_path):
     load_checkpoint(path, other)
     x = torch.randn(3, 4)
     assert torch.equal(other(x), peft_model(x))
+
+
+def _saved(tmp_path, *steps: int):
+    model = nn.Linear(2, 2)
+    opt = torch.optim.AdamW(model.parameters())
+    model(torch.ones(1, 2)).sum().backward()
+    opt.step()
+    return [save_checkpoint(tmp_path, s, model_state=model.state_dict(), optimizer=opt) for s in steps]
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda p: p.write_bytes(p.read_bytes()[:-10]), r"model\.safetensors has \d+ bytes, \d+ were saved"),
+        (
+            lambda p: p.write_bytes(p.read_bytes()[:-1] + b"x"),
+            r"model\.safetensors does not match its saved sha256",
+        ),
+        (lambda p: p.unlink(), r"model\.safetensors is missing"),
+    ],
+)
+def test_damaged_checkpoint_is_named_and_auto_resume_takes_the_previous_one(tmp_path, damage, message):
+    first, second = _saved(tmp_path, 1, 2)
+    damage(second / MODEL_FILE)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(second, nn.Linear(2, 2))  # an explicit path: a named error, not a SafetensorError
+    assert latest_intact_checkpoint(tmp_path) == first  # auto: skip it, take the previous complete one
+    damage(first / MODEL_FILE)
+    with pytest.raises(CheckpointError, match="no intact checkpoint"):
+        latest_intact_checkpoint(tmp_path)
+    assert latest_intact_checkpoint(tmp_path / "none") is None
+
+
+def test_missing_optimizer_file_is_named(tmp_path):
+    (path,) = _saved(tmp_path, 3)
+    (path / "optimizer.safetensors").unlink()  # used to raise KeyError: 's.state.0.step'
+    opt = torch.optim.AdamW(nn.Linear(2, 2).parameters())
+    with pytest.raises(CheckpointError, match=r"optimizer\.safetensors is missing"):
+        load_checkpoint(path, None, opt)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "checkpoint-4")
+
+
+def test_partial_checkpoint_folders_are_removed(tmp_path):
+    (kept,) = _saved(tmp_path, 1)
+    for name in ("checkpoint-2.tmp-4242", "checkpoint-1.old-99"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / MODEL_FILE).write_bytes(b"partial")
+    removed = remove_partial_checkpoints(tmp_path)
+    assert sorted(p.name for p in removed) == ["checkpoint-1.old-99", "checkpoint-2.tmp-4242"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [kept.name]
+
+
+def test_non_finite_weights_are_never_saved(tmp_path):
+    model = nn.Linear(2, 2)
+    with torch.no_grad():
+        model.bias[1] = float("nan")
+    with pytest.raises(NonFiniteWeightsError, match="checkpoint-1: non-finite weights in bias"):
+        save_checkpoint(tmp_path, 1, model_state=model.state_dict())
+    assert list(tmp_path.iterdir()) == []

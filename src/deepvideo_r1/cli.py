@@ -178,15 +178,27 @@ def train(
     save_every: int | None = typer.Option(None, "--save-every", help="Checkpoint every N steps."),
     seed: int | None = typer.Option(None, "--seed", help="Run seed."),
     resume: str | None = typer.Option(None, "--resume", help="auto | none | a checkpoint path."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Clear a previous run's outputs from the run directory first."
+    ),
+    with_changes: bool = typer.Option(
+        False, "--resume-with-changes", help="Resume from a checkpoint trained with other settings."
+    ),
 ) -> None:
     """SFT warm start (if sft.steps > 0), eval, Reg-GRPO with difficulty-aware augmentation, eval."""
-    from deepvideo_r1.pipeline import StaleSftModelError, run_training
+    from deepvideo_r1.checkpoints.integrity import CheckpointError
+    from deepvideo_r1.evaluation import DuplicateIdError
+    from deepvideo_r1.pipeline import StaleModelError, run_training
+    from deepvideo_r1.training.guard import NonFiniteUpdateError
+    from deepvideo_r1.training.resume import ResumeError
 
     flags = {"train.output_dir": output_dir, "train.max_steps": max_steps, "train.save_every": save_every}
     flags |= {"train.seed": seed, "train.resume": resume}
     _setup_logging()
-    with _user_errors(StaleSftModelError):
-        summary = run_training(_run_config(config, overrides, flags))
+    cfg = _run_config(config, overrides, flags)
+    errors = (StaleModelError, ResumeError, CheckpointError, DuplicateIdError, NonFiniteUpdateError)
+    with _user_errors(*errors):
+        summary = run_training(cfg, overwrite=overwrite, resume_with_changes=with_changes)
     keys = ("eval_accuracy_before", "eval_accuracy_after", "steps", "world_size", "wall_seconds")
     if _is_main_process():
         typer.echo(" ".join(f"{k}={summary[k]}" for k in keys))
@@ -199,10 +211,10 @@ def sft(
     output_dir: str | None = typer.Option(None, "--output-dir", "-o", help="Run directory."),
 ) -> None:
     """Supervised warm start only; writes <output-dir>/sft_model."""
-    from deepvideo_r1.pipeline import StaleSftModelError, run_sft_only
+    from deepvideo_r1.pipeline import StaleModelError, run_sft_only
 
     _setup_logging()
-    with _user_errors(StaleSftModelError):
+    with _user_errors(StaleModelError):
         path = run_sft_only(_run_config(config, overrides, {"train.output_dir": output_dir}))
     typer.echo(f"wrote {path}")
 

@@ -223,6 +223,12 @@ class TrainerConfig(_Section):
     )
     log_every: int = Field(1, ge=1, description="Log metrics every N steps.")
     tensorboard: bool = Field(True, description="Mirror metrics to TensorBoard under <output_dir>/tb.")
+    max_skipped_updates: int = Field(
+        3,
+        ge=1,
+        description="Updates with a non-finite loss or gradient norm are skipped; this many in a row "
+        "stop the run (NonFiniteUpdateError).",
+    )
 
 
 class TrainConfig(_Section):
@@ -350,6 +356,11 @@ def describe_fields(model: type[BaseModel] = TrainConfig, prefix: str = "") -> l
             }
         )
     return rows
+
+
+def merge_sections(base: dict, new: dict, source: str) -> dict:
+    """`new` (a possibly partial config tree) over `base`, along sections; unknown keys: ConfigError."""
+    return _merge(TrainConfig, base, new, source)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
+from deepvideo_r1.checkpoints.integrity import check_finite
 from deepvideo_r1.config import TrainConfig, save_config
 from deepvideo_r1.data import load_samples
 from deepvideo_r1.data.sample import Sample
@@ -27,6 +28,7 @@ from deepvideo_r1.models.adapter import ModelAdapter, load_policy
 from deepvideo_r1.models.media import MediaLoader, pixel_budget
 from deepvideo_r1.models.trainable import is_lora
 from deepvideo_r1.training.context import build_context, trainable_model
+from deepvideo_r1.training.resume import differing_keys, plan_resume
 from deepvideo_r1.training.sft import run_sft
 from deepvideo_r1.training.trainer import train_loop
 
@@ -34,9 +36,14 @@ logger = logging.getLogger(__name__)
 
 DONE_MARKER = "COMPLETE"
 SFT_SETTINGS = "sft_settings.json"
+TINY_SETTINGS = "tiny_settings.json"
 
 
-class StaleSftModelError(RuntimeError):
+class StaleModelError(RuntimeError):
+    """A model directory the run would reuse (tiny_model/, sft_model/) was made with other settings."""
+
+
+class StaleSftModelError(StaleModelError):
     """A run directory's sft_model/ was trained with other settings than this run's."""
 
 
@@ -88,6 +95,11 @@ def prepare_data(cfg: TrainConfig, accelerator: Accelerator) -> RunData:
     return RunData(train=train, eval=evals)
 
 
+def tiny_settings(cfg: TrainConfig) -> dict:
+    """What the built tiny model depends on; tiny_model/ is reused only when these are equal."""
+    return {"family": cfg.model.family, "seed": cfg.train.seed, "tiny_sizes": dict(cfg.model.tiny_sizes)}
+
+
 def prepare_model_dir(cfg: TrainConfig, accelerator: Accelerator) -> Path:
     """model.path, or the tiny preset built (once) into <output_dir>/tiny_model."""
     if cfg.model.path is not None:
@@ -95,10 +107,14 @@ def prepare_model_dir(cfg: TrainConfig, accelerator: Accelerator) -> Path:
     from deepvideo_r1.models.tiny import make_tiny_model
 
     out = Path(cfg.train.output_dir) / "tiny_model"
+    settings = tiny_settings(cfg)
 
     def build() -> Path:
-        if not (out / "config.json").exists():
-            make_tiny_model(out, family=cfg.model.family, seed=cfg.train.seed, **cfg.model.tiny_sizes)
+        if (out / "config.json").exists():
+            check_settings(out, settings, TINY_SETTINGS, StaleModelError)
+            return out
+        make_tiny_model(out, family=cfg.model.family, seed=cfg.train.seed, **cfg.model.tiny_sizes)
+        (out / TINY_SETTINGS).write_text(json.dumps(settings, indent=2))
         return out
 
     return _main_first(accelerator, build)
@@ -121,6 +137,7 @@ def media_loader(cfg: TrainConfig, adapter: ModelAdapter) -> MediaLoader:
 def save_model(model, adapter: ModelAdapter, out: Path, accelerator: Accelerator) -> Path:
     """save_pretrained + tokenizer into `out` (LoRA merged), then a completion marker."""
     if accelerator.is_main_process:
+        check_finite(model.state_dict(), str(out))
         to_save = model.merge_and_unload() if is_lora(model) else model
         to_save.save_pretrained(out)
         adapter.tokenizer.save_pretrained(out)
@@ -143,28 +160,20 @@ def sft_settings(cfg: TrainConfig) -> dict:
 
 def check_sft_settings(out: Path, settings: dict) -> None:
     """Raise StaleSftModelError unless `out`/sft_settings.json records exactly `settings`."""
-    path = out / SFT_SETTINGS
+    check_settings(out, settings, SFT_SETTINGS, StaleSftModelError)
+
+
+def check_settings(out: Path, settings: dict, name: str, error: type[StaleModelError]) -> None:
+    """Raise `error` naming every differing key unless `out`/`name` records exactly `settings`."""
+    path = out / name
     if not path.exists():
-        msg = f"{out} has no {SFT_SETTINGS} (made by an older version); delete it to retrain"
-        raise StaleSftModelError(msg)
-    saved, wanted = _flatten(json.loads(path.read_text())), _flatten(settings)
-    differ = sorted(k for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k))
+        raise error(f"{out} has no {name} (made by an older version); delete it to rebuild it")
+    differ = list(differing_keys(json.loads(path.read_text()), settings))
     if differ:
-        raise StaleSftModelError(
-            f"{out} was trained with other settings ({', '.join(differ)} differ, see {path}); "
-            "use another --output-dir or delete it to retrain"
+        raise error(
+            f"{out} was made with other settings ({', '.join(differ)} differ, see {path}); "
+            "use another --output-dir or delete it to rebuild it"
         )
-
-
-def _flatten(settings: dict) -> dict:
-    """{"sft": {"lr": 1e-3}, "seed": 0} -> {"sft.lr": 1e-3, "seed": 0} (one level deep)."""
-    flat = {}
-    for section, value in settings.items():
-        if isinstance(value, dict):
-            flat |= {f"{section}.{key}": v for key, v in value.items()}
-        else:
-            flat[section] = value
-    return flat
 
 
 def sft_stage(cfg: TrainConfig, model_dir: Path, data: RunData, accelerator: Accelerator) -> Path:
@@ -213,10 +222,15 @@ def eval_stage(
     return report
 
 
-def run_training(cfg: TrainConfig) -> dict:
-    """The whole run; returns (and writes to <output_dir>/summary.json) the summary."""
+def run_training(cfg: TrainConfig, *, overwrite: bool = False, resume_with_changes: bool = False) -> dict:
+    """The whole run; returns (and writes to <output_dir>/summary.json) the summary.
+
+    Where it resumes from is decided first (`training.resume.plan_resume`): `overwrite` clears a
+    previous run's outputs, `resume_with_changes` accepts a checkpoint trained with other settings.
+    """
     start = time.time()
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    resume = plan_resume(cfg, accelerator, overwrite=overwrite, with_changes=resume_with_changes)
     set_seed(cfg.train.seed)
     out = Path(cfg.train.output_dir)
     if accelerator.is_main_process:
@@ -229,7 +243,7 @@ def run_training(cfg: TrainConfig) -> dict:
     model, adapter = load_model(cfg, model_dir, accelerator)
     before = eval_stage(cfg, model, adapter, data, "eval_before", accelerator)
     ctx = build_context(cfg, accelerator, model, adapter, data.train, media_loader(cfg, adapter))
-    last = train_loop(ctx)
+    last = train_loop(ctx, resume=resume)
     after = eval_stage(cfg, ctx.model, adapter, data, "eval_after", accelerator)
     save_model(ctx.model, adapter, out / "final_model", accelerator)
     summary = {

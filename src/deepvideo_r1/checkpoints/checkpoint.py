@@ -8,11 +8,13 @@ Layout of `<dir>/checkpoint-<step>/`:
     rng.json (+ rng.safetensors)                    python/numpy/torch/CUDA RNG states, one per rank
     trainer_state.json                              step, controller buffer, hint bank, data position...
     config.yaml                                     the resolved TrainConfig
-    COMPLETE                                        written last: {"step", "weights", "format"}
+    COMPLETE                                        written last: {"step", "weights", "format",
+                                                    "files": {name: {"size", "sha256"}}}
 
 Everything is written into `checkpoint-<step>.tmp-<pid>` and renamed into place, so a crash never
 leaves a directory that looks complete. Nothing is pickled: nested state (dicts, lists, tuples,
 numbers, tensors, numpy arrays) is flattened into JSON with tensors stored by name in safetensors.
+The marker's file manifest and its checks live in `integrity.py`.
 """
 
 from __future__ import annotations
@@ -31,19 +33,24 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from deepvideo_r1.checkpoints.integrity import (
+    COMPLETE_MARKER,
+    CheckpointError,
+    check_finite,
+    file_manifest,
+    read_marker,
+    verify_checkpoint,
+)
 from deepvideo_r1.config import TrainConfig, save_config
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-COMPLETE_MARKER = "COMPLETE"
+__all__ = ["COMPLETE_MARKER", "CheckpointError"]  # re-exported: the marker and the error of this module
+
+FORMAT_VERSION = 2
 MODEL_FILE = "model.safetensors"
 ADAPTER_FILE = "adapter_model.safetensors"
 _CKPT_RE = re.compile(r"^checkpoint-(\d+)$")
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, incomplete, or does not match the objects it is loaded into."""
 
 
 # ---------------------------------------------------------------- nested state <-> JSON + tensors
@@ -197,8 +204,9 @@ def save_checkpoint(
     `adapters_only` names the file `adapter_model.safetensors`. `rng_states` holds one
     `capture_rng_state()` per rank (index = rank); default: this process's state as rank 0.
     `trainer_state` must be JSON-serialisable (lists of floats, ints, strings, dicts).
-    Returns the final checkpoint path.
+    Returns the final checkpoint path. Non-finite weights are a NonFiniteWeightsError (nothing saved).
     """
+    check_finite(model_state, f"checkpoint-{step}")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"checkpoint-{step}"
@@ -216,7 +224,7 @@ def save_checkpoint(
     (tmp / "trainer_state.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
     if config is not None:
         save_config(config, tmp / "config.yaml")
-    marker = {"step": step, "weights": weights_name, "format": FORMAT_VERSION}
+    marker = {"step": step, "weights": weights_name, "format": FORMAT_VERSION, "files": file_manifest(tmp)}
     _write_synced(tmp / COMPLETE_MARKER, json.dumps(marker))
     _replace_dir(tmp, final)
     if keep_last is not None:
@@ -262,6 +270,23 @@ def find_latest_checkpoint(directory: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
+def latest_intact_checkpoint(directory: str | Path) -> Path | None:
+    """The newest complete checkpoint whose files verify; damaged ones are skipped with a warning
+    naming the file. None when there is none; CheckpointError when all of them are damaged."""
+    found = list_checkpoints(directory)
+    problems = []
+    for path in reversed(found):
+        try:
+            verify_checkpoint(path)
+            return path
+        except CheckpointError as e:
+            logger.warning("skipping a damaged checkpoint: %s", e)
+            problems.append(str(e))
+    if problems:
+        raise CheckpointError(f"no intact checkpoint in {directory}: {'; '.join(problems)}")
+    return None
+
+
 def prune_checkpoints(directory: str | Path, keep_last: int) -> list[Path]:
     """Delete all but the `keep_last` newest complete checkpoints; returns the deleted paths."""
     if keep_last < 1:
@@ -280,16 +305,20 @@ def load_checkpoint(
     *,
     rank: int = 0,
     restore_rng: bool = True,
+    verify: bool = True,
 ) -> dict[str, Any]:
     """Restore weights, optimizer, scheduler and this rank's RNG from `path`; returns trainer_state.
 
     Load the weights into the unwrapped model (before `accelerator.prepare` or via
     `accelerator.unwrap_model`). A rank beyond the saved ones gets rank 0's RNG state, offset
-    by rank, with a warning (the world size changed since the save).
+    by rank, with a warning (the world size changed since the save). `verify` checks every
+    file's size and sha256 first (`verify_checkpoint`); pass False when that was just done.
     """
     path = Path(path)
-    if not (path / COMPLETE_MARKER).is_file():
-        raise CheckpointError(f"{path} is not a complete checkpoint (no {COMPLETE_MARKER} marker)")
+    if verify:
+        verify_checkpoint(path)
+    else:
+        read_marker(path)
     if model is not None:
         _load_weights(path, model)
     if optimizer is not None:

@@ -24,6 +24,7 @@ from deepvideo_r1.models.reference import ReferencePolicy, build_reference
 from deepvideo_r1.models.trainable import LoraOptions, prepare_trainable
 from deepvideo_r1.models.vision import vision_tower
 from deepvideo_r1.rollout import HFRolloutEngine, RolloutEngine, SamplingOptions
+from deepvideo_r1.training.guard import UpdateGuard
 from deepvideo_r1.training.policy import PolicyModule
 from deepvideo_r1.training.sampler import PromptSampler
 
@@ -47,6 +48,8 @@ class RunContext:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     trainable_parameters: list[nn.Parameter]
     advantage_scale: str
+    guard: UpdateGuard
+    """Skips non-finite updates; stops after train.max_skipped_updates in a row."""
 
     @property
     def model(self) -> nn.Module:
@@ -186,4 +189,5 @@ def build_context(
         scheduler=scheduler,
         trainable_parameters=params,
         advantage_scale=cfg.algo.advantage_scale or LOSS_ADVANTAGE_SCALE[cfg.algo.loss],
+        guard=UpdateGuard(t.max_skipped_updates),
     )

@@ -174,7 +174,9 @@ def update_policy(ctx: RunContext, groups: Groups, advantages: torch.Tensor) -> 
     logprob_s = time.perf_counter() - t0
     options = loss_options(cfg.algo.loss, cfg.algo, cfg.rollout.max_new_tokens)
     sums: dict[str, float] = {}
+    skipped = 0
     for _ in range(cfg.algo.num_iterations):
+        loss_sum = 0.0
         for j, (which, batch) in enumerate(batches):
             sync = j == len(batches) - 1
             with nullcontext() if sync else acc.no_sync(ctx.policy):
@@ -194,17 +196,30 @@ def update_policy(ctx: RunContext, groups: Groups, advantages: torch.Tensor) -> 
                     **options,
                 )
                 acc.backward(loss * len(which) / groups.num_groups)
+            loss_sum += float(loss.detach())
             metrics["perf/entropy"] = _masked_mean(out.entropy.detach(), batch.completion_mask)
             for k, v in metrics.items():
                 sums[k] = sums.get(k, 0.0) + float(v) * len(which) / groups.num_groups
         grad_norm = acc.clip_grad_norm_(ctx.trainable_parameters, cfg.train.max_grad_norm)
-        ctx.optimizer.step()
-        ctx.scheduler.step()
+        if ctx.guard.allow(_all_ranks_sum(ctx, loss_sum), float(grad_norm)):
+            ctx.optimizer.step()
+            ctx.scheduler.step()
+        else:
+            skipped += 1  # weights, optimizer moments and schedule stay where they were
         ctx.optimizer.zero_grad(set_to_none=True)
     out_metrics = {k: v / cfg.algo.num_iterations for k, v in sums.items()}
     out_metrics["perf/grad_norm"] = float(grad_norm)
+    out_metrics["perf/skipped_updates"] = float(skipped)
     out_metrics["perf/logprob_s"] = logprob_s
     return out_metrics
+
+
+def _all_ranks_sum(ctx: RunContext, value: float) -> float:
+    """`value` summed over ranks (NaN anywhere gives NaN everywhere, so all ranks skip together)."""
+    if ctx.accelerator.num_processes == 1:
+        return value
+    total = torch.tensor([value], device=ctx.accelerator.device)
+    return float(ctx.accelerator.reduce(total, reduction="sum"))
 
 
 def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

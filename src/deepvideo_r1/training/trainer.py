@@ -10,7 +10,6 @@ from accelerate.utils import gather_object
 
 from deepvideo_r1.checkpoints.checkpoint import (
     capture_rng_state,
-    find_latest_checkpoint,
     load_checkpoint,
     model_state_for_saving,
     save_checkpoint,
@@ -18,11 +17,10 @@ from deepvideo_r1.checkpoints.checkpoint import (
 from deepvideo_r1.metrics.logger import MetricsLogger, TrainProgress
 from deepvideo_r1.models.trainable import is_lora
 from deepvideo_r1.training.context import RunContext
+from deepvideo_r1.training.resume import CHECKPOINT_DIR, ResumePlan, format_changes, plan_resume
 from deepvideo_r1.training.step import rl_step
 
 logger = logging.getLogger(__name__)
-
-CHECKPOINT_DIR = "checkpoints"
 
 
 def trainer_state(ctx: RunContext) -> dict:
@@ -57,20 +55,18 @@ def save(ctx: RunContext, step: int) -> Path | None:
     return path
 
 
-def resume_point(ctx: RunContext) -> Path | None:
-    """The checkpoint `train.resume` names: auto = newest complete one, none, or a path."""
-    resume = ctx.cfg.train.resume
-    if resume == "none":
-        return None
-    if resume == "auto":
-        return find_latest_checkpoint(Path(ctx.cfg.train.output_dir) / CHECKPOINT_DIR)
-    return Path(resume)
-
-
 def restore(ctx: RunContext, path: Path) -> int:
-    """Load a checkpoint into the context; returns its step."""
+    """Load a checkpoint into the context; returns its step.
+
+    The checkpoint's weights, optimizer moments, schedule position, RNG and trainer state are
+    restored; the learning rates and weight decay are this config's (the saved optimizer and
+    scheduler would otherwise bring back the old ones).
+    """
     opt = ctx.optimizer.optimizer if hasattr(ctx.optimizer, "optimizer") else ctx.optimizer
-    state = load_checkpoint(path, ctx.model, opt, ctx.scheduler, rank=ctx.accelerator.process_index)
+    wanted = [{k: g[k] for k in ("initial_lr", "weight_decay")} for g in opt.param_groups]
+    rank = ctx.accelerator.process_index  # files verified by plan_resume just before
+    state = load_checkpoint(path, ctx.model, opt, ctx.scheduler, rank=rank, verify=False)
+    _apply_hyperparameters(opt, ctx.scheduler, wanted)
     ctx.controller.load_state_dict(state["controller"])
     ctx.hints.load_state_dict(state["hints"])
     ctx.sampler.load_state_dict(state["sampler"])
@@ -78,11 +74,26 @@ def restore(ctx: RunContext, path: Path) -> int:
     return int(state["step"])
 
 
-def train_loop(ctx: RunContext, on_step: Callable[[int, dict], None] | None = None) -> dict[str, float]:
-    """Run steps until train.max_steps, resuming if asked; returns the last step's metrics."""
+def _apply_hyperparameters(opt, scheduler, wanted: list[dict]) -> None:
+    """Set each group's peak lr and weight decay, then its current lr = peak · lambda(position)."""
+    for group, values in zip(opt.param_groups, wanted, strict=True):
+        group.update(values)
+    scheduler.base_lrs = [w["initial_lr"] for w in wanted]
+    for group, base, factor in zip(opt.param_groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=True):
+        group["lr"] = base * factor(scheduler.last_epoch)
+    scheduler._last_lr = [group["lr"] for group in opt.param_groups]
+
+
+def train_loop(
+    ctx: RunContext,
+    on_step: Callable[[int, dict], None] | None = None,
+    resume: ResumePlan | None = None,
+) -> dict[str, float]:
+    """Run steps until train.max_steps from where `resume` says (default: `plan_resume`);
+    returns the last step's metrics. The first resumed step records changed settings."""
     t, acc = ctx.cfg.train, ctx.accelerator
-    checkpoint = resume_point(ctx)
-    start = restore(ctx, checkpoint) if checkpoint is not None else 0
+    resume = resume if resume is not None else plan_resume(ctx.cfg, acc)
+    start = restore(ctx, resume.checkpoint) if resume.checkpoint is not None else 0
     metrics: dict[str, float] = {}
     log = MetricsLogger(
         t.output_dir, enabled=acc.is_main_process, tensorboard=t.tensorboard, resume_step=start
@@ -93,6 +104,8 @@ def train_loop(ctx: RunContext, on_step: Callable[[int, dict], None] | None = No
     ):
         for step in range(start + 1, t.max_steps + 1):
             metrics = rl_step(ctx, step).metrics
+            if step == start + 1 and resume.changes:
+                metrics |= {"resume/changes": format_changes(resume.changes)}
             log.log(step, metrics)
             bar.update(step, metrics)
             if on_step is not None:

@@ -1,0 +1,208 @@
+"""Where a run continues from, decided at the start of `train`, before data, SFT or evaluation.
+
+- `train.resume=auto`: the newest checkpoint whose files verify; a damaged one is skipped with a
+  warning naming the file (none at all: a fresh start; all damaged: CheckpointError).
+- `train.resume=<path>`: that checkpoint; missing or damaged is a CheckpointError naming the file.
+- `train.resume=none` into a directory that holds a run (checkpoints, metrics, summary) is a
+  RunDirectoryError, unless `overwrite`: then the run's outputs are removed first.
+- A checkpoint beyond `train.max_steps` is a ResumeError (the model would be ahead of its summary).
+- The checkpoint's config.yaml is compared with this run's config: a difference outside
+  `SAFE_TO_CHANGE` is a ResumeConfigError naming every one, unless `with_changes`; then the new
+  values apply (the trainer re-applies this config's learning rates over the saved optimizer and
+  scheduler) and the first resumed step records them in metrics.jsonl (`resume/changes`).
+- `checkpoint-N.tmp-PID` folders left by a killed save are removed.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from accelerate import Accelerator
+from accelerate.utils import broadcast_object_list
+
+from deepvideo_r1.checkpoints.checkpoint import latest_intact_checkpoint
+from deepvideo_r1.checkpoints.integrity import (
+    CheckpointError,
+    read_marker,
+    remove_partial_checkpoints,
+    verify_checkpoint,
+)
+from deepvideo_r1.config import ConfigError, TrainConfig, merge_sections
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoints"
+
+SAFE_TO_CHANGE = (
+    "train.output_dir",
+    "train.resume",
+    "train.max_steps",
+    "train.save_every",
+    "train.keep_last",
+    "train.log_every",
+    "train.tensorboard",
+    "train.eval_every",
+    "train.eval_batch_size",
+    "train.logprob_chunk_size",
+    "train.max_skipped_updates",
+    "model.gradient_checkpointing",
+    "model.attn_implementation",
+    "data.eval_file",
+    "data.max_eval_samples",
+    "data.synth.dir",
+    "video.cache_dir",
+)
+"""Settings a resume may change freely: where files go, how often things are saved or logged,
+memory/speed knobs with the same math, and what is evaluated. Everything else changes what the
+run trains (loss, G, lr, model, data, rewards, ...)."""
+
+RUN_OUTPUTS = (CHECKPOINT_DIR, "metrics.jsonl", "tb", "eval_before", "eval_after", "final_model")
+RUN_OUTPUTS += ("summary.json", "plots", "config.yaml")
+"""What `overwrite` removes. Kept: synth/, tiny_model/, sft_model/ and cache/, which are reused only
+when their recorded settings equal this run's."""
+
+
+class ResumeError(RuntimeError):
+    """A run cannot continue as asked (the message says how to proceed)."""
+
+
+class RunDirectoryError(ResumeError):
+    """`--resume none` into a directory that already holds a run."""
+
+
+class ResumeConfigError(ResumeError):
+    """The checkpoint was trained with settings that change what this run means."""
+
+
+@dataclass
+class ResumePlan:
+    """The checkpoint to continue from (None = fresh start) and the settings changed since it."""
+
+    checkpoint: Path | None = None
+    changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+
+
+def flatten_settings(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """{"algo": {"beta": 0.1, "w": {"a": 1}}} -> {"algo.beta": 0.1, "algo.w.a": 1}."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat |= flatten_settings(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def differing_keys(old: dict, new: dict) -> dict[str, tuple[Any, Any]]:
+    """{dotted key: (old, new)} for every leaf that differs between two nested settings trees."""
+    a, b = flatten_settings(old), flatten_settings(new)
+    return {k: (a.get(k), b.get(k)) for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)}
+
+
+def config_changes(checkpoint: Path, cfg: TrainConfig) -> dict[str, tuple[Any, Any]]:
+    """Settings of `cfg` that differ from the checkpoint's config.yaml (fields it lacks: defaults)."""
+    saved_file = checkpoint / "config.yaml"
+    if not saved_file.exists():
+        logger.warning("%s has no config.yaml; resuming without comparing settings", checkpoint)
+        return {}
+    saved = yaml.safe_load(saved_file.read_text(encoding="utf-8")) or {}
+    try:
+        old = merge_sections(TrainConfig().model_dump(mode="json"), saved, source=str(saved_file))
+    except ConfigError as e:
+        raise ResumeConfigError(f"cannot compare settings with {checkpoint}: {e}") from e
+    return differing_keys(old, cfg.model_dump(mode="json"))
+
+
+def is_safe_change(key: str) -> bool:
+    return any(key == k or key.startswith(k + ".") for k in SAFE_TO_CHANGE)
+
+
+def format_changes(changes: dict[str, tuple[Any, Any]]) -> str:
+    """'algo.loss: reg_grpo -> grpo, train.lr: 0.0001 -> 0.001'."""
+    return ", ".join(f"{k}: {old} -> {new}" for k, (old, new) in changes.items())
+
+
+def holds_run(out: Path) -> list[str]:
+    """The run outputs present in `out` (an empty checkpoints/ does not count)."""
+    ckpt = out / CHECKPOINT_DIR
+    found = [name for name in ("metrics.jsonl", "summary.json") if (out / name).exists()]
+    if ckpt.is_dir() and any(ckpt.iterdir()):
+        found.insert(0, f"{CHECKPOINT_DIR}/")
+    return found
+
+
+def clear_run(out: Path) -> None:
+    """Remove the outputs of a previous run from `out` (see RUN_OUTPUTS)."""
+    for name in RUN_OUTPUTS:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    logger.info("cleared the previous run's outputs from %s", out)
+
+
+def _choose(cfg: TrainConfig, overwrite: bool) -> Path | None:
+    out = Path(cfg.train.output_dir)
+    if overwrite:
+        clear_run(out)
+    remove_partial_checkpoints(out / CHECKPOINT_DIR)
+    resume = cfg.train.resume
+    if resume == "none":
+        present = holds_run(out)
+        if present:
+            raise RunDirectoryError(
+                f"{out} holds another run ({', '.join(present)}); pass --overwrite to clear it first, "
+                "--resume auto to continue it, or use another --output-dir"
+            )
+        return None
+    if resume == "auto":
+        return latest_intact_checkpoint(out / CHECKPOINT_DIR)
+    verify_checkpoint(resume)
+    return Path(resume)
+
+
+def _plan(cfg: TrainConfig, overwrite: bool, with_changes: bool) -> ResumePlan:
+    path = _choose(cfg, overwrite)
+    if path is None:
+        return ResumePlan()
+    step = int(read_marker(path)["step"])
+    if step > cfg.train.max_steps:
+        raise ResumeError(
+            f"{path} is at step {step}, beyond train.max_steps={cfg.train.max_steps}; set --max-steps "
+            f">= {step}, or start over with --resume none --overwrite"
+        )
+    changes = {k: v for k, v in config_changes(path, cfg).items() if not is_safe_change(k)}
+    if changes and not with_changes:
+        raise ResumeConfigError(
+            f"{path} was trained with other settings ({format_changes(changes)}); pass "
+            "--resume-with-changes to continue with the new values, or use another --output-dir"
+        )
+    if changes:
+        logger.warning("resuming from %s with changed settings: %s", path, format_changes(changes))
+    return ResumePlan(path, changes)
+
+
+def plan_resume(
+    cfg: TrainConfig, accelerator: Accelerator, *, overwrite: bool = False, with_changes: bool = False
+) -> ResumePlan:
+    """Decide (on the main process, which also clears and cleans up) where the run continues from;
+    every rank gets the same plan, or the same error."""
+    outcome: ResumePlan | Exception | None = None
+    if accelerator.is_main_process:
+        try:
+            outcome = _plan(cfg, overwrite, with_changes)
+        except (ResumeError, CheckpointError) as e:
+            outcome = e
+    if accelerator.num_processes > 1:
+        box = [outcome]
+        broadcast_object_list(box, from_process=0)
+        outcome = box[0]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
