@@ -72,9 +72,9 @@ def weights_fingerprint(model: nn.Module) -> str:
     Why not sha256 of all bytes: that copies every weight to the host and hashes at ~0.3-1.5 GB/s
     (10-50 s for a 7B model) each time an evaluation starts; the integer sum is one reduction on
     the device (8x faster than sha256 on one CPU core: benchmarks/eval_fingerprint.py), exact, so
-    the same on CPU and GPU for any thread count. Changing any single word changes the sum; an update would have to move
-    words by amounts that cancel exactly to go unseen, and SFT or RL steps move every trainable
-    weight.
+    the same on CPU and GPU for any thread count. Changing any single word changes the sum; an
+    update would have to move words by amounts that cancel exactly to go unseen, and SFT or RL
+    steps move every trainable weight.
     """
     h = hashlib.sha256()
     for name, tensor in model.state_dict().items():
