@@ -26,9 +26,9 @@ def test_each_differing_setting_is_named(tmp_path):
     changed = {**SETTINGS, "sft": {"steps": 300, "lr": 1e-3}, "seed": 1}
     with pytest.raises(StaleSftModelError, match=r"\(seed, sft\.steps differ, see .*sft_settings\.json\)"):
         check_sft_settings(tmp_path, changed)
-    # nested sections compare as a whole, one level down: data.synth
+    # nested sections compare leaf by leaf: the one that differs is named, data.synth.seed
     other_data = {**SETTINGS, "data": {"synth": {"seed": 2, "n_train": 800}}}
-    with pytest.raises(StaleSftModelError, match=r"\(data\.synth differ"):
+    with pytest.raises(StaleSftModelError, match=r"\(data\.synth\.seed differ"):
         check_sft_settings(tmp_path, other_data)
 
 
