@@ -229,6 +229,12 @@ class TrainerConfig(_Section):
         description="Updates with a non-finite loss or gradient norm are skipped; this many in a row "
         "stop the run (NonFiniteUpdateError).",
     )
+    fsdp: bool = Field(
+        False,
+        description="Shard the RL policy with FSDP2 (one unit per decoder layer / vision block) across "
+        "the launched processes, on CPU (gloo) or GPU; needs >= 2 processes. Under accelerate's own "
+        "FSDP or DeepSpeed config leave it off: those wrap the policy themselves.",
+    )
 
 
 class TrainConfig(_Section):
@@ -285,6 +291,11 @@ def cross_field_problems(cfg: TrainConfig) -> list[str]:
         (
             cfg.video.min_pixels > cfg.video.max_pixels,
             f"video.min_pixels={cfg.video.min_pixels} exceeds video.max_pixels={cfg.video.max_pixels}",
+        ),
+        (
+            cfg.train.fsdp and cfg.model.lora.enabled,
+            "train.fsdp=true with model.lora.enabled=true is not supported (adapters are not gathered "
+            "or merged under FSDP2 here); train LoRA with DDP (train.fsdp=false)",
         ),
         (
             not any(w != 0 for w in cfg.algo.reward_weights.values()),

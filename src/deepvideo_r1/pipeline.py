@@ -22,6 +22,12 @@ from deepvideo_r1.checkpoints.integrity import check_finite
 from deepvideo_r1.config import TrainConfig, save_config
 from deepvideo_r1.data import load_samples
 from deepvideo_r1.data.sample import Sample
+from deepvideo_r1.distributed.sharding import (
+    gather_policy_state,
+    gathered_for_generation,
+    is_sharded,
+    strip_prefix,
+)
 from deepvideo_r1.evaluation.evaluate import EvalReport, SampledDecoding, evaluate
 from deepvideo_r1.evaluation.resume import check_unique_ids
 from deepvideo_r1.models.adapter import ModelAdapter, load_policy
@@ -134,12 +140,19 @@ def media_loader(cfg: TrainConfig, adapter: ModelAdapter) -> MediaLoader:
     return MediaLoader(cfg.video, cache, factor=adapter.family.patch_size * adapter.family.merge_size)
 
 
-def save_model(model, adapter: ModelAdapter, out: Path, accelerator: Accelerator) -> Path:
-    """save_pretrained + tokenizer into `out` (LoRA merged), then a completion marker."""
+def save_model(model, adapter: ModelAdapter, out: Path, accelerator: Accelerator, policy=None) -> Path:
+    """save_pretrained + tokenizer into `out` (LoRA merged), then a completion marker.
+
+    `policy`, the trained PolicyModule as prepared: when its parameters are sharded the full
+    weights are gathered first (a collective) and rank 0 writes them.
+    """
+    full = None
+    if policy is not None and is_sharded(policy):
+        full = strip_prefix(gather_policy_state(accelerator, policy), "model.")
     if accelerator.is_main_process:
-        check_finite(model.state_dict(), str(out))
+        check_finite(full if full is not None else model.state_dict(), str(out))
         to_save = model.merge_and_unload() if is_lora(model) else model
-        to_save.save_pretrained(out)
+        to_save.save_pretrained(out, state_dict=full)
         adapter.tokenizer.save_pretrained(out)
         (out / DONE_MARKER).write_text("ok")
     accelerator.wait_for_everyone()
@@ -244,8 +257,9 @@ def run_training(cfg: TrainConfig, *, overwrite: bool = False, resume_with_chang
     before = eval_stage(cfg, model, adapter, data, "eval_before", accelerator)
     ctx = build_context(cfg, accelerator, model, adapter, data.train, media_loader(cfg, adapter))
     last = train_loop(ctx, resume=resume)
-    after = eval_stage(cfg, ctx.model, adapter, data, "eval_after", accelerator)
-    save_model(ctx.model, adapter, out / "final_model", accelerator)
+    with gathered_for_generation(ctx.policy):
+        after = eval_stage(cfg, ctx.model, adapter, data, "eval_after", accelerator)
+    save_model(ctx.model, adapter, out / "final_model", accelerator, policy=ctx.policy)
     summary = {
         "eval_accuracy_before": before.accuracy if before else None,
         "eval_accuracy_after": after.accuracy if after else None,

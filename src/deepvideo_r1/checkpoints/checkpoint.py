@@ -164,6 +164,19 @@ def model_state_for_saving(model: torch.nn.Module, adapters_only: bool = False) 
     return model.state_dict()
 
 
+def read_optimizer_state(path: str | Path) -> Any:
+    """The optimizer state saved in a checkpoint, as saved (no optimizer needed)."""
+    return _load_tree(Path(path), "optimizer")
+
+
+def read_model_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """The full-model weights of a checkpoint (not LoRA adapters)."""
+    weights = Path(path) / MODEL_FILE
+    if not weights.exists():
+        raise CheckpointError(f"{path} holds no {MODEL_FILE}")
+    return load_file(str(weights))
+
+
 def _load_weights(path: Path, model: torch.nn.Module) -> None:
     if (path / ADAPTER_FILE).exists():
         from peft import set_peft_model_state_dict
@@ -192,6 +205,7 @@ def save_checkpoint(
     model_state: Mapping[str, torch.Tensor],
     adapters_only: bool = False,
     optimizer: torch.optim.Optimizer | None = None,
+    optimizer_state: Mapping[str, Any] | None = None,
     scheduler: Any | None = None,
     rng_states: list[dict[str, Any]] | None = None,
     trainer_state: Mapping[str, Any] | None = None,
@@ -203,7 +217,8 @@ def save_checkpoint(
     `model_state` comes from `model_state_for_saving` (or `accelerator.get_state_dict(model)`);
     `adapters_only` names the file `adapter_model.safetensors`. `rng_states` holds one
     `capture_rng_state()` per rank (index = rank); default: this process's state as rank 0.
-    `trainer_state` must be JSON-serialisable (lists of floats, ints, strings, dicts).
+    `optimizer_state` replaces `optimizer.state_dict()` when the state was gathered elsewhere
+    (sharded optimizers). `trainer_state` must be JSON-serialisable (lists of floats, ints, strings, dicts).
     Returns the final checkpoint path. Non-finite weights are a NonFiniteWeightsError (nothing saved).
     """
     check_finite(model_state, f"checkpoint-{step}")
@@ -215,8 +230,10 @@ def save_checkpoint(
     tmp.mkdir()
     weights_name = ADAPTER_FILE if adapters_only else MODEL_FILE
     save_file(_unshare(model_state), str(tmp / weights_name))
-    if optimizer is not None:
-        _save_tree(tmp, "optimizer", optimizer.state_dict())
+    if optimizer_state is None and optimizer is not None:
+        optimizer_state = optimizer.state_dict()
+    if optimizer_state is not None:
+        _save_tree(tmp, "optimizer", optimizer_state)
     if scheduler is not None:
         _save_tree(tmp, "scheduler", scheduler.state_dict())
     _save_tree(tmp, "rng", rng_states if rng_states is not None else [capture_rng_state()])

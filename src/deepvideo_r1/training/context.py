@@ -18,6 +18,7 @@ from deepvideo_r1.algos import LOSS_ADVANTAGE_SCALE
 from deepvideo_r1.config import TrainConfig
 from deepvideo_r1.data.sample import Sample
 from deepvideo_r1.difficulty import DifficultyController, HintBank
+from deepvideo_r1.distributed.sharding import GatheredRolloutEngine, fsdp2_shard, is_sharded
 from deepvideo_r1.models.adapter import ModelAdapter
 from deepvideo_r1.models.media import MediaLoader
 from deepvideo_r1.models.reference import ReferencePolicy, build_reference
@@ -144,6 +145,16 @@ def dataset_hints(dataset: list[Sample]) -> HintBank:
     return bank
 
 
+def shard_policy(policy: nn.Module, model: nn.Module, accelerator: Accelerator) -> None:
+    """FSDP2 over the launched processes (train.fsdp); a single process is a configuration error."""
+    if accelerator.num_processes < 2:
+        raise ValueError(
+            "train.fsdp=true needs at least 2 processes (e.g. accelerate launch --num_processes 2 "
+            "... or torchrun); set train.fsdp=false for a single process"
+        )
+    fsdp2_shard(policy, model)
+
+
 def build_context(
     cfg: TrainConfig,
     accelerator: Accelerator,
@@ -155,6 +166,10 @@ def build_context(
     """Wire a loaded model and dataset into a RunContext ready for `rl_step`."""
     model = trainable_model(model, cfg)
     reference = build_reference(model, cfg.algo.beta)
+    policy = PolicyModule(model, chunk_size=cfg.train.logprob_chunk_size, temperature=cfg.rollout.temperature)
+    if cfg.train.fsdp:
+        # Before the optimizer exists: fully_shard replaces every parameter with a sharded one.
+        shard_policy(policy, model, accelerator)
     t = cfg.train
     groups = parameter_groups(model, t.lr, t.vision_lr)
     params = [p for g in groups for p in g["params"]]
@@ -166,13 +181,17 @@ def build_context(
         t.max_steps * cfg.algo.num_iterations,
         t.schedule,
     )
-    policy = PolicyModule(model, chunk_size=cfg.train.logprob_chunk_size, temperature=cfg.rollout.temperature)
-    policy, optimizer = accelerator.prepare(policy, optimizer)
+    if cfg.train.fsdp:
+        optimizer = accelerator.prepare(optimizer)  # FSDP2 syncs gradients itself: no DDP wrapper
+    else:
+        policy, optimizer = accelerator.prepare(policy, optimizer)
     r = cfg.rollout
     sampling = SamplingOptions(
         max_new_tokens=r.max_new_tokens, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k or 0
     )
-    engine = HFRolloutEngine(accelerator.unwrap_model(policy).model, adapter, sampling)
+    engine: RolloutEngine = HFRolloutEngine(accelerator.unwrap_model(policy).model, adapter, sampling)
+    if is_sharded(policy):
+        engine = GatheredRolloutEngine(engine, policy)
     return RunContext(
         cfg=cfg,
         accelerator=accelerator,

@@ -12,7 +12,17 @@ from deepvideo_r1.checkpoints.checkpoint import (
     capture_rng_state,
     load_checkpoint,
     model_state_for_saving,
+    read_model_weights,
+    read_optimizer_state,
     save_checkpoint,
+)
+from deepvideo_r1.distributed.sharding import (
+    full_model_state,
+    full_optimizer_state,
+    is_fsdp2,
+    load_full_model_state,
+    load_full_optimizer_state,
+    strip_prefix,
 )
 from deepvideo_r1.metrics.logger import MetricsLogger, TrainProgress
 from deepvideo_r1.models.trainable import is_lora
@@ -32,19 +42,36 @@ def trainer_state(ctx: RunContext) -> dict:
     }
 
 
+def _local_optimizer(ctx: RunContext):
+    return ctx.optimizer.optimizer if hasattr(ctx.optimizer, "optimizer") else ctx.optimizer
+
+
+def _sharded_states(ctx: RunContext) -> tuple[dict | None, dict | None]:
+    """(full weights, full optimizer state) of an FSDP2 policy, gathered by every rank; else Nones."""
+    if not is_fsdp2(ctx.policy):
+        return None, None
+    weights = strip_prefix(full_model_state(ctx.policy), "model.")
+    return weights, full_optimizer_state(ctx.policy, _local_optimizer(ctx))
+
+
 def save(ctx: RunContext, step: int) -> Path | None:
-    """Checkpoint on the main process (every rank contributes its RNG state)."""
+    """Checkpoint on the main process (every rank contributes its RNG state and, when the policy is
+    sharded, its shards: gathering is collective)."""
     acc = ctx.accelerator
     rng = gather_object([capture_rng_state()]) if acc.num_processes > 1 else [capture_rng_state()]
+    weights, optimizer_state = _sharded_states(ctx)
     path = None
     if acc.is_main_process:
         lora = is_lora(ctx.model)
         path = save_checkpoint(
             Path(ctx.cfg.train.output_dir) / CHECKPOINT_DIR,
             step,
-            model_state=model_state_for_saving(ctx.model, adapters_only=lora),
+            model_state=weights
+            if weights is not None
+            else model_state_for_saving(ctx.model, adapters_only=lora),
             adapters_only=lora,
-            optimizer=ctx.optimizer.optimizer if hasattr(ctx.optimizer, "optimizer") else ctx.optimizer,
+            optimizer=_local_optimizer(ctx),
+            optimizer_state=optimizer_state,
             scheduler=ctx.scheduler,
             rng_states=rng,
             trainer_state=trainer_state(ctx),
@@ -60,12 +87,18 @@ def restore(ctx: RunContext, path: Path) -> int:
 
     The checkpoint's weights, optimizer moments, schedule position, RNG and trainer state are
     restored; the learning rates and weight decay are this config's (the saved optimizer and
-    scheduler would otherwise bring back the old ones).
+    scheduler would otherwise bring back the old ones). A sharded (FSDP2) policy: every rank reads
+    the full tensors and keeps its own shard.
     """
-    opt = ctx.optimizer.optimizer if hasattr(ctx.optimizer, "optimizer") else ctx.optimizer
+    opt = _local_optimizer(ctx)
     wanted = [{k: g[k] for k in ("initial_lr", "weight_decay")} for g in opt.param_groups]
     rank = ctx.accelerator.process_index  # files verified by plan_resume just before
-    state = load_checkpoint(path, ctx.model, opt, ctx.scheduler, rank=rank, verify=False)
+    if is_fsdp2(ctx.policy):
+        load_full_model_state(ctx.policy, {f"model.{k}": v for k, v in read_model_weights(path).items()})
+        load_full_optimizer_state(ctx.policy, opt, read_optimizer_state(path))
+        state = load_checkpoint(path, None, None, ctx.scheduler, rank=rank, verify=False)
+    else:
+        state = load_checkpoint(path, ctx.model, opt, ctx.scheduler, rank=rank, verify=False)
     _apply_hyperparameters(opt, ctx.scheduler, wanted)
     ctx.controller.load_state_dict(state["controller"])
     ctx.hints.load_state_dict(state["hints"])
