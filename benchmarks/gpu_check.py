@@ -1,0 +1,380 @@
+"""What a GPU run must show, in one script and one JSON: bf16 training with exact resume, a
+Qwen2.5-VL-3B-shaped RL step's throughput and MFU, and sharded (FSDP / DeepSpeed ZeRO-3) runs.
+
+    python benchmarks/gpu_check.py                       # on the GPU machine (about 8 minutes)
+    python benchmarks/gpu_check.py --device cpu --tiny   # the same code paths in a few minutes
+
+Parts (each recorded even when another fails; failures keep their error text):
+  rl       the tiny preset, bf16 + sdpa: N RL steps, a checkpoint at N/2, a second run cut there and
+           resumed; rewards must match step for step and every loss be finite.
+  step     random-init weights of the 3B configuration (hidden 2048, 36 layers, vocab 151,936;
+           vision 32 blocks of 1280), bf16, vision frozen, gradient checkpointing; one prompt of
+           16 frames at 252×252 + one 252×252 image, G = 8, 256 new tokens. Rollout, old/ref
+           log-prob and update tokens/s, peak memory, and the update's
+           MFU = 6 · trainable parameters · trained tokens / seconds / measured bf16 matmul rate.
+  sharded  the tiny preset under accelerate with FSDP2 and with DeepSpeed ZeRO-3
+           (configs/accelerate/multi_node_deepspeed_zero3.yaml at one process): generation,
+           final_model, save → resume equality. On CPU: FSDP2 over two gloo processes
+           (train.fsdp), DeepSpeed skipped (it needs an accelerator).
+
+Writes benchmarks/results/gpu_check.json (or --json): top-level `device` (the name torch reports)
+and `mfu_update` (a fraction), beside the per-part results and the library versions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).parent / "results" / "gpu_check.json"
+REPO = Path(__file__).resolve().parent.parent
+
+# The published Qwen2.5-VL-3B-Instruct configuration (text and vision widths).
+SIZES_3B = {
+    "text_hidden": 2048,
+    "text_layers": 36,
+    "text_heads": 16,
+    "text_kv_heads": 2,
+    "text_intermediate": 11008,
+    "vision_hidden": 1280,
+    "vision_depth": 32,
+    "vision_heads": 16,
+    "vision_intermediate": 3420,
+}
+VOCAB_3B = 151_936
+# --tiny: the same code at test widths.
+SIZES_TINY = {
+    "text_hidden": 64, "text_layers": 2, "text_heads": 4, "text_kv_heads": 2, "text_intermediate": 128,
+    "vision_hidden": 32, "vision_depth": 2, "vision_heads": 2, "vision_intermediate": 64,
+}  # fmt: skip
+
+
+def versions() -> dict[str, str]:
+    import accelerate
+    import transformers
+
+    out = {
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "accelerate": accelerate.__version__,
+    }
+    try:
+        import deepspeed
+
+        out["deepspeed"] = deepspeed.__version__
+    except ImportError:
+        out["deepspeed"] = "not installed"
+    return out
+
+
+def device_name(device: str) -> str:
+    return torch.cuda.get_device_name(0) if device == "cuda" else "cpu"
+
+
+def peak_memory_gib(device: str) -> float:
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**30
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def matmul_rate(device: str, n: int, repeats: int = 10) -> float:
+    """Measured dense bf16 FLOP/s of an n³ matmul (2n³ FLOPs each), best of `repeats`."""
+    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    a @ b  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        a @ b
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
+
+
+# ---------------------------------------------------------------- part rl
+
+
+def tiny_run_overrides(tiny: bool, out: Path, max_steps: int, dtype: str) -> list[str]:
+    steps = ["sft.steps=2" if tiny else "sft.steps=50"]
+    sizes = ["data.synth.n_train=8", "data.synth.n_eval=2", "rollout.prompts_per_step=1",
+             "rollout.group_size=4", "train.micro_batch_size=4", "rollout.max_new_tokens=8",
+             "train.eval_batch_size=2", "model.tiny_sizes.text_layers=1", "model.tiny_sizes.vision_depth=1",
+             ] if tiny else ["data.synth.n_eval=16"]  # fmt: skip
+    return [
+        *steps, *sizes, f"model.dtype={dtype}", "model.attn_implementation=sdpa",
+        "train.tensorboard=false", f"train.max_steps={max_steps}",
+        f"train.save_every={max(1, max_steps // 2)}",
+        f"train.output_dir={out}",
+    ]  # fmt: skip
+
+
+def part_rl(device: str, tiny: bool, work: Path) -> dict:
+    from deepvideo_r1.config import load_config
+    from deepvideo_r1.metrics.logger import read_metrics
+    from deepvideo_r1.pipeline import run_training
+    from deepvideo_r1.presets import TINY_CPU
+
+    steps = 4 if tiny else 20
+    full, cut = work / "rl_full", work / "rl_cut"
+    start = time.perf_counter()
+    run_training(load_config(TINY_CPU, tiny_run_overrides(tiny, full, steps, "bfloat16")))
+    seconds = time.perf_counter() - start
+    run_training(load_config(TINY_CPU, tiny_run_overrides(tiny, cut, steps // 2, "bfloat16")))
+    run_training(
+        load_config(TINY_CPU, [*tiny_run_overrides(tiny, cut, steps, "bfloat16"), "train.resume=auto"])
+    )
+    a, b = read_metrics(full / "metrics.jsonl"), read_metrics(cut / "metrics.jsonl")
+    rewards_a, rewards_b = [r["reward/mean"] for r in a], [r["reward/mean"] for r in b]
+    losses = [r["loss/total"] for r in a]
+    return {
+        "steps": steps,
+        "seconds_full_run": round(seconds, 1),
+        "losses_finite": all(x == x and abs(x) != float("inf") for x in losses),
+        "rewards": rewards_a,
+        "resume_rewards_equal": rewards_a == rewards_b,
+        "max_abs_loss_diff_after_resume": max(
+            abs(x["loss/total"] - y["loss/total"]) for x, y in zip(a, b, strict=True)
+        ),
+        "ok": rewards_a == rewards_b and all(x == x for x in losses),
+    }
+
+
+# ---------------------------------------------------------------- part step
+
+
+def build_model(sizes: dict, vocab: int | None, device: str, tied: bool):
+    """Random-init Qwen2.5-VL at `sizes` in bf16 on `device`, with the tiny preset's tokenizer."""
+    from deepvideo_r1.models.adapter import ModelAdapter
+    from deepvideo_r1.models.families import get_family
+    from deepvideo_r1.models.tiny import TinySizes, tiny_config, train_tiny_tokenizer
+
+    family = get_family("qwen2.5-vl")
+    tokenizer = train_tiny_tokenizer(family)
+    config = tiny_config(family, tokenizer, TinySizes(**sizes))
+    if vocab is not None:
+        config.text_config.vocab_size = vocab
+    config.tie_word_embeddings = tied
+    config._attn_implementation = "sdpa"
+    with torch.device(device):
+        model = family.model_cls()(config).to(torch.bfloat16)
+    model.generation_config.eos_token_id = None  # random weights: always decode the full length
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model, ModelAdapter(family, tokenizer)
+
+
+def video_prompt(adapter, frames: int, side: int):
+    """One SEED-Bench-R1-shaped prompt: `frames` frames and one image, both side×side."""
+    from deepvideo_r1.models.testing import random_image, random_video
+
+    fam = adapter.family
+    grid = side // fam.patch_size
+    video = random_video(fam, t=frames // fam.temporal_patch_size, h=grid, w=grid)
+    image = random_image(fam, h=grid, w=grid)
+    return adapter.build_prompt("Which option matches the video? A. x B. y C. z D. w", video, image)
+
+
+def _timed(device: str, fn):
+    _sync(device)
+    start = time.perf_counter()
+    out = fn()
+    _sync(device)
+    return out, time.perf_counter() - start
+
+
+def part_step(device: str, tiny: bool) -> dict:
+    from deepvideo_r1.models.batch import join_completions
+    from deepvideo_r1.models.trainable import prepare_trainable
+    from deepvideo_r1.rollout import HFRolloutEngine, SamplingOptions
+    from deepvideo_r1.training.policy import PolicyModule
+
+    sizes, vocab = (SIZES_TINY, None) if tiny else (SIZES_3B, VOCAB_3B)
+    frames, side, group, new = (4, 56, 8, 16) if tiny else (16, 252, 8, 256)
+    model, adapter = build_model(sizes, vocab, device, tied=not tiny)
+    model = prepare_trainable(model, "none", None, True)  # vision frozen, gradient checkpointing
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    prompts = adapter.collate([video_prompt(adapter, frames, side)]).to(device)
+    engine = HFRolloutEngine(model, adapter, SamplingOptions(max_new_tokens=new, temperature=1.0))
+    engine.generate(prompts, group, seed=0)  # warm-up
+    out, rollout_s = _timed(device, lambda: engine.generate(prompts, group, seed=1))
+    batch = join_completions(prompts, out.completion_ids, out.completion_mask, group).to(device)
+    policy = PolicyModule(model, chunk_size=512)
+    new_tokens = int(out.completion_mask.sum())
+    tokens = int(batch.attention_mask.sum())  # prompt + completion tokens through the language model
+
+    def logprobs():
+        with torch.no_grad():
+            return policy(batch).logps
+
+    def update():
+        result = policy(batch)
+        loss = -(result.logps * batch.completion_mask).sum() / batch.completion_mask.sum()
+        loss.backward()
+        return loss
+
+    logprobs()  # warm-up
+    _, logprob_s = _timed(device, logprobs)
+    update()  # warm-up
+    model.zero_grad(set_to_none=True)
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    _, update_s = _timed(device, update)
+    rate = matmul_rate(device, 512 if tiny else 8192)
+    mfu = 6 * trainable * tokens / update_s / rate
+    return {
+        "sizes": sizes,
+        "vocab": vocab,
+        "trainable_parameters": trainable,
+        "prompt_tokens": int(prompts.attention_mask.sum()),
+        "group_size": group,
+        "new_tokens": new_tokens,
+        "trained_tokens": tokens,
+        "rollout_s": round(rollout_s, 3),
+        "rollout_new_tokens_per_s": round(new_tokens / rollout_s, 1),
+        "logprob_s": round(logprob_s, 3),
+        "logprob_tokens_per_s": round(tokens / logprob_s, 1),
+        "update_s": round(update_s, 3),
+        "update_tokens_per_s": round(tokens / update_s, 1),
+        "peak_memory_gib": round(peak_memory_gib(device), 2),
+        "matmul_bf16_flops": rate,
+        "mfu_update": mfu,
+        "ok": True,
+    }
+
+
+# ---------------------------------------------------------------- part sharded
+
+DIGIT_REWARD = """
+def digit_share(completion, sample):
+    return sum(c.isdigit() for c in completion) / max(1, len(completion))
+"""
+
+
+def _launch(args: list[str], run: Path, overrides: list[str], timeout: int) -> tuple[int, str]:
+    port = str(random.randint(20000, 40000))
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", *args, "--main_process_port", port,
+           "-m", "deepvideo_r1", "train", "-o", str(run),
+           *[a for o in overrides for a in ("--set", o)]]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO)
+    return done.returncode, (done.stdout + done.stderr)[-2000:]
+
+
+def sharded_case(
+    name: str, launch: list[str], extra: list[str], tiny: bool, work: Path, timeout: int
+) -> dict:
+    """Train N steps, a second run cut at N/2 and resumed; compare rewards, load final_model."""
+    from deepvideo_r1.metrics.logger import read_metrics
+    from deepvideo_r1.models.adapter import load_policy
+
+    steps, dtype = 4, "float32" if tiny else "bfloat16"
+    full, cut = work / f"{name}_full", work / f"{name}_cut"
+    reward = work / "digits.py"  # a learnable content-free reward: non-zero rewards from step 1
+    reward.write_text(DIGIT_REWARD)
+    base = [o for o in tiny_run_overrides(True, full, steps, dtype) if not o.startswith("train.output_dir")]
+    base += [f"algo.reward_weights={{'{reward}:digit_share': 1.0}}", "sft.steps=0", "train.lr=1e-2"]
+    rc, log = _launch(launch, full, [*base, *extra], timeout)
+    if rc != 0:
+        return {"ok": False, "error": log}
+    cut_base = [o.replace(f"train.max_steps={steps}", f"train.max_steps={steps // 2}") for o in base]
+    for overrides in (cut_base, [*base, "train.resume=auto"]):
+        rc, log = _launch(launch, cut, [*overrides, *extra], timeout)
+        if rc != 0:
+            return {"ok": False, "error": log}
+    a, b = read_metrics(full / "metrics.jsonl"), read_metrics(cut / "metrics.jsonl")
+    model, _ = load_policy(full / "final_model")
+    equal = [r["reward/mean"] for r in a] == [r["reward/mean"] for r in b]
+    return {
+        "ok": equal,
+        "rewards": [r["reward/mean"] for r in a],
+        "resume_rewards_equal": equal,
+        "final_model_parameters": sum(p.numel() for p in model.parameters()),
+    }
+
+
+def part_sharded(device: str, tiny: bool, work: Path) -> dict:
+    if device == "cpu":
+        fsdp = sharded_case(
+            "fsdp2_cpu", ["--cpu", "--num_processes", "2"], ["train.fsdp=true"], tiny, work, 900
+        )
+        return {"fsdp2": fsdp, "deepspeed_zero3": {"ok": None, "skipped": "DeepSpeed needs an accelerator"}}
+    fsdp_args = ["--num_processes", "1", "--use_fsdp", "--fsdp_version", "2", "--mixed_precision", "bf16"]
+    zero3 = str(REPO / "configs" / "accelerate" / "multi_node_deepspeed_zero3.yaml")
+    ds_args = ["--config_file", zero3, "--num_processes", "1", "--num_machines", "1", "--machine_rank", "0"]
+    return {
+        "fsdp2": sharded_case("fsdp2", fsdp_args, [], tiny, work, 300),
+        "deepspeed_zero3": sharded_case("zero3", ds_args, [], tiny, work, 300),
+    }
+
+
+# ---------------------------------------------------------------- main
+
+
+def run_part(name: str, fn) -> dict:
+    start = time.perf_counter()
+    try:
+        result = fn()
+    except Exception as e:  # one part's failure is a result, not the end of the check
+        result = {
+            "ok": False,
+            "error": f"{type(e).__name__}: {e}",
+            "traceback": traceback.format_exc()[-3000:],
+        }
+    result["wall_s"] = round(time.perf_counter() - start, 1)
+    print(f"{name:8s} ok={result.get('ok')} ({result['wall_s']} s)", flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--device", choices=["cuda", "cpu"], default="cuda" if torch.cuda.is_available() else "cpu"
+    )
+    parser.add_argument("--tiny", action="store_true", help="test widths and sizes (the CPU dry run)")
+    parser.add_argument("--parts", default="rl,step,sharded")
+    parser.add_argument("--json", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="gpu_check_"))
+    runners = {
+        "rl": lambda: part_rl(args.device, args.tiny, work),
+        "step": lambda: part_step(args.device, args.tiny),
+        "sharded": lambda: part_sharded(args.device, args.tiny, work),
+    }
+    parts = {name: run_part(name, runners[name]) for name in args.parts.split(",")}
+    step = parts.get("step", {})
+    report = {
+        "device": device_name(args.device),
+        "mfu_update": step.get("mfu_update"),
+        "tiny": args.tiny,
+        "versions": versions(),
+        "parts": parts,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2))
+    if step.get("ok"):
+        print(
+            f"update MFU {step['mfu_update']:.1%}, rollout {step['rollout_new_tokens_per_s']} new tokens/s, "
+            f"update {step['update_tokens_per_s']} tokens/s, peak {step['peak_memory_gib']} GiB"
+        )
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
