@@ -8,6 +8,7 @@ as this evaluation's result.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 from dataclasses import asdict
@@ -66,7 +67,7 @@ def _bit_words(tensor: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def weights_fingerprint(model: nn.Module) -> str:
-    """Hash of every state-dict tensor: name, dtype, shape, the sum (mod 2^64) of its bytes read
+    """Hash of every parameter and buffer: name, dtype, shape, the sum (mod 2^64) of its bytes read
     as integers, and 16 evenly spaced words.
 
     Why not sha256 of all bytes: that copies every weight to the host and hashes at ~0.3-1.5 GB/s
@@ -76,8 +77,16 @@ def weights_fingerprint(model: nn.Module) -> str:
     update would have to move words by amounts that cancel exactly to go unseen, and SFT or RL
     steps move every trainable weight.
     """
+    from torch.distributed.tensor import DTensor
+
     h = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
+    # Parameters and buffers, not state_dict(): FSDP2's state-dict hooks would swap the sharded
+    # parameters back in while the policy is gathered for generation.
+    for name, tensor in itertools.chain(model.named_parameters(), model.named_buffers()):
+        if isinstance(tensor, DTensor):
+            # Sharded and not gathered: this rank's shard (no collective; ranks may evaluate
+            # unequal shares).
+            tensor = tensor.to_local()
         words = _bit_words(tensor)
         total = int(words.sum()) if words.dtype == torch.int64 else int(words.sum(dtype=torch.int64))
         idx = torch.linspace(0, max(words.numel() - 1, 0), min(words.numel(), _SAMPLED_VALUES))
