@@ -56,11 +56,17 @@ def main() -> None:
             d = diff_levels(processor, img)
             if d > worst[key]["levels"]:
                 worst[key] = {"levels": round(d, 2), "size": [h, w], "resized": [oh, ow], "image": pattern}
-    example = diff_levels(processor, np.random.default_rng(481).integers(0, 256, (481, 353, 3), dtype=np.uint8))
+    example = diff_levels(
+        processor, np.random.default_rng(481).integers(0, 256, (481, 353, 3), dtype=np.uint8)
+    )
     out = {
         "worst_by_direction": dict(sorted(worst.items())),
         "uniform_481x353_to_476x364": round(example, 2),
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "pillow": PIL.__version__},
+        "versions": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "pillow": PIL.__version__,
+        },
     }
     print(json.dumps(out, indent=1))
     path = Path(__file__).parent / "results" / "pil_resize_diff.json"
