@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from deepvideo_r1.algos import LOSS_ADVANTAGE_SCALE, group_advantages, policy_loss
+from deepvideo_r1.algos import LOSS_ADVANTAGE_SCALE, POLICY_LOSSES, group_advantages, policy_loss
 
 # One group of G=4, T=2, float64. Token log-ratios logp - old:
 #   row 0 [.1, .2] -> rho .3 ; row 1 [0, -.1] -> rho -.1 ; row 2 [.2, 0] -> rho .2 ;
@@ -153,3 +153,31 @@ def test_on_policy_gradients_are_scaled_policy_gradients():
     # reward regression: -2 R_b/(eta B) per token, i.e. 2/eta × REINFORCE without a baseline
     no_baseline = -(rewards / 8)[:, None].expand(8, 5) * mask
     torch.testing.assert_close(grad("reward_regression", rewards, eta=0.5), no_baseline * 4)
+
+
+SEQUENCE_LOSSES = sorted(n for n, fn in POLICY_LOSSES.items() if fn.__module__.endswith(".sequence_losses"))
+
+
+@pytest.mark.parametrize("name", SEQUENCE_LOSSES)
+def test_split_into_whole_groups_weighted_by_group_share_gives_the_same_loss_and_gradient(name):
+    # the trainer backpropagates loss(micro-batch) × groups_in_micro / groups: every loss here is a
+    # mean over per-group terms, so 1 batch of 3 groups == (1 group) · 1/3 + (2 groups) · 2/3
+    gen = torch.Generator().manual_seed(1)
+    old = -torch.rand(12, 5, generator=gen, dtype=torch.float64)
+    logps0 = old + 0.2 * torch.randn(12, 5, generator=gen, dtype=torch.float64)
+    ref = old + 0.2 * torch.randn(12, 5, generator=gen, dtype=torch.float64)
+    mask = (torch.arange(5)[None, :] < torch.randint(1, 6, (12,), generator=gen)[:, None]).long()
+    adv = torch.rand(12, generator=gen, dtype=torch.float64)
+    results = []
+    for splits in ([slice(0, 12)], [slice(0, 4), slice(4, 12)]):
+        logps = logps0.clone().requires_grad_(True)
+        total = 0.0
+        for rows in splits:
+            loss, _ = policy_loss(
+                name, logps[rows], old[rows], adv[rows], mask[rows], 4, ref_logps=ref[rows], beta=0.1
+            )
+            total = total + loss * (rows.stop - rows.start) / 12
+        total.backward()
+        results.append((total.detach(), logps.grad))
+    torch.testing.assert_close(results[0][0], results[1][0])
+    torch.testing.assert_close(results[0][1], results[1][1])
