@@ -53,6 +53,36 @@ def test_gspo_hand_value():
     assert metrics["loss/clip_frac"].item() == pytest.approx(0.5)
 
 
+def test_gspo_clamps_the_sequence_value_not_its_tokens():
+    # B=8 (2 groups of 4), T=6. Row 0: one token at log-ratio +25, the rest 0, A=-1; row 1: A=+1.
+    # s_0 = exp(25/6) = 64.4966 (in range: only the mean is clamped, at ±20); A<0 -> -min(-s, -1.0004)
+    # = s = 64.4966; row 1: s=1 inside the clip -> -1; loss = (64.4966 - 1) / 8 = 7.93708
+    # d/dlogp_{0,t} = s_0 / 6 / 8 = 1.34368 on every token of row 0 (clamping the token at 20 gave
+    # loss 3.379 and no gradient on that token); row 1: -1/6/8 = -0.0208333
+    old = torch.zeros(8, 6, dtype=torch.float64)
+    logps = old.clone()
+    logps[0, 2] = 25.0
+    logps.requires_grad_(True)
+    adv = torch.tensor([-1.0, 1.0, 0, 0, 0, 0, 0, 0], dtype=torch.float64)
+    loss, metrics = policy_loss("gspo", logps, old, adv, torch.ones(8, 6), group_size=4)
+    loss.backward()
+    assert loss.item() == pytest.approx((math.exp(25 / 6) - 1) / 8, rel=1e-9)
+    assert loss.item() == pytest.approx(7.9375, abs=1e-3)
+    torch.testing.assert_close(logps.grad[0], torch.full((6,), math.exp(25 / 6) / 48, dtype=torch.float64))
+    assert logps.grad[0, 0].item() == pytest.approx(1.344, abs=1e-3)
+    torch.testing.assert_close(logps.grad[1], torch.full((6,), -1 / 48, dtype=torch.float64))
+    assert metrics["loss/clip_frac"].item() == 0.0  # row 0: max(s, 1.0004) takes the unclipped s
+
+
+def test_gspo_fully_masked_row_adds_nothing():
+    # row 0 as in test_gspo_hand_value: -.908560 ; row 1 has no valid token: it adds 0 (before the fix
+    # it added -min(1·A, clip(1)·A) = -A = +1) and counts in the mean over B = 2, as grpo's aggregation
+    mask = torch.tensor([[1, 1, 1], [0, 0, 0]])
+    loss, metrics = policy_loss("gspo", LOGPS, OLD, ADV, mask, group_size=2)
+    assert loss.item() == pytest.approx(-0.908560 / 2, abs=1e-6)
+    assert metrics["loss/ratio_mean"].item() == pytest.approx(0.908560, abs=1e-6)  # over valid rows
+
+
 def test_grpo_k3_kl_hand_value():
     # ref - logp: row 0 [0, ln2, -ln2] -> k3 [0, 2-ln2-1, .5+ln2-1] = [0, .306853, .193147], mean 1/6
     #             row 1 [ln2, 0, pad]   -> [.306853, 0], mean .153426
@@ -77,7 +107,7 @@ def test_aggregate_modes_hand_values():
 
 
 def test_registry_errors_and_extension():
-    with pytest.raises(ValueError, match="known: dapo, dr_grpo, grpo, gspo, reg_grpo"):
+    with pytest.raises(ValueError, match="known: " + ", ".join(sorted(POLICY_LOSSES))):
         policy_loss("ppo", LOGPS, OLD, ADV, MASK, 2)
     with pytest.raises(ValueError, match="already registered"):
         register_policy_loss("grpo")(lambda *a, **k: None)

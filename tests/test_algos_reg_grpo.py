@@ -152,3 +152,19 @@ def test_safe_group_std_value_and_zero_spread_gradient():
     std.sum().backward()
     assert torch.equal(values.grad[1], torch.zeros(3, dtype=torch.float64))
     torch.testing.assert_close(values.grad[0], ((values[0] - 7 / 3) / (2 * math.sqrt(7 / 3))).detach())
+
+
+def test_far_off_token_keeps_its_gradient():
+    # rho is a plain sum (no exp, so no clamp): a token at log-ratio +25 moves rho by 25 and keeps
+    # dL/dlogp_t = dL/drho. G=2, ratio_normalization none, epsilon 1: rho = [25, 0], mean 12.5,
+    # z = [12.5, -12.5]; A = [1, -1]: L = ((1 - 12.5)^2 + (-1 + 12.5)^2)/2 = 132.25
+    # dL/drho_0 = (1/2)(2(A_0 - z_0)(-1/2) + 2(A_1 - z_1)(+1/2)) = (11.5 + 11.5)/2 = 11.5
+    old = torch.zeros(2, 3, dtype=torch.float64)
+    logps = old.clone()
+    logps[0, 1] = 25.0
+    logps.requires_grad_(True)
+    adv = torch.tensor([1.0, -1.0], dtype=torch.float64)
+    loss, _ = reg_grpo_loss(logps, old, adv, torch.ones(2, 3), 2, ratio_normalization="none")
+    loss.backward()
+    assert loss.item() == pytest.approx(132.25)
+    torch.testing.assert_close(logps.grad[0], torch.full((3,), 11.5, dtype=torch.float64))

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from deepvideo_r1.algos import POLICY_LOSSES, loss_option_names
 from deepvideo_r1.config import (
     ConfigError,
     TrainConfig,
@@ -51,7 +52,7 @@ def test_yaml_then_overrides(tmp_path):
 
 
 def test_round_trip(tmp_path):
-    cfg = load_config(TINY_CPU, ["algo.clip_high=0.28", "video.total_pixels=9000"])
+    cfg = load_config(TINY_CPU, ["algo.loss=dapo", "algo.clip_high=0.3", "video.total_pixels=9000"])
     again = load_config(save_config(cfg, tmp_path / "resolved.yaml"))
     assert again == cfg and again.model_dump() == cfg.model_dump()
 
@@ -66,7 +67,14 @@ def test_round_trip(tmp_path):
         (["algo.beta.x=1"], ["'algo.beta' is not a section"]),
         (["algo.beta"], ["must look like section.field=value"]),
         (["algo.beta=-1"], ["algo.beta", "greater than or equal to 0", "got -1"]),
-        (["algo.loss=ppo"], ["algo.loss", "'reg_grpo'"]),
+        (["algo.loss=ppo"], ["algo.loss", "unknown policy loss 'ppo'", ", ".join(sorted(POLICY_LOSSES))]),
+        # a loss option the chosen loss does not take is an error, naming the losses that take it
+        (["algo.loss=grpo", "algo.epsilon=0.5"], ["algo.epsilon=0.5 has no effect under algo.loss=grpo",
+                                                  "it takes clip_low, clip_high", "uses it: reg_grpo"]),
+        (["algo.clip_high=0.3"], ["algo.clip_high=0.3 has no effect under algo.loss=reg_grpo",
+                                  "dapo, dr_grpo, grpo, gspo"]),
+        (["algo.loss=rloo", "algo.eta=2"], ["algo.eta=2.0", "(it takes no options)",
+                                            "rebel, reward_regression"]),
         (["rollout.group_size=3"], ["multiple of rollout.group_size=3", "set it to 6"]),
         (["rollout.group_size=1", "train.micro_batch_size=1"], ["group_size=1 must be >= 2"]),
         (["algo.num_iterations=0"], ["num_iterations=0 must be >= 1"]),
@@ -83,6 +91,20 @@ def test_errors_say_what_and_how(overrides, fragments):
         load_config(None, overrides)
     for fragment in fragments:
         assert fragment in str(info.value)
+
+
+def test_every_loss_option_has_a_config_field_and_every_loss_is_selectable():
+    from deepvideo_r1.config import LOSS_OPTION_FIELDS, AlgoConfig
+
+    taken = {opt for name in POLICY_LOSSES for opt in loss_option_names(name)}
+    # max_completion_length is rollout.max_new_tokens; every other option is an algo field
+    assert taken - {"max_completion_length"} == set(LOSS_OPTION_FIELDS)
+    assert set(LOSS_OPTION_FIELDS) <= set(AlgoConfig.model_fields)
+    for name in POLICY_LOSSES:
+        assert load_config(None, [f"algo.loss={name}"]).algo.loss == name
+    # an option at its default is fine under any loss; set away from it, only where it is taken
+    assert load_config(None, ["algo.loss=grpo", "algo.epsilon=1.0"]).algo.epsilon == 1.0
+    assert load_config(None, ["algo.loss=online_dpo", "algo.dpo_beta=0.5"]).algo.dpo_beta == 0.5
 
 
 def test_yaml_errors_name_the_file(tmp_path):

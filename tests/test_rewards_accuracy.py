@@ -105,6 +105,11 @@ def test_regression(pred: str, gold: str, expected: float) -> None:
         # 5 gold words; 1 substitution (fox→box) + 1 insertion (over): WER 2/5 → 0.6
         ("the quick brown box jumps over", "the quick brown fox jumps", 0.6),
         ("STOP  ahead", "STOP ahead", 1.0),  # whitespace collapsed
+        ("EXIT\nONLY", "EXIT ONLY", 1.0),  # a single newline separates words too
+        ("EXIT\tONLY", "EXIT ONLY", 1.0),
+        ("EXIT\u00a0ONLY", "EXIT ONLY", 1.0),  # no-break space
+        ("EXIT ONLY", "EXIT\n\tONLY", 1.0),  # in the gold as well
+        ("EXIT\nNOW", "EXIT ONLY", 0.5),  # 2 words, 1 substitution
         ("stop ahead", "STOP ahead", 0.5),  # case-sensitive: 1 substitution of 2 words
         ("a b c d e f g", "x y", 0.0),  # WER (2 sub + 5 ins) / 2 = 3.5 → floored at 0
     ],

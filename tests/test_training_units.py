@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from deepvideo_r1.config import AlgoConfig, DifficultyConfig
+from deepvideo_r1.config import AlgoConfig, ConfigError, DifficultyConfig
 from deepvideo_r1.data.sample import Sample, VideoRef
 from deepvideo_r1.difficulty import DifficultyDecision, HintBank
 from deepvideo_r1.difficulty.plan import plan_augmentation
@@ -143,12 +143,16 @@ def test_self_generated_traces_keep_the_best_correct_completion():
 
 
 def test_loss_options_follow_each_loss_signature():
-    algo = AlgoConfig(epsilon=0.5, clip_high=0.3)
-    assert loss_options("reg_grpo", algo, 64) == {
+    assert loss_options("reg_grpo", AlgoConfig(epsilon=0.5), 64) == {
         "epsilon": 0.5, "std_eps": 1e-4, "ratio_normalization": "std", "length_normalize": False,
     }  # fmt: skip
+    algo = AlgoConfig(clip_high=0.3)
     assert loss_options("dr_grpo", algo, 64) == {"clip_high": 0.3, "max_completion_length": 64}
     assert loss_options("grpo", AlgoConfig(), 64) == {}  # None values keep the loss's own defaults
+    assert loss_options("rebel", AlgoConfig(eta=0.5), 64) == {"eta": 0.5}
+    # a setting the loss does not take is reported, not dropped
+    with pytest.raises(ConfigError, match=r"algo\.epsilon=0\.5 has no effect under algo\.loss=dr_grpo"):
+        loss_options("dr_grpo", AlgoConfig(epsilon=0.5), 64)
 
 
 def test_step_seeds_are_distinct_and_stable():

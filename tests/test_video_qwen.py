@@ -146,6 +146,25 @@ def test_matches_transformers_pil_image_processor():
         torch.testing.assert_close(ours["pixel_values"], ref["pixel_values"], rtol=0, atol=tol)
 
 
+def test_pil_processor_bound_when_height_shrinks_and_width_grows():
+    # 481x353 -> 476x364 (max_pixels high enough that only the rounding to 28 resizes). Pillow runs
+    # the height pass first here, torch always the width pass first; both round and clip the
+    # intermediate to uint8, so the width pass's bicubic overshoot is clipped at different stages.
+    # Measured (benchmarks/pil_resize_diff.py): 22.4 levels on this uniform noise, at most 31 on
+    # random 0/255 images; the opposite directions (353x481 -> 364x476) stay within 2 levels.
+    pil = pytest.importorskip("transformers.models.qwen2_vl.image_processing_pil_qwen2_vl")
+    big = 28 * 28 * 256
+    processor = pil.Qwen2VLImageProcessorPil(min_pixels=MIN, max_pixels=big)
+    level = 1.0 / 255 / min(OPENAI_CLIP_STD)
+    for (h, w), grid, levels in [((481, 353), [1, 34, 26], 32), ((353, 481), [1, 26, 34], 2)]:
+        img = random_frames(1, h, w, seed=h)[0]
+        ref = processor(images=[img], return_tensors="pt")
+        ours = qwen_image_inputs(img, MIN, big)
+        assert ours["image_grid_thw"].tolist() == ref["image_grid_thw"].tolist() == [grid]
+        diff = (ours["pixel_values"] - ref["pixel_values"]).abs().max().item()
+        assert diff <= levels * level + 1e-5, f"{h}x{w}: {diff / level:.1f} grey levels"
+
+
 def test_second_per_grid_ts():
     assert second_per_grid_ts(4.0) == 0.5  # 2 / 4
     assert second_per_grid_ts(1.0, temporal_patch_size=2) == 2.0

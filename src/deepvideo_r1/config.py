@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from deepvideo_r1.algos import POLICY_LOSSES, loss_option_names
+from deepvideo_r1.algos.advantages import AdvantageScale
 
 PAPER_PIXELS = 252 * 252  # 16 frames at 252x252 per frame (paper, Implementation details)
 
@@ -128,8 +131,10 @@ class RolloutConfig(_Section):
 class AlgoConfig(_Section):
     """Policy loss and advantages."""
 
-    loss: Literal["reg_grpo", "grpo", "dapo", "dr_grpo", "gspo"] = Field(
-        "reg_grpo", description="Registered policy loss. reg_grpo = the paper's Reg-GRPO."
+    loss: str = Field(
+        "reg_grpo",
+        description=f"Registered policy loss: {', '.join(sorted(POLICY_LOSSES))}. "
+        "reg_grpo = the paper's Reg-GRPO (docs/algorithms.md).",
     )
     epsilon: float = Field(1.0, gt=0, description="Reg-GRPO: target is A - epsilon * z. Paper: 1.0.")
     std_eps: float = Field(1e-4, gt=0, description="Reg-GRPO: added to the group std of rho.")
@@ -140,8 +145,18 @@ class AlgoConfig(_Section):
     beta: float = Field(0.1, ge=0, description="KL weight (k3 estimator); 0 loads no reference. Paper: 0.1.")
     clip_low: float | None = Field(None, gt=0, lt=1, description="Clip 1 - clip_low; None = loss default.")
     clip_high: float | None = Field(None, gt=0, description="Clip 1 + clip_high; None = the loss's default.")
-    advantage_scale: Literal["group", "batch", "none"] | None = Field(
-        None, description="Advantage divisor; None = the loss's default (none for dr_grpo, else group)."
+    eta: float | None = Field(
+        None, gt=0, description="rebel, reward_regression: target rho / eta; None = the loss's default."
+    )
+    dpo_beta: float | None = Field(
+        None, gt=0, description="online_dpo: -log sigmoid(dpo_beta · margin); None = the loss's default."
+    )
+    gvpo_beta: float | None = Field(
+        None, gt=0, description="gvpo: weight of the centred log-ratio; None = the loss's default."
+    )
+    advantage_scale: AdvantageScale | None = Field(
+        None,
+        description="Advantage divisor (raw = the reward itself); None = the loss's registered default.",
     )
     adv_eps: float = Field(1e-4, gt=0, description="eps in A = (R - mean) / (std + eps).")
     num_iterations: int = Field(1, description="Updates per rollout batch (old log-probs kept).")
@@ -149,6 +164,37 @@ class AlgoConfig(_Section):
         default_factory=lambda: {"format": 1.0, "accuracy": 1.0},
         description="Reward name -> weight; total = weighted sum. Paper: format + accuracy (max 2).",
     )
+
+    @field_validator("loss")
+    @classmethod
+    def _registered_loss(cls, name: str) -> str:
+        if name not in POLICY_LOSSES:
+            raise ValueError(f"unknown policy loss {name!r}; registered: {', '.join(sorted(POLICY_LOSSES))}")
+        return name
+
+
+# AlgoConfig fields handed to the loss by name when its signature takes them (training.step).
+LOSS_OPTION_FIELDS = (
+    "epsilon", "std_eps", "ratio_normalization", "length_normalize",
+    "clip_low", "clip_high", "eta", "dpo_beta", "gvpo_beta",
+)  # fmt: skip
+
+
+def loss_option_problems(loss: str, algo: AlgoConfig) -> list[str]:
+    """One message per loss option set away from its default that ``loss`` does not take."""
+    takes = loss_option_names(loss)
+    problems = []
+    for name in LOSS_OPTION_FIELDS:
+        value = getattr(algo, name)
+        if name in takes or value == AlgoConfig.model_fields[name].default:
+            continue
+        users = [other for other in sorted(POLICY_LOSSES) if name in loss_option_names(other)]
+        problems.append(
+            f"algo.{name}={value!r} has no effect under algo.loss={loss} (it takes "
+            f"{', '.join(takes) or 'no options'}); remove the setting, or choose a loss that uses it: "
+            f"{', '.join(users)}"
+        )
+    return problems
 
 
 class DifficultyConfig(_Section):
@@ -312,7 +358,7 @@ def cross_field_problems(cfg: TrainConfig) -> list[str]:
             "(or data.eval_file) or format=auto",
         ),
     ]
-    return [message for failed, message in checks if failed]
+    return [message for failed, message in checks if failed] + loss_option_problems(cfg.algo.loss, cfg.algo)
 
 
 # ---------------------------------------------------------------- loading and saving

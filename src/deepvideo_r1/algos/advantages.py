@@ -10,8 +10,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-AdvantageScale = Literal["group", "batch", "none"]
-_SCALES: tuple[str, ...] = ("group", "batch", "none")
+AdvantageScale = Literal["group", "batch", "none", "raw"]
+_SCALES: tuple[str, ...] = AdvantageScale.__args__
 
 
 def check_group_size(batch_size: int, group_size: int) -> int:
@@ -60,13 +60,16 @@ def group_advantages(
         group: A_{n,i} = (R_{n,i} - mean_i R_{n,i}) / (std_i R_{n,i} + eps)
         batch: A_{n,i} = (R_{n,i} - mean_i R_{n,i}) / (std(R over the whole batch) + eps)
         none:  A_{n,i} =  R_{n,i} - mean_i R_{n,i}                       (Dr. GRPO)
+        raw:   A_{n,i} =  R_{n,i}            (the reward itself, for losses that regress it)
 
-    std is unbiased (correction=1). A group whose rewards are all equal gets exact zeros
-    (the subtraction of a float mean could otherwise leave ~1e-8 noise amplified by 1/eps).
+    std is unbiased (correction=1). Except under raw, a group whose rewards are all equal gets exact
+    zeros (the subtraction of a float mean could otherwise leave ~1e-8 noise amplified by 1/eps).
     """
     if scale not in _SCALES:
         raise ValueError(f"unknown advantage scale {scale!r}; known: {', '.join(_SCALES)}")
     grouped = _grouped(rewards, group_size)  # [N, G]
+    if scale == "raw":
+        return grouped.reshape(-1)
     centred = grouped - grouped.mean(dim=1, keepdim=True)
     if scale == "group":
         centred = centred / (grouped.std(dim=1, keepdim=True) + eps)

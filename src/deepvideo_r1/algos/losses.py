@@ -8,12 +8,14 @@ Every loss is ``fn(logps, old_logps, advantages, mask, group_size, *, ref_logps=
 ``loss`` is a scalar tensor; ``metrics`` maps ``loss/...`` names to detached scalar tensors.
 `aggregate` is the only place a [B, T] matrix becomes a scalar.
 
-Log-ratios are clamped to [-20, 20] before ``exp`` (as verl does) so that extreme but finite
-inputs give finite losses and gradients; values inside that range are untouched.
+The log-ratio that goes into ``exp`` is clamped to [-20, 20] (verl clamps too) so that extreme
+but finite inputs give finite losses and gradients: per token for the token-level losses, the
+sequence value only (never its tokens) for the sequence-level ones. Values in range are untouched.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Literal
 
@@ -27,9 +29,10 @@ PolicyLossFn = Callable[..., LossOutput]
 AggMode = Literal["seq_mean_token_mean", "token_mean", "seq_mean_token_sum_norm"]
 
 POLICY_LOSSES: dict[str, PolicyLossFn] = {}
-# The advantage scaling each loss is defined with: group, batch or none.
+# The advantage scaling each loss is defined with: group, batch, none or raw (`group_advantages`).
 LOSS_ADVANTAGE_SCALE: dict[str, str] = {}
 _LOG_RATIO_CLAMP = 20.0
+_COMMON_OPTIONS = ("ref_logps", "beta")
 
 
 def register_policy_loss(name: str, advantage_scale: str = "group") -> Callable[[PolicyLossFn], PolicyLossFn]:
@@ -44,6 +47,14 @@ def register_policy_loss(name: str, advantage_scale: str = "group") -> Callable[
         return fn
 
     return decorator
+
+
+def loss_option_names(name: str) -> tuple[str, ...]:
+    """The keyword options loss ``name`` takes beyond the common signature (from its signature)."""
+    if name not in POLICY_LOSSES:
+        raise ValueError(f"unknown policy loss {name!r}; known: {', '.join(sorted(POLICY_LOSSES))}")
+    params = inspect.signature(POLICY_LOSSES[name]).parameters
+    return tuple(p for p, v in params.items() if v.kind is v.KEYWORD_ONLY and p not in _COMMON_OPTIONS)
 
 
 def policy_loss(
@@ -103,14 +114,33 @@ def upcast(x: Tensor) -> Tensor:
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
-def masked_log_ratio(logps: Tensor, old_logps: Tensor, mask: Tensor) -> Tensor:
-    """log r_t = logp_t - old_logp_t on masked tokens, 0 elsewhere, clamped to ±20; [B, T].
+def token_log_ratio(logps: Tensor, old_logps: Tensor, mask: Tensor) -> Tensor:
+    """log r_t = logp_t - old_logp_t on masked tokens, 0 elsewhere (not clamped); [B, T].
 
-    old_logps is detached: it is the rollout policy's, a constant of the update.
+    old_logps is detached: it is the rollout policy's (or the reference's), a constant of the update.
     """
     logps, old_logps = upcast(logps), upcast(old_logps.detach())
-    diff = torch.where(mask.bool(), logps - old_logps, torch.zeros_like(logps))
-    return diff.clamp(-_LOG_RATIO_CLAMP, _LOG_RATIO_CLAMP)
+    return torch.where(mask.bool(), logps - old_logps, torch.zeros_like(logps))
+
+
+def masked_log_ratio(logps: Tensor, old_logps: Tensor, mask: Tensor) -> Tensor:
+    """`token_log_ratio` clamped to ±20 per token; [B, T]."""
+    return token_log_ratio(logps, old_logps, mask).clamp(-_LOG_RATIO_CLAMP, _LOG_RATIO_CLAMP)
+
+
+def sequence_log_ratio(logps: Tensor, old_logps: Tensor, mask: Tensor) -> Tensor:
+    """rho_b = sum_t m (logp - old), [B, T] -> [B]; not clamped (clamp only what goes into exp)."""
+    return token_log_ratio(logps, old_logps, mask).sum(dim=1)
+
+
+def clamp_log_ratio(log_ratio: Tensor) -> Tensor:
+    """Clamp a log-ratio to ±20 before ``exp`` (zero gradient beyond, a finite value always)."""
+    return log_ratio.clamp(-_LOG_RATIO_CLAMP, _LOG_RATIO_CLAMP)
+
+
+def nonempty_rows(mask: Tensor) -> Tensor:
+    """BoolTensor [B]: rows with at least one valid token (a row without any adds nothing)."""
+    return mask.bool().any(dim=1)
 
 
 def kl_term(
@@ -272,17 +302,23 @@ def gspo_loss(
     clip_low: float = 3e-4,
     clip_high: float = 4e-4,
 ) -> LossOutput:
-    """GSPO: sequence ratio s_b = exp( sum_t m (logp - old) / sum_t m ).
+    """GSPO (Zheng et al. 2025): sequence ratio s_b = exp(clamp(sum_t m (logp - old) / sum_t m, ±20)).
 
-    L = mean_b -min(s_b A_b, clip(s_b, 1-clip_low, 1+clip_high) A_b)  + beta · KL (grpo aggregation).
+    L = (1/B) sum_{b: |y_b| > 0} -min(s_b A_b, clip(s_b, 1-clip_low, 1+clip_high) A_b)  + beta · KL
+    (grpo aggregation of the per-sequence term broadcast to its tokens, as TRL does). Only the
+    sequence value is clamped, so one token far off-policy still gets the gradient -A s_b / |y_b| / B
+    (unclipped branch); a row without valid tokens adds nothing.
     """
     check_inputs(logps, old_logps, advantages, mask, group_size)
-    log_ratio = masked_log_ratio(logps, old_logps, mask)  # [B, T]
-    seq_log_ratio = log_ratio.sum(dim=1) / mask.bool().sum(dim=1).clamp(min=1)  # [B]
-    per_seq, clipped = _clipped_surrogate(seq_log_ratio, advantages.detach(), clip_low, clip_high)
+    lengths = mask.bool().sum(dim=1).clamp(min=1)  # [B]
+    seq_log_ratio = clamp_log_ratio(sequence_log_ratio(logps, old_logps, mask) / lengths)  # [B]
+    per_seq, clipped = _clipped_surrogate(seq_log_ratio, upcast(advantages.detach()), clip_low, clip_high)
+    loss = aggregate(per_seq[:, None].expand_as(mask), mask, "seq_mean_token_mean")
+    rows = nonempty_rows(mask)
+    n_rows = rows.sum().clamp(min=1)
     metrics = {
-        "loss/clip_frac": clipped.mean().detach(),
-        "loss/ratio_mean": torch.exp(seq_log_ratio).mean().detach(),
+        "loss/clip_frac": (clipped * rows).sum().detach() / n_rows,
+        "loss/ratio_mean": (torch.exp(seq_log_ratio) * rows).sum().detach() / n_rows,
     }
     kl = kl_term(logps, ref_logps, mask, beta, "seq_mean_token_mean")
-    return add_kl(per_seq.mean(), metrics, kl, beta), metrics
+    return add_kl(loss, metrics, kl, beta), metrics

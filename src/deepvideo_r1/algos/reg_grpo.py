@@ -15,8 +15,8 @@ from deepvideo_r1.algos.losses import (
     add_kl,
     check_inputs,
     kl_term,
-    masked_log_ratio,
     register_policy_loss,
+    sequence_log_ratio,
     upcast,
 )
 
@@ -75,7 +75,7 @@ def reg_grpo_loss(
         raise ValueError(f"ratio_normalization must be 'std' or 'none', got {ratio_normalization!r}")
     check_inputs(logps, old_logps, advantages, mask, group_size)
     n_groups = logps.shape[0] // group_size
-    rho = masked_log_ratio(logps, old_logps, mask).sum(dim=1)  # [B]
+    rho = sequence_log_ratio(logps, old_logps, mask)  # [B]; no exp, so no clamp
     if length_normalize:
         rho = rho / mask.bool().sum(dim=1).clamp(min=1)
     rho_g = rho.reshape(n_groups, group_size)  # [N, G]

@@ -12,7 +12,8 @@ An empty or missing answer block scores 0; so does anything that does not parse.
 - numerical: the whole `pred` must be one number ("3", "3.0", "-2.5", "1,234", "1.5e3"); 1 if it
   equals the gold after rounding both to 2 decimals (half up, in decimal: 2.004 → 2.00, 2.005 →
   2.01), else 0. "3.0.1", "NaN", "inf" and "3 apples" score 0.
-- ocr: 1 − word error rate (jiwer; case-sensitive, whitespace-collapsed), floored at 0.
+- ocr: 1 − word error rate (jiwer; case-sensitive), floored at 0. Words are split on any run of
+  whitespace (spaces, newlines, tabs, no-break spaces), so "EXIT\nONLY" is the two words EXIT ONLY.
 - free_form: mean of ROUGE-1, ROUGE-2 and ROUGE-L F1 (rouge-score, Porter stemmer; its tokenizer
   keeps only ASCII letters and digits, so non-Latin text scores 0). When the gold has a single
   token it has no bigrams, so the mean is over ROUGE-1 and ROUGE-L only.
@@ -195,9 +196,15 @@ def _gold_text(answer: Any) -> str:
     return text
 
 
+def _words(text: str) -> str:
+    """Words joined by single spaces: str.split() breaks on every Unicode whitespace (\\n, \\t,
+    no-break space), where jiwer's default transform would keep a single one inside a word."""
+    return " ".join(text.split())
+
+
 @_scorer("ocr")
 def _score_ocr(pred: str, answer: Any, options: Sequence[str] | None, segments: Any) -> float:
-    return max(0.0, 1.0 - float(jiwer.wer(_gold_text(answer), pred)))
+    return max(0.0, 1.0 - float(jiwer.wer(_words(_gold_text(answer)), _words(pred))))
 
 
 @functools.lru_cache(maxsize=1)

@@ -9,7 +9,6 @@ Everything here is orchestration: the math lives in `deepvideo_r1.algos` and is 
 
 from __future__ import annotations
 
-import inspect
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -17,12 +16,12 @@ from dataclasses import dataclass, field
 import torch
 
 from deepvideo_r1.algos import (
-    POLICY_LOSSES,
     group_advantages,
+    loss_option_names,
     policy_loss,
     vanishing_ratio,
 )
-from deepvideo_r1.config import AlgoConfig
+from deepvideo_r1.config import LOSS_OPTION_FIELDS, AlgoConfig, ConfigError, loss_option_problems
 from deepvideo_r1.difficulty import DifficultyDecision
 from deepvideo_r1.difficulty.plan import Augmentation, plan_augmentation
 from deepvideo_r1.difficulty.self_traces import generate_self_traces
@@ -44,17 +43,15 @@ def step_seed(base: int, step: int, rank: int, phase: int) -> int:
 
 
 def loss_options(name: str, algo: AlgoConfig, max_new_tokens: int) -> dict:
-    """The config values the chosen loss accepts (by its signature); None means the loss default."""
-    values = {
-        "epsilon": algo.epsilon,
-        "std_eps": algo.std_eps,
-        "ratio_normalization": algo.ratio_normalization,
-        "length_normalize": algo.length_normalize,
-        "clip_low": algo.clip_low,
-        "clip_high": algo.clip_high,
-        "max_completion_length": max_new_tokens,
-    }
-    accepted = inspect.signature(POLICY_LOSSES[name]).parameters
+    """The config values the chosen loss takes (by its signature); None means the loss default.
+
+    ConfigError when a loss option is set away from its default and this loss does not take it.
+    """
+    problems = loss_option_problems(name, algo)
+    if problems:
+        raise ConfigError("; ".join(problems))
+    values = {k: getattr(algo, k) for k in LOSS_OPTION_FIELDS} | {"max_completion_length": max_new_tokens}
+    accepted = loss_option_names(name)
     return {k: v for k, v in values.items() if k in accepted and v is not None}
 
 
