@@ -1,5 +1,6 @@
 """Baseline policy losses, the registry, and properties looped over every loss."""
 
+import inspect
 import math
 
 import pytest
@@ -7,7 +8,15 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deepvideo_r1.algos import POLICY_LOSSES, aggregate, policy_loss, register_policy_loss
+from deepvideo_r1.algos import (
+    LOSS_NORMALIZER,
+    POLICY_LOSSES,
+    aggregate,
+    micro_batch_weight,
+    normalizer_units,
+    policy_loss,
+    register_policy_loss,
+)
 
 LN = math.log
 # B=2 (one group of G=2), T=3. Row 0: ratios [1, 1.5, .5], A=+1, all tokens valid.
@@ -179,6 +188,64 @@ def test_padding_does_not_change_loss_or_grads(name):
     torch.testing.assert_close(results[0][0], results[1][0])
     torch.testing.assert_close(results[0][1], results[1][1])
     assert torch.equal(results[1][1][pad], torch.zeros_like(results[1][1][pad]))
+
+
+def _split_loss(name, logps, old, ref, mask, adv, n_micro, weight=None):
+    """Loss and d loss / d logps of 4 groups of G=2 split into n_micro micro-batches of whole groups,
+    each cut to its own longest row (as the trainer does), combined with `micro_batch_weight`.
+
+    max_completion_length (dr_grpo) is passed as the trainer passes it: the rollout cap, here T.
+    """
+    logps = logps.clone().requires_grad_(True)
+    length = logps.shape[1]
+    takes = inspect.signature(POLICY_LOSSES[name]).parameters
+    options = {"max_completion_length": length} if "max_completion_length" in takes else {}
+    rows = torch.arange(logps.shape[0]).chunk(n_micro)
+    total_units = normalizer_units(name, mask)
+    total = torch.zeros((), dtype=logps.dtype)
+    for r in rows:
+        width = int(mask[r].sum(dim=1).max())
+        cut = (logps[r, :width], old[r, :width], adv[r], mask[r, :width])
+        loss, _ = policy_loss(name, *cut, 2, ref_logps=ref[r, :width], beta=0.1, **options)
+        w = micro_batch_weight(normalizer_units(name, mask[r]), total_units) if weight is None else weight(r)
+        total = total + loss * w
+    total.backward()
+    return total.detach(), logps.grad
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_micro_batch_split_gives_the_whole_batch_loss_and_gradient(name):
+    """Every registered loss is a mean over sequences (or groups) or over tokens, so with its
+    declared normaliser the split into 1, 2 or 4 micro-batches is exact, KL term included."""
+    logps, old, ref, mask, adv = _batch(7, n_groups=4, group_size=2, length=6)
+    mask[0, 1:] = 0  # one 1-token row, one full row: micro-batches hold different token counts
+    mask[7] = 1
+    whole, whole_grad = _split_loss(name, logps, old, ref, mask, adv, 1)
+    for n_micro in (2, 4):
+        loss, grad = _split_loss(name, logps, old, ref, mask, adv, n_micro)
+        torch.testing.assert_close(loss, whole)
+        torch.testing.assert_close(grad, whole_grad)
+
+
+def test_token_mean_loss_is_not_the_mean_of_micro_batch_means():
+    """dapo declares "tokens": weighting micro-batches by their share of groups instead (a mean of
+    per-micro-batch token means) gives another loss when token counts differ."""
+    assert LOSS_NORMALIZER["dapo"] == "tokens" and LOSS_NORMALIZER["grpo"] == "sequences"
+    logps, old, ref, mask, adv = _batch(7, n_groups=4, group_size=2, length=6)
+    mask[0, 1:] = 0
+    mask[7] = 1
+    whole, _ = _split_loss("dapo", logps, old, ref, mask, adv, 1)
+    by_groups, _ = _split_loss("dapo", logps, old, ref, mask, adv, 4, weight=lambda r: 0.25)
+    assert abs(float(by_groups - whole)) > 1e-3
+
+
+def test_micro_batch_weight_hand_values():
+    # tokens: micro-batches of 3 and 9 of 12 tokens -> 1/4 and 3/4; under DDP with 2 ranks and
+    # 24 tokens in all, a rank's 6-token micro-batch gets 6 · 2 / 24 = 1/2 (gradients are averaged)
+    assert micro_batch_weight(3, 12) == 0.25 and micro_batch_weight(9, 12) == 0.75
+    assert micro_batch_weight(6, 24, world_size=2) == 0.5
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0]])
+    assert normalizer_units("dapo", mask) == 3 and normalizer_units("grpo", mask) == 2
 
 
 @pytest.mark.parametrize("name", ALL)

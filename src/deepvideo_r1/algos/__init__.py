@@ -6,9 +6,12 @@ Pure tensor/python code: imports no model, trainer, video or data module.
 from deepvideo_r1.algos.advantages import group_advantages, vanishing_groups, vanishing_ratio
 from deepvideo_r1.algos.losses import (
     LOSS_ADVANTAGE_SCALE,
+    LOSS_NORMALIZER,
     POLICY_LOSSES,
     aggregate,
     loss_option_names,
+    micro_batch_weight,
+    normalizer_units,
     policy_loss,
     register_policy_loss,
 )
@@ -24,11 +27,14 @@ from deepvideo_r1.algos.sequence_losses import (
 
 __all__ = [
     "LOSS_ADVANTAGE_SCALE",
+    "LOSS_NORMALIZER",
     "POLICY_LOSSES",
     "aggregate",
     "group_advantages",
     "gvpo_loss",
     "loss_option_names",
+    "micro_batch_weight",
+    "normalizer_units",
     "online_dpo_loss",
     "policy_loss",
     "rebel_loss",

@@ -8,6 +8,11 @@ Every loss is ``fn(logps, old_logps, advantages, mask, group_size, *, ref_logps=
 ``loss`` is a scalar tensor; ``metrics`` maps ``loss/...`` names to detached scalar tensors.
 `aggregate` is the only place a [B, T] matrix becomes a scalar.
 
+Each loss also declares what its mean runs over (`LOSS_NORMALIZER`): "sequences" (a mean over
+rows or groups, or a sum over a fixed number of rows, as Dr. GRPO's B × max_len) or "tokens" (a
+mean over every completion token, as DAPO). A rollout batch split into micro-batches (and ranks)
+then gives the loss of the whole batch with `micro_batch_weight`, without changing the signature.
+
 The log-ratio that goes into ``exp`` is clamped to [-20, 20] (verl clamps too) so that extreme
 but finite inputs give finite losses and gradients: per token for the token-level losses, the
 sequence value only (never its tokens) for the sequence-level ones. Values in range are untouched.
@@ -27,23 +32,32 @@ from deepvideo_r1.algos.advantages import check_group_size
 LossOutput = tuple[Tensor, dict[str, Tensor]]
 PolicyLossFn = Callable[..., LossOutput]
 AggMode = Literal["seq_mean_token_mean", "token_mean", "seq_mean_token_sum_norm"]
+Normalizer = Literal["sequences", "tokens"]
 
 POLICY_LOSSES: dict[str, PolicyLossFn] = {}
 # The advantage scaling each loss is defined with: group, batch, none or raw (`group_advantages`).
 LOSS_ADVANTAGE_SCALE: dict[str, str] = {}
+# What each loss's mean runs over: "sequences" (rows) or "tokens" (masked completion tokens).
+LOSS_NORMALIZER: dict[str, Normalizer] = {}
 _LOG_RATIO_CLAMP = 20.0
 _COMMON_OPTIONS = ("ref_logps", "beta")
 
 
-def register_policy_loss(name: str, advantage_scale: str = "group") -> Callable[[PolicyLossFn], PolicyLossFn]:
+def register_policy_loss(
+    name: str, advantage_scale: str = "group", normalizer: Normalizer = "sequences"
+) -> Callable[[PolicyLossFn], PolicyLossFn]:
     """Decorator: register ``fn`` under ``name`` in POLICY_LOSSES (names are unique), with the
-    advantage scaling (`group_advantages` scale) the loss is defined with."""
+    advantage scaling (`group_advantages` scale) the loss is defined with and what its mean runs
+    over (``normalizer``: "sequences" or "tokens", see `micro_batch_weight`)."""
+    if normalizer not in ("sequences", "tokens"):
+        raise ValueError(f"normalizer must be 'sequences' or 'tokens', got {normalizer!r}")
 
     def decorator(fn: PolicyLossFn) -> PolicyLossFn:
         if name in POLICY_LOSSES:
             raise ValueError(f"policy loss {name!r} is already registered")
         POLICY_LOSSES[name] = fn
         LOSS_ADVANTAGE_SCALE[name] = advantage_scale
+        LOSS_NORMALIZER[name] = normalizer
         return fn
 
     return decorator
@@ -55,6 +69,22 @@ def loss_option_names(name: str) -> tuple[str, ...]:
         raise ValueError(f"unknown policy loss {name!r}; known: {', '.join(sorted(POLICY_LOSSES))}")
     params = inspect.signature(POLICY_LOSSES[name]).parameters
     return tuple(p for p, v in params.items() if v.kind is v.KEYWORD_ONLY and p not in _COMMON_OPTIONS)
+def normalizer_units(name: str, mask: Tensor) -> int:
+    """How many units the loss ``name`` averages over in a micro-batch with ``mask`` [b, T]:
+    its rows (normalizer "sequences") or its masked tokens (normalizer "tokens")."""
+    if LOSS_NORMALIZER[name] == "tokens":
+        return int(mask.bool().sum())
+    return int(mask.shape[0])
+
+
+def micro_batch_weight(units: float, total_units: float, world_size: int = 1) -> float:
+    """Factor on a micro-batch's loss so that the backward passes sum to the whole batch's loss.
+
+    A micro-batch j holding u_j of the U units of the whole (accumulated, all-rank) batch has
+    L_j = S_j / u_j, so L = S / U = sum_j L_j · u_j / U. Data-parallel backends average gradients
+    over ranks, hence the factor world_size: w_j = u_j · world_size / U.
+    """
+    return units * world_size / max(total_units, 1.0)
 
 
 def policy_loss(
@@ -242,7 +272,7 @@ def grpo_loss(
     )  # fmt: skip
 
 
-@register_policy_loss("dapo")
+@register_policy_loss("dapo", normalizer="tokens")
 def dapo_loss(
     logps: Tensor,
     old_logps: Tensor,
@@ -282,6 +312,8 @@ def dr_grpo_loss(
     """Dr. GRPO: the GRPO token term, no length bias (use with advantages scale="none").
 
     L = sum_{b,t} m l_t / (B × max_completion_length)  + beta · KL; max_completion_length defaults to T.
+    A fixed max_completion_length (the step passes rollout.max_new_tokens) makes the normaliser a
+    constant per row, so micro-batches combine by their share of rows ("sequences").
     """
     return _token_clip_loss(
         logps, old_logps, advantages, mask, group_size, clip_low=clip_low, clip_high=clip_high,

@@ -113,6 +113,24 @@ def replace_groups(groups: Groups, which: Sequence[int], new: Groups, pad_id: in
     )
 
 
+def concat_groups(parts: Sequence[Groups], pad_id: int) -> Groups:
+    """The groups of every part, in order, as one Groups (completions right-padded to one width)."""
+    width = max(p.completion_ids.shape[1] for p in parts)
+    components = {k: torch.cat([p.rewards.components[k] for p in parts]) for k in parts[0].rewards.components}
+    return Groups(
+        samples=[s for p in parts for s in p.samples],
+        prompts=[x for p in parts for x in p.prompts],
+        augmentations=[a for p in parts for a in p.augmentations],
+        completion_ids=torch.cat([_pad_to(p.completion_ids, width, pad_id) for p in parts]),
+        completion_mask=torch.cat([_pad_to(p.completion_mask, width, 0) for p in parts]),
+        texts=[t for p in parts for t in p.texts],
+        rewards=RewardBreakdown(total=torch.cat([p.rewards.total for p in parts]), components=components),
+        group_size=parts[0].group_size,
+        rollout_s=sum(p.rollout_s for p in parts),
+        reward_s=sum(p.reward_s for p in parts),
+    )
+
+
 def micro_batches(
     groups: Groups, groups_per_micro: int, adapter: ModelAdapter
 ) -> list[tuple[list[int], SequenceBatch]]:

@@ -1,8 +1,9 @@
 """One RL step of DeepVideo-R1, in the order of the algorithm:
 
-draw prompts -> roll out G completions -> rewards -> difficulty decision per group ->
-(same_step) roll out again on augmented inputs -> group advantages -> old / reference log-probs
--> num_iterations updates over micro-batches of whole groups -> metrics.
+for each of train.grad_accumulation rollout batches: draw prompts -> roll out G completions ->
+rewards -> difficulty decision per group -> (same_step) roll out again on augmented inputs; then
+over all of them: group advantages -> old / reference log-probs -> num_iterations optimizer steps
+over micro-batches of whole groups -> metrics.
 
 Everything here is orchestration: the math lives in `deepvideo_r1.algos` and is called by name.
 """
@@ -18,6 +19,8 @@ import torch
 from deepvideo_r1.algos import (
     group_advantages,
     loss_option_names,
+    micro_batch_weight,
+    normalizer_units,
     policy_loss,
     vanishing_ratio,
 )
@@ -27,7 +30,7 @@ from deepvideo_r1.difficulty.plan import Augmentation, plan_augmentation
 from deepvideo_r1.difficulty.self_traces import generate_self_traces
 from deepvideo_r1.models.media import encode_sample
 from deepvideo_r1.training.context import RunContext
-from deepvideo_r1.training.groups import Groups, micro_batches, replace_groups, roll_out
+from deepvideo_r1.training.groups import Groups, concat_groups, micro_batches, replace_groups, roll_out
 
 
 @dataclass
@@ -82,7 +85,6 @@ def assess_groups(ctx: RunContext, groups: Groups, indices: list[int]) -> list[D
         ctx.controller.assess(row, sample_id=ctx.dataset[i].id)
         for row, i in zip(all_rewards, all_ids, strict=True)
     ]
-    ctx.controller.end_step()
     n, rank = len(indices), ctx.accelerator.process_index
     return decisions[rank * n : (rank + 1) * n]
 
@@ -107,10 +109,11 @@ def plan_all(
 
 
 def collect_groups(ctx: RunContext, step: int) -> tuple[Groups, dict[str, float]]:
-    """Draw, roll out, assess and (same_step) re-roll augmented groups; returns the groups to train on."""
+    """Draw, roll out, assess and (same_step) re-roll augmented groups of one rollout batch;
+    returns the groups to train on. `step` numbers rollout batches (it seeds the draws)."""
     world, rank = ctx.accelerator.num_processes, ctx.accelerator.process_index
     cfg, seed = ctx.cfg, ctx.cfg.train.seed
-    n = cfg.rollout.prompts_per_step * cfg.train.grad_accumulation
+    n = cfg.rollout.prompts_per_step
     indices = ctx.sampler.next_batch(n, rank, world)
     next_visit = cfg.difficulty.enabled and cfg.difficulty.timing == "next_visit"
     pending = [ctx.controller.pop_pending(ctx.dataset[i].id) if next_visit else None for i in indices]
@@ -142,6 +145,22 @@ def collect_groups(ctx: RunContext, step: int) -> tuple[Groups, dict[str, float]
     return groups, stats
 
 
+def collect_rollouts(ctx: RunContext, step: int) -> tuple[Groups, dict[str, float]]:
+    """train.grad_accumulation rollout batches of prompts_per_step prompts, rolled out one after the
+    other (generation memory is that of one batch), joined for one optimizer step.
+
+    Rollout batch k of optimizer step s is seeded as rollout (s - 1) · K + k + 1, so K = 1 draws
+    what it always drew. The difficulty controller sees every batch as it comes and closes its
+    step once per optimizer step; the per-batch stats are averaged (equal batch sizes).
+    """
+    k = ctx.cfg.train.grad_accumulation
+    parts = [collect_groups(ctx, (step - 1) * k + i + 1) for i in range(k)]
+    if ctx.cfg.difficulty.enabled:
+        ctx.controller.end_step()
+    stats = {key: _mean([p[key] for _, p in parts if key in p]) for key in parts[0][1]}
+    return concat_groups([g for g, _ in parts], ctx.adapter.pad_id), stats
+
+
 def _mean(values: list[float]) -> float:
     return float(sum(values) / len(values)) if values else 0.0
 
@@ -149,23 +168,39 @@ def _mean(values: list[float]) -> float:
 @torch.no_grad()
 def fixed_logprobs(ctx: RunContext, batches: list) -> tuple[list, list]:
     """Old log-probs (only when num_iterations > 1; else the current ones, detached) and reference ones."""
+    device, temperature = ctx.accelerator.device, ctx.cfg.rollout.temperature
     old = [None] * len(batches)
     if ctx.cfg.algo.num_iterations > 1:
-        old = [ctx.policy(b).logps for _, b in batches]
+        old = [ctx.policy(b.to(device)).logps for _, b in batches]
     ref = [
-        ctx.reference.logprobs(b, temperature=ctx.cfg.rollout.temperature) if ctx.reference else None
+        ctx.reference.logprobs(b.to(device), temperature=temperature) if ctx.reference else None
         for _, b in batches
     ]
     return old, ref
 
 
+def loss_weights(ctx: RunContext, masks: list[torch.Tensor]) -> list[float]:
+    """`micro_batch_weight` of each micro-batch: its share of the loss's units (rows or tokens) in
+    the whole accumulated batch of every rank. The all-rank count is one collective (a sync point)."""
+    acc, name = ctx.accelerator, ctx.cfg.algo.loss
+    units = [normalizer_units(name, m) for m in masks]
+    total = float(sum(units))
+    if acc.num_processes > 1:
+        total = float(acc.reduce(torch.tensor(total, device=acc.device), reduction="sum"))
+    return [micro_batch_weight(u, total, acc.num_processes) for u in units]
+
+
 def update_policy(ctx: RunContext, groups: Groups, advantages: torch.Tensor) -> dict[str, float]:
-    """num_iterations optimizer steps over micro-batches of whole groups; returns update metrics."""
+    """num_iterations optimizer steps over micro-batches of whole groups; returns update metrics.
+
+    Each backward is the micro-batch loss times its `loss_weights` share, so the gradient is that of
+    the loss of the whole batch, however it is split. Micro-batches wait on the host and move to
+    the device one at a time; each iteration walks all of them.
+    """
     cfg, acc = ctx.cfg, ctx.accelerator
     g = groups.group_size
-    batches = [
-        (w, b.to(acc.device)) for w, b in micro_batches(groups, cfg.train.micro_batch_size // g, ctx.adapter)
-    ]
+    batches = micro_batches(groups, cfg.train.micro_batch_size // g, ctx.adapter)
+    weights = loss_weights(ctx, [b.completion_mask for _, b in batches])
     t0 = time.perf_counter()
     old, ref = fixed_logprobs(ctx, batches)
     logprob_s = time.perf_counter() - t0
@@ -174,8 +209,9 @@ def update_policy(ctx: RunContext, groups: Groups, advantages: torch.Tensor) -> 
     skipped = 0
     for _ in range(cfg.algo.num_iterations):
         loss_sum = 0.0
-        for j, (which, batch) in enumerate(batches):
+        for j, (which, host_batch) in enumerate(batches):
             sync = j == len(batches) - 1
+            batch = host_batch.to(acc.device)
             with nullcontext() if sync else acc.no_sync(ctx.policy):
                 out = ctx.policy(batch)
                 logps = out.logps
@@ -192,11 +228,11 @@ def update_policy(ctx: RunContext, groups: Groups, advantages: torch.Tensor) -> 
                     beta=cfg.algo.beta,
                     **options,
                 )
-                acc.backward(loss * len(which) / groups.num_groups)
+                acc.backward(loss * weights[j])
             loss_sum += float(loss.detach())
             metrics["perf/entropy"] = _masked_mean(out.entropy.detach(), batch.completion_mask)
-            for k, v in metrics.items():
-                sums[k] = sums.get(k, 0.0) + float(v) * len(which) / groups.num_groups
+            for k, v in metrics.items():  # weighted like the loss: loss/* are the whole batch's values
+                sums[k] = sums.get(k, 0.0) + float(v) * weights[j]
         grad_norm = acc.clip_grad_norm_(ctx.trainable_parameters, cfg.train.max_grad_norm)
         if ctx.guard.allow(_all_ranks_sum(ctx, loss_sum), float(grad_norm)):
             ctx.optimizer.step()
@@ -245,7 +281,7 @@ def rollout_metrics(groups: Groups) -> dict[str, float]:
 def rl_step(ctx: RunContext, step: int) -> StepOutput:
     """One full step; returns metrics averaged over ranks."""
     t0 = time.perf_counter()
-    groups, stats = collect_groups(ctx, step)
+    groups, stats = collect_rollouts(ctx, step)
     t1 = time.perf_counter()
     advantages = group_advantages(
         groups.rewards.total, groups.group_size, scale=ctx.advantage_scale, eps=ctx.cfg.algo.adv_eps
