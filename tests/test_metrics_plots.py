@@ -30,7 +30,7 @@ def _fake_run(run_dir, steps: int = 40) -> None:
                 "perf/lr": 1e-6,
             }  # fmt: skip
             if step % 10 == 0:
-                metrics["eval/accuracy"] = acc
+                metrics |= {"eval/accuracy": acc, "eval/accuracy/task=count": acc / 2}
             logger.log(step, metrics)
 
 
@@ -48,9 +48,10 @@ def test_plot_run_writes_readable_pngs(tmp_path):
         image = mpimg.imread(path)
         assert image.ndim == 3 and image.shape[0] == 400  # figsize height 4 in * 100 dpi
     # reward.png has two panels (mean, components) -> 2 * 5.5 in * 100 dpi wide; the components
-    # panel leaves out reward/accuracy_before, which accuracy.png draws (3 panels)
+    # panel leaves out reward/accuracy_before, which accuracy.png draws (4 panels: train rates,
+    # before / after augmentation, held-out accuracy, held-out accuracy per category)
     assert mpimg.imread(tmp_path / "plots" / "reward.png").shape[1] == 1100
-    assert mpimg.imread(tmp_path / "plots" / "accuracy.png").shape[1] == 1650
+    assert mpimg.imread(tmp_path / "plots" / "accuracy.png").shape[1] == 2200
 
 
 def test_everything_absent_is_skipped(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import shutil
 from pathlib import Path
@@ -150,6 +151,40 @@ def test_resume_logs_the_same_rewards_as_an_uninterrupted_run(tmp_path, shared_a
         for key in ("reward/mean", "reward/accuracy", "adv/vanishing_ratio_before", "difficulty/r_ref"):
             assert ra[key] == rb[key], (ra["step"], key)
         assert ra["loss/total"] == pytest.approx(rb["loss/total"], rel=1e-5, abs=1e-7)
+
+
+def test_eval_every_logs_held_out_accuracy_and_resume_keeps_it(tmp_path, shared_assets, monkeypatch):
+    """eval_every=1: step 0 (the initial policy), 1 and 2 carry eval/* in metrics.jsonl; the
+    intermediate eval writes eval_step_1/, the last step's is eval_after/. A run resumed from
+    checkpoint 1 after a crash that lost checkpoint 2 keeps steps 0 and 1 and decodes nothing again."""
+    _seed_run_dir(shared_assets, tmp_path / "run")
+    cfg = fast_config(tmp_path, "train.eval_every=1", "sft.steps=0", "difficulty.enabled=false")
+    summary = run_training(cfg)
+    run = Path(cfg.train.output_dir)
+    records = read_metrics(run / "metrics.jsonl")
+    assert [r["step"] for r in records] == [0, 1, 2]
+    assert all(0.0 <= r["eval/accuracy"] <= 1.0 and "eval/format_rate" in r for r in records)
+    assert any(k.startswith("eval/accuracy/task=") for k in records[1])  # per category
+    assert records[0]["eval/accuracy"] == summary["eval_accuracy_before"]
+    assert records[2]["eval/accuracy"] == summary["eval_accuracy_after"]
+    step1 = json.loads((run / "eval_step_1" / "eval_report.json").read_text())
+    assert records[1]["eval/accuracy"] == step1["accuracy"]
+    assert len((run / "eval_step_1" / "predictions.jsonl").read_text().splitlines()) == 4
+    assert not (run / "eval_step_2").exists()
+    assert (run / "plots" / "accuracy.png").exists()
+
+    shutil.rmtree(run / "checkpoints" / "checkpoint-2")
+    shutil.rmtree(run / "final_model")
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("an evaluation done before the crash was decoded again")
+
+    evaluate_module = importlib.import_module("deepvideo_r1.evaluation.evaluate")  # the package exports a
+    monkeypatch.setattr(evaluate_module, "score_prediction", no_decoding)  # function of that name
+    run_training(cfg)
+    again = read_metrics(run / "metrics.jsonl")
+    assert [r["step"] for r in again] == [0, 1, 2]
+    assert [r["eval/accuracy"] for r in again] == [r["eval/accuracy"] for r in records]
 
 
 def test_cli_rejects_impossible_config_before_any_work(tmp_path):

@@ -1,4 +1,5 @@
-"""Whole runs: data and model preparation, SFT warm start, eval before, RL, eval after, summary.
+"""Whole runs: data and model preparation, SFT warm start, eval before, RL (with an evaluation
+every train.eval_every steps), eval after, summary.
 
 With no model and no data in the config this is the embedded default: the synthetic
 video tasks and the tiny Qwen2.5-VL are built into the run directory (and reused on later runs).
@@ -235,6 +236,29 @@ def eval_stage(
     return report
 
 
+def eval_dir_name(step: int, max_steps: int) -> str:
+    """Where the evaluation after RL step `step` >= 1 writes: eval_after (last) or eval_step_<N>."""
+    return "eval_after" if step == max_steps else f"eval_step_{step}"
+
+
+def periodic_eval(
+    cfg: TrainConfig, ctx, adapter, data: RunData, accelerator: Accelerator, before: EvalReport | None
+):
+    """step -> eval/* metrics of the current policy, for `train_loop` (step 0: the `before` report).
+    Predictions are resumable, so a step evaluated before an interruption is summarised again, not
+    decoded again (while the weights are the same)."""
+
+    def run(step: int) -> dict[str, float]:
+        if step == 0:
+            return before.metrics() if before else {}
+        name = eval_dir_name(step, cfg.train.max_steps)
+        with gathered_for_generation(ctx.policy):  # sharded weights are whole while it decodes
+            report = eval_stage(cfg, ctx.model, adapter, data, name, accelerator)
+        return report.metrics() if report else {}
+
+    return run
+
+
 def run_training(cfg: TrainConfig, *, overwrite: bool = False, resume_with_changes: bool = False) -> dict:
     """The whole run; returns (and writes to <output_dir>/summary.json) the summary.
 
@@ -256,7 +280,8 @@ def run_training(cfg: TrainConfig, *, overwrite: bool = False, resume_with_chang
     model, adapter = load_model(cfg, model_dir, accelerator)
     before = eval_stage(cfg, model, adapter, data, "eval_before", accelerator)
     ctx = build_context(cfg, accelerator, model, adapter, data.train, media_loader(cfg, adapter))
-    last = train_loop(ctx, resume=resume)
+    evaluate_at = periodic_eval(cfg, ctx, adapter, data, accelerator, before)
+    last = train_loop(ctx, resume=resume, evaluate=evaluate_at)
     with gathered_for_generation(ctx.policy):
         after = eval_stage(cfg, ctx.model, adapter, data, "eval_after", accelerator)
     save_model(ctx.model, adapter, out / "final_model", accelerator, policy=ctx.policy)

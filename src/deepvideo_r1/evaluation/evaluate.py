@@ -72,6 +72,19 @@ class EvalReport:
     def to_json(self) -> dict:
         return asdict(self)
 
+    def metrics(self, prefix: str = "eval/") -> dict[str, float]:
+        """Flat scalars for metrics.jsonl / TensorBoard: accuracy, format_rate, miou and the @K
+        scores when present, and per category `accuracy/<category>` (and `miou/<category>`)."""
+        out = {f"{prefix}accuracy": self.accuracy, f"{prefix}format_rate": self.format_rate}
+        for name in ("miou", "mean_at_k", "maj_at_k", "pass_at_k"):
+            if getattr(self, name) is not None:
+                out[f"{prefix}{name}"] = float(getattr(self, name))
+        for cat, entry in self.per_category.items():
+            out[f"{prefix}accuracy/{cat}"] = float(entry["accuracy"])
+            if "miou" in entry:
+                out[f"{prefix}miou/{cat}"] = float(entry["miou"])
+        return out
+
 
 @dataclass(frozen=True)
 class SampledDecoding:

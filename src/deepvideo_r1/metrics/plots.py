@@ -25,6 +25,11 @@ def _reward_components(keys: Sequence[str]) -> list[str]:
     )
 
 
+def _eval_categories(keys: Sequence[str]) -> list[str]:
+    """eval/accuracy/<category> keys (held-out accuracy per category)."""
+    return sorted(k for k in keys if k.startswith("eval/accuracy/"))
+
+
 @dataclass(frozen=True)
 class Panel:
     """One axis: its title and the keys it draws (fixed names, or a function of all keys)."""
@@ -57,6 +62,7 @@ FIGURES: tuple[FigureSpec, ...] = (
         Panel("train rates", ("reward/accuracy_rate", "reward/format_rate")),
         Panel("train accuracy before / after augmentation", ("reward/accuracy_before", "reward/accuracy")),
         Panel("held-out accuracy", ("eval/accuracy",)),
+        Panel("held-out accuracy by category", select=_eval_categories, select_label="eval/accuracy/<cat>"),
     )),
     FigureSpec("vanishing", "Vanishing advantage", (
         Panel("fraction of groups with equal rewards",

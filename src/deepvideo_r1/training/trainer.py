@@ -117,28 +117,45 @@ def _apply_hyperparameters(opt, scheduler, wanted: list[dict]) -> None:
     scheduler._last_lr = [group["lr"] for group in opt.param_groups]
 
 
+def eval_due(step: int, every: int, max_steps: int) -> bool:
+    """Whether the held-out evaluation runs after `step`: every `every` steps and at the last one
+    (never when every = 0)."""
+    return every > 0 and (step % every == 0 or step == max_steps)
+
+
 def train_loop(
     ctx: RunContext,
     on_step: Callable[[int, dict], None] | None = None,
     resume: ResumePlan | None = None,
+    evaluate: Callable[[int], dict[str, float]] | None = None,
 ) -> dict[str, float]:
     """Run steps until train.max_steps from where `resume` says (default: `plan_resume`);
-    returns the last step's metrics. The first resumed step records changed settings."""
+    returns the last step's metrics. The first resumed step records changed settings.
+
+    With `evaluate` (step -> eval/* metrics, called on every rank) and train.eval_every > 0, a fresh
+    run logs the evaluation of the initial policy as step 0, and every `eval_due` step adds its
+    evaluation to that step's record, before the step's checkpoint (a resumed run keeps them).
+    """
     t, acc = ctx.cfg.train, ctx.accelerator
     resume = resume if resume is not None else plan_resume(ctx.cfg, acc)
     start = restore(ctx, resume.checkpoint) if resume.checkpoint is not None else 0
     metrics: dict[str, float] = {}
+    # a fresh start drops every record (step 0 included) left by an interrupted earlier attempt
     log = MetricsLogger(
-        t.output_dir, enabled=acc.is_main_process, tensorboard=t.tensorboard, resume_step=start
+        t.output_dir, enabled=acc.is_main_process, tensorboard=t.tensorboard, resume_step=start or -1
     )
     with (
         log,
         TrainProgress(t.max_steps, initial=start, enabled=acc.is_main_process, log_every=t.log_every) as bar,
     ):
+        if evaluate is not None and t.eval_every > 0 and start == 0:
+            log.log(0, evaluate(0))
         for step in range(start + 1, t.max_steps + 1):
             metrics = rl_step(ctx, step).metrics
             if step == start + 1 and resume.changes:
                 metrics |= {"resume/changes": format_changes(resume.changes)}
+            if evaluate is not None and eval_due(step, t.eval_every, t.max_steps):
+                metrics |= evaluate(step)
             log.log(step, metrics)
             bar.update(step, metrics)
             if on_step is not None:
