@@ -1,11 +1,14 @@
 """Group advantages and vanishing statistics."""
 
+from typing import get_args
+
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deepvideo_r1.algos import group_advantages, vanishing_groups, vanishing_ratio
+from deepvideo_r1.algos.advantages import AdvantageScale
 
 REWARDS = torch.tensor([1.0, 0.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0])  # N=2 groups of G=4
 
@@ -33,7 +36,7 @@ def test_none_scale_is_dr_grpo_centering():
     torch.testing.assert_close(adv, torch.tensor([0.25, -0.75, 0.25, 0.25, 0, 0, 0, 0]))
 
 
-@pytest.mark.parametrize("scale", ["group", "batch", "none"])
+@pytest.mark.parametrize("scale", get_args(AdvantageScale))
 def test_equal_rewards_give_exact_zeros(scale):
     # 0.1 is not exactly representable: a float mean would leave ~1e-9 residuals, scaled by 1/eps
     rewards = torch.tensor([0.1, 0.1, 0.1, 0.7, 0.7, 0.7])

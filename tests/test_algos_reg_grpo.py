@@ -2,6 +2,7 @@
 
 import math
 import statistics
+from typing import get_args
 
 import pytest
 import torch
@@ -9,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deepvideo_r1.algos import group_advantages, reg_grpo_loss
-from deepvideo_r1.algos.reg_grpo import safe_group_std
+from deepvideo_r1.algos.reg_grpo import RatioNormalization, safe_group_std
 
 # T=1, so rho = logp - old directly. N=2 groups of G=3.
 RHO = torch.tensor([1.0, 2.0, 3.0, 0.0, 0.0, 3.0], dtype=torch.float64)
@@ -104,7 +105,7 @@ def test_gradcheck_with_separated_rho():
                          dtype=torch.float64, requires_grad=True)  # fmt: skip
     mask = torch.tensor([[1, 1], [1, 0], [1, 1], [1, 1], [1, 1], [0, 0]])
     ref = torch.full((6, 2), -0.2, dtype=torch.float64)
-    for norm in ("std", "none"):
+    for norm in get_args(RatioNormalization):
 
         def fn(lp, norm=norm):
             return reg_grpo_loss(lp, old, ADV, mask, 3, ratio_normalization=norm, ref_logps=ref, beta=0.1)[0]

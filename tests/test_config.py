@@ -9,7 +9,9 @@ from pydantic import ValidationError
 
 from deepvideo_r1.algos import POLICY_LOSSES, loss_option_names
 from deepvideo_r1.config import (
+    AlgoConfig,
     ConfigError,
+    DifficultyConfig,
     TrainConfig,
     describe_fields,
     load_config,
@@ -83,6 +85,8 @@ def test_round_trip(tmp_path):
         (["video.fps=2"], ["exactly one of video.num_frames and video.fps"]),
         (["video.min_pixels=100000"], ["video.min_pixels=100000 exceeds video.max_pixels=63504"]),
         (["algo.reward_weights={format: 0}"], ["at least one reward a non-zero weight"]),
+        (["algo.reward_weights={acuracy: 1}"], ["reward_weights", "unknown reward 'acuracy'", "file.py:f"]),
+        (["difficulty.timing=later"], ["difficulty.timing", "'same_step' or 'next_visit'"]),
         (["data.train_file=t.jsonl", "train.eval_every=10"], ["needs data.eval_file"]),
     ],
 )
@@ -174,3 +178,19 @@ def test_docs_list_every_field():
     assert not missing, f"docs/configuration.md lacks {missing}"
     for path in CONFIGS:
         assert path.name in doc
+
+
+def test_options_come_from_their_registries():
+    """The config's option types are the controller's, the advantages' and the reward registry's."""
+    from typing import get_args
+
+    from deepvideo_r1.algos.advantages import AdvantageScale
+    from deepvideo_r1.difficulty.controller import OPTIONS
+    from deepvideo_r1.rewards import DEFAULT_WEIGHTS
+
+    fields = DifficultyConfig.model_fields
+    for name, allowed in OPTIONS.items():
+        assert get_args(fields[name].annotation) == allowed, name
+    assert get_args(AlgoConfig.model_fields["advantage_scale"].annotation)[0] is AdvantageScale
+    assert AlgoConfig().reward_weights == dict(DEFAULT_WEIGHTS)
+    assert AlgoConfig(reward_weights={"my_rewards.py:bonus": 1.0}).reward_weights  # checked when first used

@@ -9,6 +9,7 @@ from deepvideo_r1.models.batch import join_completions
 from deepvideo_r1.models.logprobs import completion_logprobs
 from deepvideo_r1.models.testing import random_video, tiny_policy
 from deepvideo_r1.models.trainable import (
+    TRAIN_VISION,
     LoraOptions,
     TrainableConfigError,
     count_parameters,
@@ -21,7 +22,7 @@ def _numel(module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-@pytest.mark.parametrize("train_vision", ["none", "merger", "all"])
+@pytest.mark.parametrize("train_vision", TRAIN_VISION)
 def test_vision_modes(tmp_path, train_vision):
     model, _ = tiny_policy(tmp_path)
     total = _numel(model)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from deepvideo_r1.data.sample import PROBLEM_TYPES
 from deepvideo_r1.rewards import ANSWER_FORMATS, RewardError, accuracy_reward, known_problem_types
 
 
@@ -182,7 +183,7 @@ def test_problem_type_names_and_errors() -> None:
     assert accuracy_reward(ans("hi"), "hi", "OCR") == 1.0
     with pytest.raises(ValueError, match="unknown problem type 'essay'; known: free_form, grounded_qa"):
         accuracy_reward(ans("B"), "B", "essay")
-    assert len(known_problem_types()) == 7
+    assert set(known_problem_types()) == set(PROBLEM_TYPES)  # every sample type has a scorer
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ import torch
 
 from deepvideo_r1.data.sample import Sample
 from deepvideo_r1.rewards import (
+    DEFAULT_WEIGHTS,
     REWARD_FUNCTIONS,
     RewardError,
     compute_rewards,
@@ -45,7 +46,7 @@ ACCURACY = [1.0, 0.0, 1.0, 0.5 + 0.5 * 2 / 5.5, 0.5]
 
 def test_compute_rewards_default_weights() -> None:
     out = compute_rewards(COMPLETIONS, SAMPLES)
-    assert set(out.components) == {"format", "accuracy"}
+    assert set(out.components) == set(DEFAULT_WEIGHTS) == {"format", "accuracy"}
     assert out.total.dtype == torch.float32 and out.total.shape == (5,)
     torch.testing.assert_close(out.components["format"], torch.tensor(FORMAT))
     torch.testing.assert_close(out.components["accuracy"], torch.tensor(ACCURACY))

@@ -3,9 +3,6 @@ self-generated hints, loss options."""
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import pytest
 import torch
 
@@ -157,9 +154,11 @@ def test_loss_options_follow_each_loss_signature():
 
 def test_step_seeds_are_distinct_and_stable():
     seeds = {step_seed(0, s, r, p) for s in range(50) for r in range(4) for p in range(3)}
-    assert len(seeds) == 600 and step_seed(7, 3, 1, 0) == step_seed(7, 3, 1, 0)
-    assert all(0 <= x < 2**31 - 1 for x in seeds)
-    assert not math.isnan(float(np.mean(list(seeds))))
+    assert len(seeds) == 600 and all(0 <= x < 2**31 - 1 for x in seeds)
+    # base·1_000_003 + step·1_009 + rank·101 + phase = 7_000_021 + 3_027 + 101 + 2 (mod 2^31 - 1)
+    assert step_seed(7, 3, 1, 2) == 7_003_151
+    # another run seed draws none of these (its seeds start at 1_000_003 > 49·1_009 + 3·101 + 2)
+    assert seeds.isdisjoint(step_seed(1, s, r, p) for s in range(50) for r in range(4) for p in range(3))
 
 
 def test_parameter_groups_give_the_vision_tower_its_own_lr(tmp_path):

@@ -17,6 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from deepvideo_r1.algos import POLICY_LOSSES, loss_option_names
 from deepvideo_r1.algos.advantages import AdvantageScale
+from deepvideo_r1.algos.reg_grpo import RatioNormalization
+from deepvideo_r1.difficulty.controller import Kinds, Levels, Reference, Timing, Trigger, WindowUnit
+from deepvideo_r1.models.trainable import TrainVision
+from deepvideo_r1.rewards.registry import DEFAULT_WEIGHTS, reward_name_problem
 
 PAPER_PIXELS = 252 * 252  # 16 frames at 252x252 per frame (paper, Implementation details)
 
@@ -57,7 +61,7 @@ class ModelConfig(_Section):
     attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = Field(
         "auto", description="Attention kernel. auto = flash_attention_2 if installed on GPU, else sdpa."
     )
-    train_vision: Literal["none", "merger", "all"] = Field(
+    train_vision: TrainVision = Field(
         "none", description="Trainable part of the vision tower. Paper: frozen (none)."
     )
     lora: LoraConfig = Field(default_factory=LoraConfig, description="LoRA settings.")
@@ -138,7 +142,7 @@ class AlgoConfig(_Section):
     )
     epsilon: float = Field(1.0, gt=0, description="Reg-GRPO: target is A - epsilon * z. Paper: 1.0.")
     std_eps: float = Field(1e-4, gt=0, description="Reg-GRPO: added to the group std of rho.")
-    ratio_normalization: Literal["std", "none"] = Field(
+    ratio_normalization: RatioNormalization = Field(
         "std", description="Reg-GRPO: z = (rho - mean) / (std + std_eps), or none: z = rho - mean."
     )
     length_normalize: bool = Field(False, description="Reg-GRPO: rho is a mean over tokens, not a sum.")
@@ -161,9 +165,18 @@ class AlgoConfig(_Section):
     adv_eps: float = Field(1e-4, gt=0, description="eps in A = (R - mean) / (std + eps).")
     num_iterations: int = Field(1, description="Updates per rollout batch (old log-probs kept).")
     reward_weights: dict[str, float] = Field(
-        default_factory=lambda: {"format": 1.0, "accuracy": 1.0},
-        description="Reward name -> weight; total = weighted sum. Paper: format + accuracy (max 2).",
+        default_factory=lambda: dict(DEFAULT_WEIGHTS),
+        description="Reward name (registered, or path/to/file.py:function) -> weight; total = weighted "
+        "sum. Paper: format + accuracy (max 2).",
     )
+
+    @field_validator("reward_weights")
+    @classmethod
+    def _known_rewards(cls, weights: dict[str, float]) -> dict[str, float]:
+        problems = [p for p in map(reward_name_problem, weights) if p]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return weights
 
     @field_validator("loss")
     @classmethod
@@ -202,23 +215,23 @@ class DifficultyConfig(_Section):
 
     enabled: bool = Field(True, description="Turn difficulty-aware augmentation on.")
     window: int = Field(100, description="W, size of the reward buffer. Paper: 100.")
-    window_unit: Literal["samples", "steps"] = Field(
+    window_unit: WindowUnit = Field(
         "samples", description="W counts samples (paper appendix) or training steps."
     )
-    reference: Literal["relative", "absolute"] = Field(
+    reference: Reference = Field(
         "relative", description="r_ref = buffer mean, or the fixed `threshold`."
     )
     threshold: float = Field(1.0, description="r_ref under reference=absolute (reward scale 0..2).")
-    levels: Literal["adaptive", "fixed"] = Field(
+    levels: Levels = Field(
         "adaptive", description="adaptive: l = f(|dR|); fixed: level 1 always."
     )
-    kinds: Literal["both", "increase", "decrease", "none"] = Field(
+    kinds: Kinds = Field(
         "both", description="Which augmentations may fire."
     )
-    trigger: Literal["all", "vanishing"] = Field(
+    trigger: Trigger = Field(
         "all", description="Augment every group, or only those whose advantage vanished."
     )
-    timing: Literal["same_step", "next_visit"] = Field(
+    timing: Timing = Field(
         "same_step", description="Re-roll the augmented input this step, or apply it on the next visit."
     )
     noise_std: float = Field(0.1, ge=0, description="Gaussian noise std on [0,1] frames, times l_perturb.")

@@ -5,13 +5,13 @@ Shapes: B = N × G rows ordered group by group (rows 0..G-1 are group 0, and so 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor
 
 AdvantageScale = Literal["group", "batch", "none", "raw"]
-_SCALES: tuple[str, ...] = AdvantageScale.__args__
+_SCALES: tuple[str, ...] = get_args(AdvantageScale)
 
 
 def check_group_size(batch_size: int, group_size: int) -> int:

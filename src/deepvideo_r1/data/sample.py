@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 ProblemType = Literal[
     "multiple_choice",
@@ -14,15 +14,7 @@ ProblemType = Literal[
     "temporal_grounding",
     "grounded_qa",
 ]
-PROBLEM_TYPES: tuple[str, ...] = (
-    "multiple_choice",
-    "numerical",
-    "ocr",
-    "free_form",
-    "regression",
-    "temporal_grounding",
-    "grounded_qa",
-)
+PROBLEM_TYPES: tuple[str, ...] = get_args(ProblemType)
 
 
 @dataclass(frozen=True)

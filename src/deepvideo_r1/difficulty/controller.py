@@ -20,21 +20,28 @@ import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from torch import Tensor
 
 logger = logging.getLogger(__name__)
 
 DecisionKind = Literal["increase", "decrease", "none"]
-_KINDS: tuple[str, ...] = ("increase", "decrease", "none")
-_OPTIONS: dict[str, tuple[str, ...]] = {
-    "reference": ("relative", "absolute"),
-    "levels": ("adaptive", "fixed"),
-    "kinds": ("both", "increase", "decrease", "none"),
-    "trigger": ("all", "vanishing"),
-    "timing": ("same_step", "next_visit"),
-    "window_unit": ("samples", "steps"),
+_KINDS: tuple[str, ...] = get_args(DecisionKind)
+# The controller's options; the run configuration (DifficultyConfig) uses these same types.
+Reference = Literal["relative", "absolute"]
+Levels = Literal["adaptive", "fixed"]
+Kinds = Literal["both", "increase", "decrease", "none"]
+Trigger = Literal["all", "vanishing"]
+Timing = Literal["same_step", "next_visit"]
+WindowUnit = Literal["samples", "steps"]
+OPTIONS: dict[str, tuple[str, ...]] = {
+    "reference": get_args(Reference),
+    "levels": get_args(Levels),
+    "kinds": get_args(Kinds),
+    "trigger": get_args(Trigger),
+    "timing": get_args(Timing),
+    "window_unit": get_args(WindowUnit),
 }
 
 
@@ -91,14 +98,14 @@ class DifficultyController:
     def __init__(
         self,
         window: int = 100,
-        reference: Literal["relative", "absolute"] = "relative",
+        reference: Reference = "relative",
         threshold: float = 1.0,
-        levels: Literal["adaptive", "fixed"] = "adaptive",
+        levels: Levels = "adaptive",
         fixed_level: int = 1,
-        kinds: Literal["both", "increase", "decrease", "none"] = "both",
-        trigger: Literal["all", "vanishing"] = "all",
-        timing: Literal["same_step", "next_visit"] = "same_step",
-        window_unit: Literal["samples", "steps"] = "samples",
+        kinds: Kinds = "both",
+        trigger: Trigger = "all",
+        timing: Timing = "same_step",
+        window_unit: WindowUnit = "samples",
     ) -> None:
         if window < 1:
             raise ValueError(f"window must be >= 1, got {window}")
@@ -109,7 +116,7 @@ class DifficultyController:
             "levels": levels, "fixed_level": int(fixed_level), "kinds": kinds, "trigger": trigger,
             "timing": timing, "window_unit": window_unit,
         }  # fmt: skip
-        for name, allowed in _OPTIONS.items():
+        for name, allowed in OPTIONS.items():
             if self.options[name] not in allowed:
                 raise ValueError(f"{name}={self.options[name]!r} is not one of {', '.join(allowed)}")
         self.buffer: deque[float] = deque(maxlen=int(window))

@@ -5,14 +5,14 @@ checkpointing."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 from torch import nn
 
 from deepvideo_r1.models.vision import unwrap, vision_tower
 
 TrainVision = Literal["none", "merger", "all"]
-TRAIN_VISION: tuple[str, ...] = ("none", "merger", "all")
+TRAIN_VISION: tuple[str, ...] = get_args(TrainVision)
 
 
 class TrainableConfigError(ValueError):

@@ -100,6 +100,17 @@ def _load_cached(path: Path, mtime_ns: int, function: str) -> RewardFn:
     return fn
 
 
+def reward_name_problem(name: str) -> str | None:
+    """Why `name` names no reward (None if it is registered or has the "file.py:function" form);
+    checks the name only: the file is imported when the reward is first used."""
+    if name in REWARD_FUNCTIONS or _split_file_ref(name) is not None:
+        return None
+    return (
+        f"unknown reward {name!r}; known: {', '.join(sorted(REWARD_FUNCTIONS))} "
+        "(or give 'path/to/file.py:function')"
+    )
+
+
 def get_reward(name: str) -> RewardFn:
     """A registered reward by name, or a user reward given as "path/to/file.py:function"."""
     if name in REWARD_FUNCTIONS:
@@ -107,10 +118,7 @@ def get_reward(name: str) -> RewardFn:
     ref = _split_file_ref(name)
     if ref is not None:
         return load_reward_from_file(*ref)
-    raise RewardError(
-        f"unknown reward {name!r}; known: {', '.join(sorted(REWARD_FUNCTIONS))} "
-        "(or give 'path/to/file.py:function')"
-    )
+    raise RewardError(reward_name_problem(name))
 
 
 @dataclass

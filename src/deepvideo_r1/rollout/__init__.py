@@ -1,4 +1,4 @@
-"""Rollout: sample G completions per prompt (HF generate; vLLM interface documented in docs/models.md)."""
+"""Rollout: sample G completions per prompt (`RolloutEngine` protocol, HF generate implementation)."""
 
 from deepvideo_r1.rollout.engine import RolloutEngine, RolloutResult, SamplingOptions, completion_mask
 from deepvideo_r1.rollout.hf import HFRolloutEngine

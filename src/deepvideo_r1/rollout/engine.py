@@ -44,8 +44,7 @@ class RolloutResult:
 
 
 class RolloutEngine(Protocol):
-    """What the trainer calls. Implementations: HFRolloutEngine (transformers generate); a vLLM
-    engine must implement the same method (docs/models.md)."""
+    """What the trainer calls; implemented by HFRolloutEngine (transformers generate)."""
 
     def generate(self, batch: PromptBatch, group_size: int, *, seed: int | None = None) -> RolloutResult:
         """Sample `group_size` completions for each prompt of `batch` (left-padded PromptBatch)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,10 +49,6 @@ class StreamMeta:
     width: int
     height: int
     header_frames: int = 0
-
-    def to_pts(self, seconds: float) -> int:
-        """Stream pts at or before `seconds` (pts = floor(s / time_base) + start_pts)."""
-        return math.floor(seconds / self.time_base) + self.start_pts
 
     def to_seconds(self, pts: int) -> float:
         """Seconds from the stream start of a pts."""

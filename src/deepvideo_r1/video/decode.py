@@ -89,10 +89,6 @@ class _NearestPicker:
     def next_target(self) -> float:
         return self.targets[self.index]
 
-    def forget_prev(self) -> None:
-        """After a seek the last frame seen is no longer the stream neighbour of the next one."""
-        self.prev = None
-
     def feed(self, t: float, frame: av.VideoFrame) -> None:
         if t < self.start - _EPS:
             return
