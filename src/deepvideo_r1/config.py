@@ -268,7 +268,9 @@ class TrainerConfig(_Section):
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
     micro_batch_size: int = Field(8, ge=1, description="Completions per forward/backward; multiple of G.")
-    grad_accumulation: int = Field(1, ge=1, description="Rollout batches accumulated per optimizer step.")
+    grad_accumulation: int = Field(
+        1, ge=1, description="Rollout batches (rolled out one by one) per optimizer step; one loss over all."
+    )
     eval_batch_size: int = Field(16, ge=1, description="Prompts decoded at once during evaluation.")
     logprob_chunk_size: int = Field(
         512, ge=1, description="Completion positions projected to the vocabulary at once (log-prob memory)."
@@ -276,7 +278,9 @@ class TrainerConfig(_Section):
     seed: int = Field(42, description="Seed of python, numpy and torch RNGs (offset by rank).")
     save_every: int = Field(100, ge=0, description="Checkpoint every N steps; 0 = only at the end.")
     keep_last: int = Field(2, ge=1, description="Complete checkpoints kept; older ones are deleted.")
-    eval_every: int = Field(0, ge=0, description="Evaluate every N steps; 0 = only before and after.")
+    eval_every: int = Field(
+        0, ge=0, description="Held-out eval every N RL steps, logged as eval/*; 0 = only before and after."
+    )
     resume: str = Field(
         "auto", description="auto = latest complete checkpoint in output_dir; none; or a path."
     )
