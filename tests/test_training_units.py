@@ -180,3 +180,13 @@ def test_parameter_groups_give_the_vision_tower_its_own_lr(tmp_path):
     assert [g["lr"] for g in optimizer.param_groups] == [0.5e-4, 0.5e-3]  # warmup step 0: ×(0+1)/2
     vision_tower(model).requires_grad_(False)  # frozen tower: one group, nothing at vision_lr
     assert [len(g["params"]) for g in parameter_groups(model, 1e-4, 1e-3)] == [trainable - len(vision)]
+
+
+def test_overwrite_clears_intermediate_evaluations_and_keeps_reusable_assets(tmp_path):
+    from deepvideo_r1.training.resume import EVAL_STEP_DIR, clear_run
+
+    for name in (EVAL_STEP_DIR.format(step=5), EVAL_STEP_DIR.format(step=10), "eval_after", "sft_model"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "predictions.jsonl").write_text("{}\n")
+    clear_run(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sft_model"]

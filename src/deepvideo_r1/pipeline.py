@@ -35,7 +35,7 @@ from deepvideo_r1.models.adapter import ModelAdapter, load_policy
 from deepvideo_r1.models.media import MediaLoader, pixel_budget
 from deepvideo_r1.models.trainable import is_lora
 from deepvideo_r1.training.context import build_context, trainable_model
-from deepvideo_r1.training.resume import differing_keys, plan_resume
+from deepvideo_r1.training.resume import EVAL_STEP_DIR, differing_keys, plan_resume
 from deepvideo_r1.training.sft import run_sft
 from deepvideo_r1.training.trainer import train_loop
 
@@ -238,7 +238,7 @@ def eval_stage(
 
 def eval_dir_name(step: int, max_steps: int) -> str:
     """Where the evaluation after RL step `step` >= 1 writes: eval_after (last) or eval_step_<N>."""
-    return "eval_after" if step == max_steps else f"eval_step_{step}"
+    return "eval_after" if step == max_steps else EVAL_STEP_DIR.format(step=step)
 
 
 def periodic_eval(

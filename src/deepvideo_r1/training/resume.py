@@ -63,8 +63,10 @@ run trains (loss, G, lr, model, data, rewards, ...)."""
 
 RUN_OUTPUTS = (CHECKPOINT_DIR, "metrics.jsonl", "tb", "eval_before", "eval_after", "final_model")
 RUN_OUTPUTS += ("summary.json", "plots", "config.yaml")
-"""What `overwrite` removes. Kept: synth/, tiny_model/, sft_model/ and cache/, which are reused only
-when their recorded settings equal this run's."""
+"""What `overwrite` removes (with every EVAL_STEP_DIR). Kept: synth/, tiny_model/, sft_model/ and
+cache/, which are reused only when their recorded settings equal this run's."""
+EVAL_STEP_DIR = "eval_step_{step}"
+"""The evaluation after an intermediate RL step (train.eval_every)."""
 
 
 class ResumeError(RuntimeError):
@@ -138,8 +140,7 @@ def holds_run(out: Path) -> list[str]:
 
 def clear_run(out: Path) -> None:
     """Remove the outputs of a previous run from `out` (see RUN_OUTPUTS)."""
-    for name in RUN_OUTPUTS:
-        path = out / name
+    for path in [*(out / name for name in RUN_OUTPUTS), *out.glob(EVAL_STEP_DIR.format(step="*"))]:
         if path.is_dir():
             shutil.rmtree(path)
         elif path.exists():
