@@ -36,7 +36,8 @@ def test_none_scale_is_dr_grpo_centering():
     torch.testing.assert_close(adv, torch.tensor([0.25, -0.75, 0.25, 0.25, 0, 0, 0, 0]))
 
 
-@pytest.mark.parametrize("scale", get_args(AdvantageScale))
+# every centred scale ("raw" hands the reward itself to the loss, so it is not zero here)
+@pytest.mark.parametrize("scale", [s for s in get_args(AdvantageScale) if s != "raw"])
 def test_equal_rewards_give_exact_zeros(scale):
     # 0.1 is not exactly representable: a float mean would leave ~1e-9 residuals, scaled by 1/eps
     rewards = torch.tensor([0.1, 0.1, 0.1, 0.7, 0.7, 0.7])
