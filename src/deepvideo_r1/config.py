@@ -59,7 +59,8 @@ class ModelConfig(_Section):
         "auto", description="Weights dtype. auto = bfloat16 on GPU, float32 on CPU."
     )
     attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = Field(
-        "auto", description="Attention kernel. auto = flash_attention_2 if installed on GPU, else sdpa."
+        "auto", description="Attention kernel. auto = sdpa under shared_prefix; else flash_attention_2 if installed on GPU, "
+        "else sdpa."
     )
     train_vision: TrainVision = Field(
         "none", description="Trainable part of the vision tower. Paper: frozen (none)."
@@ -71,6 +72,12 @@ class ModelConfig(_Section):
     )
     gradient_checkpointing: bool = Field(
         True, description="Recompute activations in backward to save memory."
+    )
+    shared_prefix: bool = Field(
+        True,
+        description="Run each group's prompt through the decoder once (rollout prefill, log-probs, update) "
+        "and let its G completions attend to its keys/values; same numbers as repeating it. Needs sdpa or "
+        "eager attention; false repeats the prompt per completion.",
     )
 
 
@@ -336,6 +343,11 @@ def cross_field_problems(cfg: TrainConfig) -> list[str]:
             f"set it to {max(g, cfg.train.micro_batch_size // g * g)}",
         ),
         (cfg.algo.num_iterations < 1, f"algo.num_iterations={cfg.algo.num_iterations} must be >= 1"),
+        (
+            cfg.model.shared_prefix and cfg.model.attn_implementation == "flash_attention_2",
+            "model.shared_prefix needs sdpa or eager attention (its completion mask is 4-D); set "
+            "model.attn_implementation: sdpa, or model.shared_prefix: false to keep flash_attention_2",
+        ),
         (cfg.train.lr <= 0, f"train.lr={cfg.train.lr} must be > 0 (paper: 1e-6)"),
         (
             cfg.train.vision_lr is not None and cfg.train.vision_lr <= 0,

@@ -131,6 +131,8 @@ def load_model(cfg: TrainConfig, path: Path, accelerator: Accelerator):
     """(model, adapter) from a local directory, with dtype/attention from the config."""
     dtype = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16}[cfg.model.dtype]
     attn = None if cfg.model.attn_implementation == "auto" else cfg.model.attn_implementation
+    if attn is None and cfg.model.shared_prefix:
+        attn = "sdpa"  # the shared-prefix completion mask is 4-D, which flash_attention_2 cannot take
     return load_policy(
         path, device=accelerator.device, dtype=dtype, attn_implementation=attn, budget=pixel_budget(cfg.video)
     )

@@ -7,7 +7,8 @@ projected to the vocabulary a chunk of positions at a time:
 
 Each chunk runs under activation checkpointing when gradients are on, so the backward pass also
 holds one chunk's [chunk, V] logits at a time instead of all of them. Vision is encoded once per
-prompt and shared by its G rows (models.vision).
+prompt and shared by its G rows (models.vision); with `shared_prefix` (the default) the decoder also
+runs each prompt once and its G completions attend to its keys/values (models.prefix).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from deepvideo_r1.models.batch import PromptBatch, SequenceBatch, repeat_prompts
+from deepvideo_r1.models.prefix import shared_prefix_hidden_states
 from deepvideo_r1.models.vision import shared_vision_outputs, unwrap
 
 
@@ -37,11 +39,16 @@ def _grid_kwargs(prompts: PromptBatch, group_size: int) -> dict[str, torch.Tenso
     return {k: v for k, v in rep.vision_kwargs().items() if k != "mm_token_type_ids"}
 
 
-def completion_hidden_states(model: nn.Module, batch: SequenceBatch) -> torch.Tensor:
+def completion_hidden_states(
+    model: nn.Module, batch: SequenceBatch, *, shared_prefix: bool = True
+) -> torch.Tensor:
     """Decoder output at the positions that predict each completion token: [B, T, hidden].
 
     Position L-1+t predicts completion token t (L = prompt length, left-padded prompts).
+    `shared_prefix`: each prompt through the decoder once (models.prefix); else the B joined rows.
     """
+    if shared_prefix:
+        return shared_prefix_hidden_states(model, batch)
     base = unwrap(model)
     mm = shared_vision_outputs(model, batch.prompts, batch.group_size)
     out = base.model(
@@ -98,14 +105,20 @@ def chunked_token_logprobs(
 
 
 def completion_logprobs(
-    model: nn.Module, batch: SequenceBatch, *, chunk_size: int = 128, temperature: float = 1.0
+    model: nn.Module,
+    batch: SequenceBatch,
+    *,
+    chunk_size: int = 128,
+    temperature: float = 1.0,
+    shared_prefix: bool = True,
 ) -> LogProbResult:
     """Per-token log-probs and entropies of `batch.completion_ids` under `model`: [B, T] each.
 
     Gradients flow to the policy (used in the training loss). Call under torch.no_grad() for old /
     reference log-probs. `temperature` divides the logits (match the rollout temperature).
+    `shared_prefix` picks how the decoder runs (same numbers to ~1e-6, see models.prefix).
     """
-    hidden = completion_hidden_states(model, batch)
+    hidden = completion_hidden_states(model, batch, shared_prefix=shared_prefix)
     return chunked_token_logprobs(
         unwrap(model).lm_head,
         hidden,

@@ -23,8 +23,9 @@ class ReferencePolicy:
     Build it with the policy before training starts (the deep copy must be the initial weights).
     """
 
-    def __init__(self, policy: nn.Module) -> None:
+    def __init__(self, policy: nn.Module, *, shared_prefix: bool = True) -> None:
         self.policy = policy
+        self.shared_prefix = shared_prefix
         self.shares_weights = is_lora(policy)
         self.model: nn.Module | None = None
         if not self.shares_weights:
@@ -43,9 +44,11 @@ class ReferencePolicy:
             context = contextlib.nullcontext()
             model = self.model
         with context:
-            return completion_logprobs(model, batch, chunk_size=chunk_size, temperature=temperature).logps
+            return completion_logprobs(
+                model, batch, chunk_size=chunk_size, temperature=temperature, shared_prefix=self.shared_prefix
+            ).logps
 
 
-def build_reference(policy: nn.Module, beta: float) -> ReferencePolicy | None:
+def build_reference(policy: nn.Module, beta: float, *, shared_prefix: bool = True) -> ReferencePolicy | None:
     """A ReferencePolicy when beta > 0, else None (no reference model is loaded)."""
-    return ReferencePolicy(policy) if beta > 0 else None
+    return ReferencePolicy(policy, shared_prefix=shared_prefix) if beta > 0 else None

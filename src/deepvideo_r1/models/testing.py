@@ -56,3 +56,14 @@ def random_image(family: ModelFamily, h: int = 4, w: int = 6, seed: int = 0) -> 
     return ImageTensors(
         pixel_values=torch.randn(h * w, dim, generator=gen), image_grid_thw=torch.tensor([[1, h, w]])
     )
+
+
+def max_rel_grad_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    """max over parameters of max|a_p - b_p| / max|b_p| (a parameter whose gradient is all 0 in
+    `b` counts its absolute difference)."""
+    worst = 0.0
+    for name, grad in b.items():
+        scale = float(grad.abs().max())
+        diff = float((a[name] - grad).abs().max())
+        worst = max(worst, diff / scale if scale > 0 else diff)
+    return worst

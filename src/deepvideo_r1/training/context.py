@@ -165,8 +165,11 @@ def build_context(
 ) -> RunContext:
     """Wire a loaded model and dataset into a RunContext ready for `rl_step`."""
     model = trainable_model(model, cfg)
-    reference = build_reference(model, cfg.algo.beta)
-    policy = PolicyModule(model, chunk_size=cfg.train.logprob_chunk_size, temperature=cfg.rollout.temperature)
+    shared = cfg.model.shared_prefix
+    reference = build_reference(model, cfg.algo.beta, shared_prefix=shared)
+    policy = PolicyModule(
+        model, chunk_size=cfg.train.logprob_chunk_size, temperature=cfg.rollout.temperature, shared_prefix=shared
+    )
     if cfg.train.fsdp:
         # Before the optimizer exists: fully_shard replaces every parameter with a sharded one.
         shard_policy(policy, model, accelerator)

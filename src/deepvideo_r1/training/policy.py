@@ -13,20 +13,39 @@ from torch import nn
 from deepvideo_r1.models.adapter import sft_inputs
 from deepvideo_r1.models.batch import SequenceBatch
 from deepvideo_r1.models.logprobs import LogProbResult, completion_logprobs
+from deepvideo_r1.models.prefix import check_shared_prefix
 
 
 class PolicyModule(nn.Module):
-    """forward(batch) -> LogProbResult of the completions; forward(batch, sft=True) -> CE loss."""
+    """forward(batch) -> LogProbResult of the completions; forward(batch, sft=True) -> CE loss.
 
-    def __init__(self, model: nn.Module, *, chunk_size: int = 512, temperature: float = 1.0) -> None:
+    `shared_prefix`: each group's prompt runs through the decoder once (models.prefix); checked here,
+    so an unsupported model fails when the policy is built, not mid-run.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        chunk_size: int = 512,
+        temperature: float = 1.0,
+        shared_prefix: bool = True,
+    ) -> None:
         super().__init__()
+        if shared_prefix:
+            check_shared_prefix(model)
         self.model = model
         self.chunk_size = chunk_size
         self.temperature = temperature
+        self.shared_prefix = shared_prefix
 
     def forward(self, batch: SequenceBatch, sft: bool = False) -> LogProbResult | torch.Tensor:
         if sft:
             return self.model(**sft_inputs(batch), labels=batch.labels, use_cache=False).loss
         return completion_logprobs(
-            self.model, batch, chunk_size=self.chunk_size, temperature=self.temperature
+            self.model,
+            batch,
+            chunk_size=self.chunk_size,
+            temperature=self.temperature,
+            shared_prefix=self.shared_prefix,
         )
