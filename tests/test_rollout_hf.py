@@ -78,7 +78,7 @@ def test_shared_vision_encodes_once_and_matches_naive_greedy(policy):
     model, ad = policy
     greedy = SamplingOptions(max_new_tokens=10, temperature=0.0)
     shared = HFRolloutEngine(model, ad, greedy).generate(_batch(ad), G)
-    naive = HFRolloutEngine(model, ad, greedy, shared_vision=False).generate(_batch(ad), G)
+    naive = HFRolloutEngine(model, ad, greedy, shared_vision=False, shared_prefix=False).generate(_batch(ad), G)
     assert torch.equal(shared.completion_ids, naive.completion_ids)
     assert torch.equal(shared.completion_mask, naive.completion_mask)
     # 2 prompts with 3 visual items (2 videos + 1 image): once each vs G = 3 times each
@@ -98,3 +98,51 @@ def test_left_padding_does_not_change_greedy_output(policy):
     padded = engine.generate(ad.collate([long_p, short]), 1)
     width = alone.completion_ids.shape[1]
     assert torch.equal(padded.completion_ids[1, :width], alone.completion_ids[0])
+
+
+@pytest.mark.parametrize("family", ["qwen2-vl", "qwen2.5-vl", "qwen3-vl"])
+def test_shared_prefix_prefill_matches_repeated_rows(tmp_path, family):
+    """Prefill once + cache repeated G times = prefill of the B repeated rows: greedy tokens equal,
+    and sampled tokens under one seed too (the same [B, V] draws from the same distributions)."""
+    model, ad = tiny_policy(tmp_path, family)
+    prompts = [
+        ad.build_prompt("Which colour is the square?", random_video(ad.family, seed=1)),
+        ad.build_prompt("Q?", random_video(ad.family, t=2, h=4, w=6, seed=2), random_image(ad.family)),
+        ad.build_prompt("A text-only question, longer than the others?"),
+    ]
+    batch = ad.collate(prompts)
+    for sampling in (
+        SamplingOptions(max_new_tokens=10, temperature=0.0),
+        SamplingOptions(max_new_tokens=10, temperature=1.0, top_k=50, top_p=0.95),
+    ):
+        with _TokenCounter(model) as n_shared:
+            shared = HFRolloutEngine(model, ad, sampling).generate(batch, G, seed=3)
+        with _TokenCounter(model) as n_repeated:
+            repeated = HFRolloutEngine(model, ad, sampling, shared_prefix=False).generate(batch, G, seed=3)
+        assert torch.equal(shared.completion_ids, repeated.completion_ids)
+        assert shared.vision_items == repeated.vision_items == 3
+        # the decode steps are the same; the prefill saves (B - N)·(L - 1) tokens: (9 - 3)·(L - 1)
+        assert n_repeated.tokens - n_shared.tokens == (3 * G - 3) * (batch.input_ids.shape[1] - 1)
+
+
+class _TokenCounter:
+    """Counts token ids through the decoder's embedding (every forward embeds its input_ids)."""
+
+    def __init__(self, model):
+        self.embed, self.tokens = model.get_input_embeddings(), 0
+
+    def _hook(self, module, args):
+        self.tokens += args[0].numel()
+
+    def __enter__(self):
+        self.handle = self.embed.register_forward_pre_hook(self._hook)
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.remove()
+
+
+def test_shared_prefix_needs_shared_vision(policy):
+    model, ad = policy
+    with pytest.raises(ValueError, match="shared_vision"):
+        HFRolloutEngine(model, ad, shared_vision=False)

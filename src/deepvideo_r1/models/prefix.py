@@ -188,6 +188,47 @@ def shared_prefix_hidden_states(model: nn.Module, batch: SequenceBatch) -> torch
     return torch.cat([first, rest], dim=1)
 
 
+def _generation_positions(model: nn.Module, prompts: PromptBatch) -> torch.Tensor:
+    """[3, N, L] positions as `generate` numbers a prompt: get_rope_index with vision, else the
+    attention-mask running count (generate's text convention)."""
+    kwargs = prompts.vision_kwargs()
+    if "video_grid_thw" in kwargs or "image_grid_thw" in kwargs:
+        return prompt_positions(model, prompts)
+    mask = prompts.attention_mask.long()
+    return (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0).expand(3, -1, -1)
+
+
+@torch.no_grad()
+def prefill_prompts(model: nn.Module, prompts: PromptBatch, group_size: int) -> tuple[DynamicCache, torch.Tensor]:
+    """Run the N prompts but their last token once and repeat the cache to B = N·G rows.
+
+    Returns (cache of L-1 positions [B rows], rope deltas [B, 1]). `generate` then runs the last
+    prompt token of each row and decodes at text position (running count) + delta — the prompt's
+    last 3-D position + 1 + t, as when it prefills the B repeated rows itself.
+    """
+    if bool(prompts.mm_token_type_ids[:, -1].any()):
+        raise ValueError("a prompt ends in a vision placeholder; prompts must end in text (the chat template's "
+                         "generation prompt)")
+    base = unwrap(model)
+    positions = _generation_positions(model, prompts)
+    cache = DynamicCache(config=base.config)
+    head = {k: v for k, v in prompts.vision_kwargs().items() if k != "mm_token_type_ids"}
+    base.model(
+        input_ids=prompts.input_ids[:, :-1],
+        attention_mask=prompts.attention_mask[:, :-1],
+        mm_token_type_ids=prompts.mm_token_type_ids[:, :-1],
+        position_ids=positions[:, :, :-1],
+        mm_encoder_outputs=encode_vision(model, prompts),
+        cache=cache,
+        use_cache=True,
+        **head,
+    )
+    cache.batch_repeat_interleave(group_size)  # [N, kv, L-1, d] -> [B, kv, L-1, d] per layer
+    n_real = prompts.attention_mask.long().sum(-1)
+    deltas = positions[0, :, -1] + 1 - n_real  # last position = (n_real - 1) + delta
+    return cache, deltas.repeat_interleave(group_size)[:, None]
+
+
 def tokens_per_group(prompt_length: int, completion_length: int, group_size: int, shared: bool) -> int:
     """Decoder tokens one group costs: G·(L+T) repeated, L + G·(T-1) shared."""
     if shared:

@@ -4,6 +4,9 @@ The N prompts' videos/images are encoded once (models.vision.shared_vision_outpu
 rows, grids and features are repeated G times and `generate` receives `mm_encoder_outputs`, so the
 model scatters the shared features into each row and computes its 3-D rope positions (and the
 rope deltas used for the generated tokens) from input_ids + mm_token_type_ids as usual.
+With `shared_prefix` (the default) the decoder also prefills each prompt once: the N prompts but
+their last token run once, the KV cache is repeated to the B rows, and `generate` continues from it
+with the rope deltas of the N prompts repeated likewise (models.prefix.prefill_prompts).
 `shared_vision=False` is the naive path peers use (pixels repeated G times) — kept to measure
 against and to check that both give the same tokens.
 """
@@ -17,7 +20,8 @@ from torch import nn
 
 from deepvideo_r1.models.adapter import ModelAdapter
 from deepvideo_r1.models.batch import PromptBatch, repeat_prompts
-from deepvideo_r1.models.vision import VisionCallCounter, shared_vision_outputs
+from deepvideo_r1.models.prefix import prefill_prompts
+from deepvideo_r1.models.vision import VisionCallCounter, shared_vision_outputs, unwrap
 from deepvideo_r1.rollout.engine import RolloutResult, SamplingOptions, completion_mask
 
 
@@ -31,11 +35,15 @@ class HFRolloutEngine:
         sampling: SamplingOptions | None = None,
         *,
         shared_vision: bool = True,
+        shared_prefix: bool = True,
     ) -> None:
+        if shared_prefix and not shared_vision:
+            raise ValueError("shared_prefix encodes vision once per prompt; pass shared_vision=True or shared_prefix=False")
         self.model = model
         self.adapter = adapter
         self.sampling = sampling or SamplingOptions()
         self.shared_vision = shared_vision
+        self.shared_prefix = shared_prefix
 
     def _generate_kwargs(self) -> dict:
         s = self.sampling
@@ -53,6 +61,16 @@ class HFRolloutEngine:
         }
 
     def _model_inputs(self, batch: PromptBatch, group_size: int) -> dict:
+        if self.shared_prefix:
+            cache, deltas = prefill_prompts(self.model, batch, group_size)
+            unwrap(self.model).model.rope_deltas = deltas  # what generate adds to text positions
+            rows = repeat_prompts(batch, group_size, with_pixels=False)
+            return {
+                "input_ids": rows.input_ids,
+                "attention_mask": rows.attention_mask,
+                "mm_token_type_ids": rows.mm_token_type_ids,
+                "cache": cache,
+            }
         if self.shared_vision:
             rows = repeat_prompts(batch, group_size, with_pixels=False)
             return {

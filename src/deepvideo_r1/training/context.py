@@ -192,7 +192,8 @@ def build_context(
     sampling = SamplingOptions(
         max_new_tokens=r.max_new_tokens, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k or 0
     )
-    engine: RolloutEngine = HFRolloutEngine(accelerator.unwrap_model(policy).model, adapter, sampling)
+    model_for_rollout = accelerator.unwrap_model(policy).model
+    engine: RolloutEngine = HFRolloutEngine(model_for_rollout, adapter, sampling, shared_prefix=shared)
     if is_sharded(policy):
         engine = GatheredRolloutEngine(engine, policy)
     return RunContext(
