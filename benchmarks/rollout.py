@@ -58,7 +58,9 @@ def main() -> None:
     ]
     batch = ad.collate(prompts)
     greedy = SamplingOptions(max_new_tokens=args.new_tokens, temperature=0.0)
-    shared_s, shared_vis, shared = _time(HFRolloutEngine(model, ad, greedy, shared_prefix=False), batch, args.group, args.repeats)
+    shared_s, shared_vis, shared = _time(
+        HFRolloutEngine(model, ad, greedy, shared_prefix=False), batch, args.group, args.repeats
+    )
     naive_engine = HFRolloutEngine(model, ad, greedy, shared_vision=False, shared_prefix=False)
     naive_s, naive_vis, naive = _time(naive_engine, batch, args.group, args.repeats)
     report = {

@@ -75,7 +75,11 @@ def test_logprobs_and_entropy_equal_repeated(tmp_path, family):
 )
 def test_gradients_equal_repeated(tmp_path, family, lora, checkpointing):
     model, ad = tiny_policy(tmp_path, family)
-    options = LoraOptions(r=4, dropout=0.0, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]) if lora else None
+    options = (
+        LoraOptions(r=4, dropout=0.0, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+        if lora
+        else None
+    )
     model = prepare_trainable(model, "none", options, gradient_checkpointing=checkpointing).train()
     if lora:
         for n, p in model.named_parameters():
@@ -106,14 +110,18 @@ def test_every_loss_same_gradient(tmp_path):
             model.zero_grad(set_to_none=True)
             logps = completion_logprobs(model, batch, shared_prefix=shared).logps
             options = loss_options(name, AlgoConfig(loss=name), T)
-            loss, _ = policy_loss(name, logps, old, adv, batch.completion_mask, G, ref_logps=old, beta=0.04, **options)
+            loss, _ = policy_loss(
+                name, logps, old, adv, batch.completion_mask, G, ref_logps=old, beta=0.04, **options
+            )
             loss.backward()
             grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
         assert max_rel_grad_diff(*grads) <= 1e-5, name
 
 
 def test_eager_attention_equal(tmp_path):
-    model, ad = load_policy(make_tiny_model(tmp_path, family="qwen2.5-vl", **TEST_SIZES), attn_implementation="eager")
+    model, ad = load_policy(
+        make_tiny_model(tmp_path, family="qwen2.5-vl", **TEST_SIZES), attn_implementation="eager"
+    )
     batch = _batch(ad)
     with torch.no_grad():
         shared = completion_logprobs(model, batch, shared_prefix=True).logps
@@ -155,7 +163,7 @@ def test_unsupported_model_is_a_clear_error(tmp_path):
 def test_config_switch_and_flash_attention_rule():
     assert load_config(None).model.shared_prefix is True
     assert load_config(None, ["model.shared_prefix=false"]).model.shared_prefix is False
-    with pytest.raises(ConfigError, match="model.shared_prefix"):
+    with pytest.raises(ConfigError, match=r"model\.shared_prefix"):
         load_config(None, ["model.attn_implementation=flash_attention_2"])
     cfg = load_config(None, ["model.attn_implementation=flash_attention_2", "model.shared_prefix=false"])
     assert cfg.model.attn_implementation == "flash_attention_2"

@@ -78,7 +78,9 @@ def test_shared_vision_encodes_once_and_matches_naive_greedy(policy):
     model, ad = policy
     greedy = SamplingOptions(max_new_tokens=10, temperature=0.0)
     shared = HFRolloutEngine(model, ad, greedy).generate(_batch(ad), G)
-    naive = HFRolloutEngine(model, ad, greedy, shared_vision=False, shared_prefix=False).generate(_batch(ad), G)
+    naive = HFRolloutEngine(model, ad, greedy, shared_vision=False, shared_prefix=False).generate(
+        _batch(ad), G
+    )
     assert torch.equal(shared.completion_ids, naive.completion_ids)
     assert torch.equal(shared.completion_mask, naive.completion_mask)
     # 2 prompts with 3 visual items (2 videos + 1 image): once each vs G = 3 times each

@@ -59,8 +59,9 @@ class ModelConfig(_Section):
         "auto", description="Weights dtype. auto = bfloat16 on GPU, float32 on CPU."
     )
     attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = Field(
-        "auto", description="Attention kernel. auto = sdpa under shared_prefix; else flash_attention_2 if installed on GPU, "
-        "else sdpa."
+        "auto",
+        description="Attention kernel. auto = sdpa under shared_prefix; else flash_attention_2 if "
+        "installed on GPU, else sdpa.",
     )
     train_vision: TrainVision = Field(
         "none", description="Trainable part of the vision tower. Paper: frozen (none)."

@@ -199,7 +199,9 @@ def _generation_positions(model: nn.Module, prompts: PromptBatch) -> torch.Tenso
 
 
 @torch.no_grad()
-def prefill_prompts(model: nn.Module, prompts: PromptBatch, group_size: int) -> tuple[DynamicCache, torch.Tensor]:
+def prefill_prompts(
+    model: nn.Module, prompts: PromptBatch, group_size: int
+) -> tuple[DynamicCache, torch.Tensor]:
     """Run the N prompts but their last token once and repeat the cache to B = N·G rows.
 
     Returns (cache of L-1 positions [B rows], rope deltas [B, 1]). `generate` then runs the last
@@ -207,8 +209,10 @@ def prefill_prompts(model: nn.Module, prompts: PromptBatch, group_size: int) -> 
     last 3-D position + 1 + t, as when it prefills the B repeated rows itself.
     """
     if bool(prompts.mm_token_type_ids[:, -1].any()):
-        raise ValueError("a prompt ends in a vision placeholder; prompts must end in text (the chat template's "
-                         "generation prompt)")
+        raise ValueError(
+            "a prompt ends in a vision placeholder; prompts must end in text (the chat template's "
+            "generation prompt)"
+        )
     base = unwrap(model)
     positions = _generation_positions(model, prompts)
     cache = DynamicCache(config=base.config)

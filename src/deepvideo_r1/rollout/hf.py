@@ -38,7 +38,9 @@ class HFRolloutEngine:
         shared_prefix: bool = True,
     ) -> None:
         if shared_prefix and not shared_vision:
-            raise ValueError("shared_prefix encodes vision once per prompt; pass shared_vision=True or shared_prefix=False")
+            raise ValueError(
+                "shared_prefix encodes vision once per prompt; pass shared_vision=True or shared_prefix=False"
+            )
         self.model = model
         self.adapter = adapter
         self.sampling = sampling or SamplingOptions()

@@ -56,7 +56,9 @@ def run_sft(
     pairs = sft_pairs(samples)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer, scheduler = make_optimizer(params, cfg.lr, 0.0, cfg.warmup_steps, cfg.steps, "constant")
-    policy, optimizer = accelerator.prepare(PolicyModule(model, shared_prefix=False), optimizer)  # SFT: CE only
+    policy, optimizer = accelerator.prepare(
+        PolicyModule(model, shared_prefix=False), optimizer
+    )  # SFT: CE only
     sampler = PromptSampler(len(pairs), seed=seed)
     losses = []
     with TrainProgress(
