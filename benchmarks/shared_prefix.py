@@ -1,12 +1,12 @@
 """Shared prefix (each group's prompt through the decoder once) vs the prompt repeated per completion:
 rollout, update (forward + backward of one rollout batch) and old/ref log-probs, on CPU.
 
-Shapes: (a) video-like — 2 prompts of ~1,630 tokens (1,568 video), G = 8, 256 new tokens, the tiny
+Shapes: (a) video-like — 2 prompts of 1,688 tokens (1,568 video), G = 8, 256 new tokens, the tiny
 model widened to text 384×4 (6 heads, 2 kv heads, MLP 1024), vision 128×2; (b) the embedded default
 (tiny_cpu preset: default tiny widths, 16 prompts of 8 frames at 56 px, G = 8, 64 new tokens, micro-
 batches of 4 groups, vision trained). Each timing is the median of alternated repeats in one process
 (repeated, shared, shared, repeated, …) so machine contention hits both paths alike; peak RSS is the
-ru_maxrss of a fresh subprocess per path that loads the model and runs one update.
+high-water mark (VmHWM) of a fresh subprocess per path that loads the model and runs one update.
 
     python benchmarks/shared_prefix.py [--json OUT] [--repeats 3] [--shapes a b]
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -78,8 +77,13 @@ SHAPES = {
 }
 
 
-def _maxrss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+def _peak_rss_mb() -> float:
+    """This process's resident-memory high-water mark (VmHWM). Not ru_maxrss: Linux carries that
+    over from the parent across fork + exec, so a child would report the parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
 
 
 def build(shape: Shape, tmp: str):
@@ -203,7 +207,7 @@ def peak_child(name: str, shared: bool) -> None:
     ids = torch.randint(10, 900, (shape.prompts * shape.group, shape.new_tokens), generator=gen)
     batches = micro_batches(prompts, (ids, torch.ones_like(ids)), shape)
     update(model, batches, shared)
-    print(round(_maxrss_mb(), 1))
+    print(round(_peak_rss_mb(), 1))
 
 
 def main() -> None:
