@@ -168,7 +168,10 @@ def build_context(
     shared = cfg.model.shared_prefix
     reference = build_reference(model, cfg.algo.beta, shared_prefix=shared)
     policy = PolicyModule(
-        model, chunk_size=cfg.train.logprob_chunk_size, temperature=cfg.rollout.temperature, shared_prefix=shared
+        model,
+        chunk_size=cfg.train.logprob_chunk_size,
+        temperature=cfg.rollout.temperature,
+        shared_prefix=shared,
     )
     if cfg.train.fsdp:
         # Before the optimizer exists: fully_shard replaces every parameter with a sharded one.
