@@ -12,6 +12,7 @@ Parts (each recorded even when another fails; failures keep their error text):
            16 frames at 252×252 + one 252×252 image, G = 8, 256 new tokens. Rollout, old/ref
            log-prob and update tokens/s, peak memory, and the update's
            MFU = 6 · trainable parameters · trained tokens / seconds / measured bf16 matmul rate.
+           Both with the shared prefix (the default) and with the prompt repeated per completion.
   sharded  the tiny preset under accelerate with FSDP2 and with DeepSpeed ZeRO-3
            (configs/accelerate/multi_node_deepspeed_zero3.yaml at one process): generation,
            final_model, save → resume equality. On CPU: FSDP2 over two gloo processes
@@ -199,25 +200,22 @@ def _timed(device: str, fn):
     return out, time.perf_counter() - start
 
 
-def part_step(device: str, tiny: bool) -> dict:
+def measure_step(model, adapter, prompts, device: str, group: int, new: int, shared: bool) -> dict:
+    """Rollout, old/ref log-prob and update seconds of one group, with or without the shared prefix."""
     from deepvideo_r1.models.batch import join_completions
-    from deepvideo_r1.models.trainable import prepare_trainable
     from deepvideo_r1.rollout import HFRolloutEngine, SamplingOptions
     from deepvideo_r1.training.policy import PolicyModule
 
-    sizes, vocab = (SIZES_TINY, None) if tiny else (SIZES_3B, VOCAB_3B)
-    frames, side, group, new = (4, 56, 8, 16) if tiny else (16, 252, 8, 256)
-    model, adapter = build_model(sizes, vocab, device, tied=not tiny)
-    model = prepare_trainable(model, "none", None, True)  # vision frozen, gradient checkpointing
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    prompts = adapter.collate([video_prompt(adapter, frames, side)]).to(device)
-    engine = HFRolloutEngine(model, adapter, SamplingOptions(max_new_tokens=new, temperature=1.0))
+    sampling = SamplingOptions(max_new_tokens=new, temperature=1.0)
+    engine = HFRolloutEngine(model, adapter, sampling, shared_prefix=shared)
     engine.generate(prompts, group, seed=0)  # warm-up
     out, rollout_s = _timed(device, lambda: engine.generate(prompts, group, seed=1))
     batch = join_completions(prompts, out.completion_ids, out.completion_mask, group).to(device)
-    policy = PolicyModule(model, chunk_size=512)
+    policy = PolicyModule(model, chunk_size=512, shared_prefix=shared)
     new_tokens = int(out.completion_mask.sum())
-    tokens = int(batch.attention_mask.sum())  # prompt + completion tokens through the language model
+    prompt_tokens = int(prompts.attention_mask.sum())
+    # Tokens through the language model: P + G·C with the shared prefix, G·(P + C) without.
+    tokens = prompt_tokens + new_tokens if shared else int(batch.attention_mask.sum())
 
     def logprobs():
         with torch.no_grad():
@@ -236,14 +234,8 @@ def part_step(device: str, tiny: bool) -> dict:
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     _, update_s = _timed(device, update)
-    rate = matmul_rate(device, 512 if tiny else 8192)
-    mfu = 6 * trainable * tokens / update_s / rate
+    model.zero_grad(set_to_none=True)
     return {
-        "sizes": sizes,
-        "vocab": vocab,
-        "trainable_parameters": trainable,
-        "prompt_tokens": int(prompts.attention_mask.sum()),
-        "group_size": group,
         "new_tokens": new_tokens,
         "trained_tokens": tokens,
         "rollout_s": round(rollout_s, 3),
@@ -253,8 +245,36 @@ def part_step(device: str, tiny: bool) -> dict:
         "update_s": round(update_s, 3),
         "update_tokens_per_s": round(tokens / update_s, 1),
         "peak_memory_gib": round(peak_memory_gib(device), 2),
+    }
+
+
+def part_step(device: str, tiny: bool) -> dict:
+    from deepvideo_r1.models.trainable import prepare_trainable
+
+    sizes, vocab = (SIZES_TINY, None) if tiny else (SIZES_3B, VOCAB_3B)
+    frames, side, group, new = (4, 56, 8, 16) if tiny else (16, 252, 8, 256)
+    model, adapter = build_model(sizes, vocab, device, tied=not tiny)
+    model = prepare_trainable(model, "none", None, True)  # vision frozen, gradient checkpointing
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    prompts = adapter.collate([video_prompt(adapter, frames, side)]).to(device)
+    paths = {
+        name: measure_step(model, adapter, prompts, device, group, new, shared)
+        for name, shared in (("shared_prefix", True), ("repeated_prompt", False))
+    }
+    rate = matmul_rate(device, 512 if tiny else 8192)
+    for result in paths.values():
+        # The trained tokens are what each path computes; MFU counts the model FLOPs it needs.
+        result["mfu_update"] = 6 * trainable * result["trained_tokens"] / result["update_s"] / rate
+    main = paths["shared_prefix"]
+    return {
+        "sizes": sizes,
+        "vocab": vocab,
+        "trainable_parameters": trainable,
+        "prompt_tokens": int(prompts.attention_mask.sum()),
+        "group_size": group,
+        **main,
+        "paths": paths,
         "matmul_bf16_flops": rate,
-        "mfu_update": mfu,
         "ok": True,
     }
 

@@ -30,7 +30,9 @@ def test_step_part_reports_throughput_and_mfu(tmp_path):
     assert step["ok"], step.get("traceback")
     # 8 completions of 16 new tokens each (random weights never stop early: no EOS).
     assert step["new_tokens"] == 8 * 16 and step["group_size"] == 8
-    assert step["trained_tokens"] == 8 * (step["prompt_tokens"] + 16)
+    # Shared prefix (the reported path): P + G·C tokens; the repeated prompt: G·(P + C).
+    assert step["trained_tokens"] == step["prompt_tokens"] + 8 * 16
+    assert step["paths"]["repeated_prompt"]["trained_tokens"] == 8 * (step["prompt_tokens"] + 16)
     expected = 6 * step["trainable_parameters"] * step["trained_tokens"] / step["update_s"]
     assert report["mfu_update"] == pytest.approx(expected / step["matmul_bf16_flops"], rel=1e-2)
 
