@@ -1,0 +1,212 @@
+"""Run ablation rows: one warm start per seed shared by every row, then each row × seed.
+
+Layout of the output directory:
+
+    DIR/settings.json                 base config, seeds, versions (a rerun must match it)
+    DIR/warm/seed<S>/                 synth/, tiny_model/, sft_model/, eval_before/, cache/, warm.json
+    DIR/runs/<key>/seed<S>/           one RL run (links to the warm start's files)
+    DIR/runs/<key>/seed<S>.json       its result, written atomically when the run is done
+
+<key> is a hash of the row's resolved config, so rows of different tables that resolve to the same
+config share one run, and a finished result is never recomputed. Every run is a subprocess with
+one thread (`OMP_NUM_THREADS=1`), whatever `jobs` is, so accuracy does not depend on `--jobs`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from deepvideo_r1.ablations.rows import Row, Table
+from deepvideo_r1.config import TrainConfig, load_config, save_config
+
+logger = logging.getLogger(__name__)
+
+SETTINGS_FILE = "settings.json"
+WARM_FILE = "warm.json"
+# What a row run takes from its seed's warm start (absent ones are skipped, e.g. no SFT stage).
+SHARED = ("synth", "tiny_model", "sft_model", "eval_before", "cache")
+
+
+class AblationError(RuntimeError):
+    """A setting conflicts with an existing output directory, or a run failed."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One subprocess: the warm start of a seed (row None) or one row at one seed."""
+
+    seed: int
+    config_path: Path
+    kind: str  # "warm" | "row"
+    label: str
+
+    @property
+    def log_path(self) -> Path:
+        return self.config_path.parent / "log.txt"
+
+
+@dataclass(frozen=True)
+class BaseSpec:
+    """The settings every row shares: a YAML config (None = the tiny CPU preset) and --set items."""
+
+    config: str | None
+    sets: tuple[str, ...] = ()
+
+    def load(self, *extra: str) -> TrainConfig:
+        from deepvideo_r1.presets import TINY_CPU
+
+        return load_config(self.config or TINY_CPU, [*self.sets, *extra])
+
+
+def seeded(base: BaseSpec, seed: int, sets: Sequence[str], output_dir: Path) -> TrainConfig:
+    """The base config, run and data seed = `seed`, writing into `output_dir`, then `sets`."""
+    own = [f"train.seed={seed}", f"data.synth.seed={seed}", f"train.output_dir={output_dir}"]
+    return base.load(*own, *sets)
+
+
+def row_key(base: BaseSpec, row: Row) -> str:
+    """12 hex digits of the row's resolved config (seeds and directories left out)."""
+    data = seeded(base, 0, row.as_sets(base.load()), Path("row")).model_dump(mode="json")
+    data["train"].pop("output_dir")
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def check_settings(out: Path, settings: dict) -> None:
+    """Write DIR/settings.json, or check that an existing one records the same base config."""
+    path = out / SETTINGS_FILE
+    if path.exists():
+        saved = json.loads(path.read_text())
+        if saved.get("base_config") != settings["base_config"]:
+            differ = _differences(saved.get("base_config", {}), settings["base_config"])
+            raise AblationError(
+                f"{out} holds ablations run with other settings ({', '.join(differ[:5])} differ, "
+                f"see {path}); use another --out or the same --config/--set"
+            )
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, settings)
+
+
+def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+    keys = sorted(a.keys() | b.keys())
+    out: list[str] = []
+    for k in keys:
+        x, y = a.get(k), b.get(k)
+        if isinstance(x, dict) and isinstance(y, dict):
+            out += _differences(x, y, f"{prefix}{k}.")
+        elif x != y:
+            out.append(f"{prefix}{k}")
+    return out
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    """Write through a temp file in the same folder and os.replace it: never a half-written file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def warm_dir(out: Path, seed: int) -> Path:
+    return out / "warm" / f"seed{seed}"
+
+
+def run_dir(out: Path, key: str, seed: int) -> Path:
+    return out / "runs" / key / f"seed{seed}"
+
+
+def result_path(out: Path, key: str, seed: int) -> Path:
+    return out / "runs" / key / f"seed{seed}.json"
+
+
+def prepare_warm(out: Path, base: BaseSpec, seed: int) -> Job | None:
+    """The warm-start job of `seed`, or None when DIR/warm/seed<S>/warm.json exists."""
+    where = warm_dir(out, seed)
+    if (where / WARM_FILE).exists():
+        return None
+    where.mkdir(parents=True, exist_ok=True)
+    path = save_config(seeded(base, seed, [], where), where / "warm_config.yaml")
+    return Job(seed, path, "warm", f"warm start seed {seed}")
+
+
+def prepare_row(out: Path, base: BaseSpec, key: str, row: Row, seed: int) -> Job | None:
+    """The run of `row` at `seed` (its folder linked to the warm start), or None when finished."""
+    if result_path(out, key, seed).exists():
+        return None
+    where = run_dir(out, key, seed)
+    where.mkdir(parents=True, exist_ok=True)
+    for name in SHARED:
+        source, link = warm_dir(out, seed) / name, where / name
+        if source.exists() and not link.exists():
+            link.symlink_to(os.path.relpath(source, where), target_is_directory=True)
+    cfg = seeded(base, seed, row.as_sets(base.load()), where)
+    path = save_config(cfg, where / "row_config.yaml")
+    return Job(seed, path, "row", f"{row.name} seed {seed}")
+
+
+def run_job(job: Job) -> str | None:
+    """Run one job in a one-thread subprocess; None on success, else one line naming the log."""
+    env = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    cmd = [sys.executable, "-m", "deepvideo_r1.ablations.worker", job.kind, str(job.config_path)]
+    logger.info("start: %s", job.label)
+    with job.log_path.open("a") as log:
+        code = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, check=False).returncode
+    if code != 0:
+        return f"{job.label} failed (exit {code}); see {job.log_path}"
+    logger.info("done: %s", job.label)
+    return None
+
+
+def run_all(jobs: list[Job], parallel: int) -> list[str]:
+    """Run jobs `parallel` at a time; return the failure lines (the others still run)."""
+    if not jobs:
+        return []
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        return [msg for msg in pool.map(run_job, jobs) if msg]
+
+
+def unique_rows(tables: list[Table], base: BaseSpec) -> dict[str, Row]:
+    """key -> first row with that resolved config (shared runs are made once)."""
+    keys: dict[str, Row] = {}
+    for table in tables:
+        for row in table.rows:
+            keys.setdefault(row_key(base, row), row)
+    return keys
+
+
+def run_ablations(
+    base: BaseSpec, tables: list[Table], seeds: list[int], out: str | Path, jobs: int = 1
+) -> dict:
+    """Warm starts, then every missing row × seed, then ablations.json / .md and the plots."""
+    from deepvideo_r1.ablations.report import base_settings, collect_result, write_report
+
+    out = Path(out)
+    check_settings(out, base_settings(base))
+    warm = [j for s in seeds if (j := prepare_warm(out, base, s)) is not None]
+    failures = run_all(warm, jobs)
+    failed_seeds = {j.seed for j in warm if not (warm_dir(out, j.seed) / WARM_FILE).exists()}
+    keys = unique_rows(tables, base)
+    runs = [
+        (key, job)
+        for key, row in keys.items()
+        for s in seeds
+        if s not in failed_seeds and (job := prepare_row(out, base, key, row, s)) is not None
+    ]
+    runs.sort(key=lambda kj: (list(keys).index(kj[0]), kj[1].seed))  # row by row, seeds side by side
+    failures += run_all([j for _, j in runs], jobs)
+    for key, job in runs:
+        where = run_dir(out, key, job.seed)
+        if (where / "summary.json").exists() and not result_path(out, key, job.seed).exists():
+            write_json_atomic(result_path(out, key, job.seed), collect_result(where))
+    report = write_report(out, base, tables, seeds)
+    if failures:
+        raise AblationError("; ".join(failures))
+    return report
