@@ -12,7 +12,7 @@ import pytest
 
 from deepvideo_r1.data.synth import generate_synthetic_dataset
 from deepvideo_r1.data.synth.config import COLOURS, SynthConfig
-from deepvideo_r1.data.synth.tasks import TASKS
+from deepvideo_r1.data.synth.tasks import MIN_TRACE_STEPS, TASKS
 
 KEYS = [
     "id",
@@ -86,7 +86,7 @@ def test_schema_and_videos(dataset) -> None:
     assert {r["metadata"]["difficulty"] for r in records} == {"easy", "medium", "hard"}
     for rec in records:
         assert list(rec) == KEYS
-        assert 2 <= len(rec["reasoning"]) <= 4
+        assert len(rec["reasoning"]) >= MIN_TRACE_STEPS
         assert not Path(rec["videos"][0]["path"]).is_absolute()
         frames = decode(out / rec["videos"][0]["path"])
         assert frames.shape == (8, 56, 56, 3)
@@ -102,6 +102,27 @@ def test_schema_and_videos(dataset) -> None:
 def centroid(mask: np.ndarray) -> np.ndarray:
     ys, xs = np.nonzero(mask)
     return np.array([xs.mean(), ys.mean()])
+
+
+def _answer_text(rec: dict) -> str:
+    """What the conclusion must state: the option text, the number, or 'a s to b s'."""
+    if rec["problem_type"] == "multiple_choice":
+        return rec["options"]["ABCD".index(rec["answer"])]
+    if rec["problem_type"] == "temporal_grounding":
+        start, end = rec["timestamps"][0]
+        return f"{start:g} s to {end:g} s"
+    return rec["answer"]
+
+
+def test_traces_conclude_only_in_the_last_step(dataset) -> None:
+    """Observations first, then one conclusion ("So ...") that states the answer, so a hint of
+    l_guide <= 3 steps never contains the conclusion."""
+    _, records = dataset
+    for rec in records:
+        *observations, conclusion = rec["reasoning"]
+        assert len(observations) >= MIN_TRACE_STEPS - 1
+        assert conclusion.startswith("So ") and not any(s.startswith("So ") for s in observations)
+        assert _answer_text(rec) in conclusion, (rec["metadata"]["task"], rec["reasoning"])
 
 
 def test_direction_matches_pixels(dataset) -> None:

@@ -13,7 +13,7 @@ from deepvideo_r1.data.synth.tasks import TASKS
 
 DIFFICULTIES: tuple[str, ...] = ("easy", "medium", "hard", "mixed")
 # Bumped whenever generation changes, so a cached dataset from older code is not reused.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 
 class SynthConfigError(ValueError):

@@ -1,4 +1,10 @@
-"""Synthetic task families: each builds a scene, a templated question, the answer and a reasoning trace."""
+"""Synthetic task families: each builds a scene, a templated question, the answer and a reasoning trace.
+
+Every trace has at least MIN_TRACE_STEPS steps: observations (per frame, per row of the frame, or
+per object) and then one conclusion, the only step that states the answer. A hint of the first
+l_guide steps (difficulty-aware guidance, l_guide <= 3 on the reward scale 0..2) then shows some
+of the evidence and leaves the model the rest of it and the conclusion.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,8 @@ from deepvideo_r1.data.synth.render import ObjectTrack, grid_slots, linear_track
 DIRECTIONS: dict[str, tuple[int, int]] = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
 COUNT_VALUES: tuple[int, ...] = (1, 2, 3, 4)
 MAX_OPTIONS = 4
+MIN_TRACE_STEPS = 5
+OBSERVED_FRAMES = 4  # frames described by the motion traces (first, last and two between)
 # Option orders used when SynthConfig.shuffle_options is False.
 CANONICAL_ORDERS: tuple[tuple[str, ...], ...] = (
     ("up", "down", "left", "right"),
@@ -141,6 +149,11 @@ def _moving_track(ctx: TaskContext, colour: str, shape: str, direction: str, spe
     return linear_track(colour, shape, s, start, end, ctx.num_frames)
 
 
+def observed_frames(num_frames: int, k: int = OBSERVED_FRAMES) -> list[int]:
+    """k frame indices spread evenly from the first to the last: round(i·(F-1)/(k-1))."""
+    return sorted({round(i * (num_frames - 1) / (k - 1)) for i in range(k)})
+
+
 def _centre(track: ObjectTrack, frame: int) -> tuple[int, int]:
     x, y = track.pos(frame)
     return x + track.size // 2, y + track.size // 2
@@ -178,10 +191,9 @@ def direction_task(ctx: TaskContext) -> TaskOutput:
     tracks.append(target)  # drawn last: never hidden by a distractor
     options, letter = place_options(ctx, answer, [d for d in names if d != answer], slot)
     reasoning = [
-        f"The {colour} {shape} starts {_side(ctx, target, 0, answer)}.",
-        f"At the end it is {_side(ctx, target, ctx.num_frames - 1, answer)}.",
-        f"So it moves {answer}.",
+        f"{ctx.seconds(f):g} s: {_side(ctx, target, f, answer)}." for f in observed_frames(ctx.num_frames)
     ]
+    reasoning.append(f"So it moves {answer}.")
     question = f"In which direction does the {colour} {shape} move?"
     params = {"direction": answer, "target": colour}
     return TaskOutput("multiple_choice", question, letter, tracks, reasoning, options, params=params)
@@ -195,13 +207,11 @@ def _count_scene(ctx: TaskContext, count: int) -> tuple[str, list[ObjectTrack], 
     tracks = [
         static_track(c, ctx.shape(), side, xy, ctx.num_frames) for c, xy in zip(colours, corners, strict=True)
     ]
-    where = ", ".join(_region(ctx, t) for t in tracks if t.colour == colour)
-    noun = "object" if count == 1 else "objects"
-    reasoning = [
-        f"I look for {colour} objects: {where}.",
-        f"Counting them gives {count}.",
-        f"So there {'is' if count == 1 else 'are'} {count} {colour} {noun}.",
-    ]
+    rows = [_region(ctx, t).split(" ")[0] for t in tracks if t.colour == colour]
+    per_row = [rows.count(r) for r in ("top", "middle", "bottom")]  # "middle" alone = the centre cell
+    reasoning = [f"{name} row: {k}." for name, k in zip(("Top", "Middle", "Bottom"), per_row, strict=True)]
+    reasoning.append(f"That makes {' + '.join(map(str, per_row))}.")
+    reasoning.append(f"So there {'is' if count == 1 else 'are'} {count}.")
     return colour, tracks, reasoning
 
 
@@ -246,12 +256,11 @@ def first_colour_task(ctx: TaskContext) -> TaskOutput:
         for c, xy, f in zip(colours, corners, [f0, *later], strict=True)
     ]
     options, letter = colour_options(ctx, answer, colours, slot)
-    first, second = tracks[0], tracks[1]
-    reasoning = [
-        f"The {first.colour} {first.shape} appears at {ctx.seconds(first.first):.2f} s.",
-        f"The {second.colour} {second.shape} appears later, at {ctx.seconds(second.first):.2f} s.",
-        f"So {answer} appears first.",
-    ]
+    by_palette = sorted(tracks, key=lambda t: ctx.colours.index(t.colour))  # not in time order
+    reasoning = ["I check when each appears."]
+    reasoning += [f"{t.colour.capitalize()}: {ctx.seconds(t.first):g} s." for t in by_palette]
+    reasoning.append(f"Earliest: {ctx.seconds(f0):g} s.")
+    reasoning.append(f"So {answer} appears first.")
     params = {"appear_frames": {t.colour: t.first for t in tracks}}
     question = "Which colour appears first?"
     return TaskOutput("multiple_choice", question, letter, tracks, reasoning, options, params=params)
@@ -271,7 +280,14 @@ def appear_when_task(ctx: TaskContext) -> TaskOutput:
     target = static_track(colour, tracks[0].shape, side, corners[0], ctx.num_frames, first=k, last=j - 1)
     tracks[0] = target
     start, end = ctx.seconds(k), ctx.seconds(j)
-    reasoning = [f"The {colour} {target.shape} appears at {start:g} s.", f"It is gone at {end:g} s."]
+    gone = f"{end:g} s: gone." if j < ctx.num_frames else f"{end:g} s: end of clip."
+    reasoning = [
+        f"{ctx.seconds(k - 1):g} s: not there.",
+        f"{start:g} s: there.",
+        f"{ctx.seconds(j - 1):g} s: still there.",
+        gone,
+        f"So from {start:g} s to {end:g} s.",
+    ]
     question = f"When is the {colour} {target.shape} visible? Give the start and end time in seconds."
     params = {"target": colour, "frames": [k, j - 1]}
     return TaskOutput(
@@ -294,12 +310,11 @@ def which_moves_task(ctx: TaskContext) -> TaskOutput:
     mover = _moving_track(ctx, answer, ctx.shape(), direction, ctx.knobs.speed)
     tracks.append(mover)  # drawn last so the moving colour is always visible
     options, letter = colour_options(ctx, answer, [answer, *statics], slot)
-    still = " and ".join(f"the {t.colour} {t.shape}" for t in tracks[:-1])
-    reasoning = [
-        f"{still[0].upper()}{still[1:]} {'stays' if len(statics) == 1 else 'stay'} in place.",
-        f"The {answer} {mover.shape} moves {direction}.",
-        f"So the {answer} object moves.",
-    ]
+    reasoning = ["I compare first and last frame."]
+    for t in sorted(tracks, key=lambda t: ctx.colours.index(t.colour)):  # not mover last
+        reasoning.append(f"{t.colour.capitalize()}: {'moves ' + direction if t is mover else 'stays'}.")
+    reasoning.append("One object moves.")
+    reasoning.append(f"So the {answer} object moves.")
     params = {"target": answer, "direction": direction}
     question = "Which colour is the object that moves?"
     return TaskOutput("multiple_choice", question, letter, tracks, reasoning, options, params=params)
