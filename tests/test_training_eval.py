@@ -147,6 +147,7 @@ def test_scores_and_summary_by_hand():
     assert g["iou"] == pytest.approx(1 / 3) and g["score"] == pytest.approx(1.0)
     report = summarize([right, wrong, g])
     assert report.accuracy == pytest.approx(2 / 3)
+    assert report.ci95 == [0.0, 1.0]  # 2/3 ± t(0.975, 2)·s/√3 = ±4.303·0.577/1.732 = ±1.43, clipped
     assert report.per_category["level=L1"]["accuracy"] == 0.5
     assert report.miou == pytest.approx(1 / 3) and report.format_rate == pytest.approx(2 / 3)
     assert (right["choice"], wrong["choice"]) == ("B", None) and "choice" not in g

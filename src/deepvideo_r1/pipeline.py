@@ -234,7 +234,8 @@ def eval_stage(
         max_new_tokens=cfg.rollout.max_new_tokens,
         restart_if_stale=True,  # the run owns this directory: stale predictions are redone
     )
-    logger.info("%s: accuracy %.3f on %d samples", name, report.accuracy, report.n_labelled)
+    ci = "" if report.ci95 is None else f" (95 % interval {report.ci95[0]:.3f}-{report.ci95[1]:.3f})"
+    logger.info("%s: accuracy %.3f%s on %d samples", name, report.accuracy, ci, report.n_labelled)
     return report
 
 

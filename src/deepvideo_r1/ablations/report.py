@@ -27,9 +27,13 @@ from deepvideo_r1.metrics.stats import mean, paired_difference, t_interval
 RUN_MEANS = {
     "vanishing_ratio_before": "adv/vanishing_ratio_before",
     "vanishing_ratio_after": "adv/vanishing_ratio_after",
-    "rescued_fraction": "difficulty/rescued_fraction",
     "grad_norm": "perf/grad_norm",
+    "hinted_accuracy_before": "difficulty/hinted_accuracy_before",
+    "hinted_accuracy_after": "difficulty/hinted_accuracy_after",
+    "noised_accuracy_before": "difficulty/noised_accuracy_before",
+    "noised_accuracy_after": "difficulty/noised_accuracy_after",
 }
+KINDS = ("decrease", "increase")
 
 
 def base_settings(base: BaseSpec) -> dict:
@@ -63,6 +67,23 @@ def _run_mean(records: list[dict], key: str) -> float | None:
     return mean(values) if values else None
 
 
+def _run_sum(records: list[dict], key: str) -> float:
+    return sum(r[key] for r in records if isinstance(r.get(key), (int, float)))
+
+
+def rescued_fractions(records: list[dict]) -> dict[str, float | None]:
+    """Pooled over the run: Σ rescued / Σ vanished augmented groups, per kind and both (None: none)."""
+    out: dict[str, float | None] = {}
+    totals = [0.0, 0.0]
+    for kind in KINDS:
+        rescued = _run_sum(records, f"difficulty/rescued_{kind}")
+        vanished = _run_sum(records, f"difficulty/vanished_{kind}")
+        out[f"rescued_fraction_{kind}"] = rescued / vanished if vanished else None
+        totals = [totals[0] + rescued, totals[1] + vanished]
+    out["rescued_fraction"] = totals[0] / totals[1] if totals[1] else None
+    return out
+
+
 def collect_result(run: Path) -> dict:
     """One finished run's numbers, from its summary.json and metrics.jsonl."""
     summary = json.loads((run / "summary.json").read_text())
@@ -79,6 +100,7 @@ def collect_result(run: Path) -> dict:
         "steps": [r["step"] for r in records],
     }
     out |= {name: _run_mean(records, key) for name, key in RUN_MEANS.items()}
+    out |= rescued_fractions(records)
     for side in ("before", "after"):
         out[f"vanishing_{side}_series"] = [r.get(f"adv/vanishing_ratio_{side}") for r in records]
     return out

@@ -110,6 +110,7 @@ def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
 
 def write_json_atomic(path: Path, data: dict) -> None:
     """Write through a temp file in the same folder and os.replace it: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=2))
     os.replace(tmp, path)

@@ -33,6 +33,7 @@ from deepvideo_r1.evaluation.fingerprint import (
     sample_fingerprint,
 )
 from deepvideo_r1.evaluation.resume import check_unique_ids, resume_records
+from deepvideo_r1.metrics.stats import t_interval
 from deepvideo_r1.models.adapter import ModelAdapter
 from deepvideo_r1.models.media import MediaLoader, encode_sample
 from deepvideo_r1.rewards import (
@@ -58,6 +59,9 @@ class EvalReport:
     n_labelled: int
     accuracy: float
     format_rate: float
+    ci95: list[float] | None = None
+    """95 % interval of `accuracy` over samples (Student t on the per-sample scores);
+    None below two samples."""
     miou: float | None = None
     per_category: dict[str, dict] = field(default_factory=dict)
     """Per category: n, accuracy, miou (grounding), and for multiple choice `choices` (how often
@@ -247,6 +251,13 @@ def _sampled_means(records: list[dict]) -> dict[str, float]:
     }
 
 
+def accuracy_interval(scores: list[float]) -> list[float] | None:
+    """95 % t-interval of the mean score, clipped to [0, 1]; at n = 1,000 and accuracy 0.5 it is
+    about ±0.031 (1.96 · sqrt(0.25 / 1000))."""
+    ci = t_interval(scores)
+    return None if ci is None else [max(0.0, ci[0]), min(1.0, ci[1])]
+
+
 def summarize(records: list[dict]) -> EvalReport:
     """Aggregate prediction records into an EvalReport."""
     labelled = [r for r in records if "score" in r]
@@ -275,6 +286,7 @@ def summarize(records: list[dict]) -> EvalReport:
         n=len(records),
         n_labelled=len(labelled),
         accuracy=mean([r["score"] for r in labelled]),
+        ci95=accuracy_interval([r["score"] for r in labelled]),
         format_rate=mean([r["format"] for r in records]),
         miou=mean(ious) if ious else None,
         per_category=per_category,

@@ -71,6 +71,11 @@ FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec("augmentation", "Difficulty-aware augmentation", (
         Panel("samples per step by kind", ("difficulty/increase", "difficulty/decrease", "difficulty/none")),
         Panel("reference reward and level", ("difficulty/r_ref", "difficulty/level_mean")),
+        Panel("vanished augmented groups given reward variance",
+              ("difficulty/rescued_fraction_decrease", "difficulty/rescued_fraction_increase")),
+        Panel("accuracy of augmented groups, before / after",
+              ("difficulty/hinted_accuracy_before", "difficulty/hinted_accuracy_after",
+               "difficulty/noised_accuracy_before", "difficulty/noised_accuracy_after")),
     )),
     FigureSpec("optimization", "Optimisation", (
         Panel("loss", ("loss/total",)),

@@ -24,8 +24,10 @@ from deepvideo_r1.algos import (
     policy_loss,
     vanishing_ratio,
 )
+from deepvideo_r1.algos.advantages import vanishing_groups
 from deepvideo_r1.config import LOSS_OPTION_FIELDS, AlgoConfig, ConfigError, loss_option_problems
 from deepvideo_r1.difficulty import DifficultyDecision
+from deepvideo_r1.difficulty.effect import augmentation_effect
 from deepvideo_r1.difficulty.plan import Augmentation, plan_augmentation
 from deepvideo_r1.difficulty.self_traces import generate_self_traces
 from deepvideo_r1.models.media import encode_sample
@@ -138,8 +140,15 @@ def collect_groups(ctx: RunContext, step: int) -> tuple[Groups, dict[str, float]
                     [a for _, a in applied],
                     step_seed(seed, step, rank, 1),
                 )
+                stats |= same_step_effect(groups, redo, [k for k, _ in applied], [a.kind for _, a in applied])
                 groups = replace_groups(groups, [k for k, _ in applied], redo, ctx.adapter.pad_id)
+            else:
+                none = torch.zeros(0, groups.group_size)
+                acc = none if "accuracy" in groups.rewards.components else None
+                stats |= augmentation_effect([], [], none, acc, acc)
             stats["difficulty/unapplied"] = float(sum(bool(a.unapplied) for a in augs))
+        else:
+            stats |= next_visit_effect(groups, pending)
         stats["difficulty/level_mean"] = _mean([d.level for d in decisions if d.kind != "none"])
     stats["adv/vanishing_ratio_after"] = vanishing_ratio(groups.rewards.total, groups.group_size)
     return groups, stats
@@ -159,6 +168,43 @@ def collect_rollouts(ctx: RunContext, step: int) -> tuple[Groups, dict[str, floa
         ctx.controller.end_step()
     stats = {key: _mean([p[key] for _, p in parts if key in p]) for key in parts[0][1]}
     return concat_groups([g for g, _ in parts], ctx.adapter.pad_id), stats
+
+
+def _rows(values: torch.Tensor, g: int, which: list[int] | None = None) -> torch.Tensor:
+    """[B] -> [n, G] (the groups `which`, or all)."""
+    rows = values.view(-1, g)
+    return rows if which is None else rows[torch.tensor(which, dtype=torch.long)]
+
+
+def same_step_effect(before: Groups, after: Groups, which: list[int], kinds: list[str]) -> dict[str, float]:
+    """augmentation_effect of groups `which` of `before`, re-rolled (augmented) as `after`."""
+    g = before.group_size
+    vanished = vanishing_groups(_rows(before.rewards.total, g, which).flatten(), g).tolist()
+    acc_before = before.rewards.components.get("accuracy")
+    acc_after = after.rewards.components.get("accuracy")
+    return augmentation_effect(
+        kinds,
+        vanished,
+        _rows(after.rewards.total, g),
+        _rows(acc_after, g) if acc_after is not None else None,
+        _rows(acc_before, g, which) if acc_before is not None else None,
+    )
+
+
+def next_visit_effect(groups: Groups, pending: list[DifficultyDecision | None]) -> dict[str, float]:
+    """augmentation_effect of the groups built from decisions stored at an earlier visit (whether
+    a group had vanished is the stored decision's; there is no unaugmented rollout to compare)."""
+    which = [k for k, a in enumerate(groups.augmentations) if a.kind != "none"]
+    vanished = [bool(pending[k] and pending[k].vanishing) for k in which]
+    kinds = [groups.augmentations[k].kind for k in which]
+    acc = groups.rewards.components.get("accuracy")
+    g = groups.group_size
+    return augmentation_effect(
+        kinds,
+        vanished,
+        _rows(groups.rewards.total, g, which),
+        _rows(acc, g, which) if acc is not None else None,
+    )
 
 
 def _mean(values: list[float]) -> float:
