@@ -84,8 +84,11 @@ def test_fast_end_to_end(tmp_path, shared_assets, timing, loss):
             "difficulty/increase", "difficulty/decrease", "loss/total", "loss/kl", "perf/grad_norm",
             "perf/lr", "perf/completion_len", "perf/rollout_s", "perf/reward_s", "perf/logprob_s",
             "perf/update_s", "reward/mean_before", "reward/accuracy_before",
+            "difficulty/rescued_fraction", "difficulty/vanished_decrease", "difficulty/rescued_increase",
+            "difficulty/hinted_accuracy_after", "difficulty/noised_accuracy_after",
         ):  # fmt: skip
             assert key in r, key
+        assert r["difficulty/rescued_decrease"] <= r["difficulty/vanished_decrease"]
         assert 0.0 <= r["reward/mean"] <= 2.0 and 0.0 <= r["reward/mean_before"] <= 2.0
         assert r["perf/grad_norm"] == r["perf/grad_norm"]  # not NaN
     assert (run / "checkpoints" / "checkpoint-2" / "COMPLETE").exists()

@@ -4,7 +4,7 @@ Layout of the output directory:
 
     DIR/settings.json                 base config, seeds, versions (a rerun must match it)
     DIR/warm/seed<S>/                 synth/, tiny_model/, sft_model/, eval_before/, cache/, warm.json
-    DIR/runs/<key>/seed<S>/           one RL run (links to the warm start's files)
+    DIR/runs/<key>/seed<S>/           one RL run (links to the warm start's files, its eval copied)
     DIR/runs/<key>/seed<S>.json       its result, written atomically when the run is done
 
 <key> is a hash of the row's resolved config, so rows of different tables that resolve to the same
@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -32,8 +33,11 @@ logger = logging.getLogger(__name__)
 
 SETTINGS_FILE = "settings.json"
 WARM_FILE = "warm.json"
-# What a row run takes from its seed's warm start (absent ones are skipped, e.g. no SFT stage).
-SHARED = ("synth", "tiny_model", "sft_model", "eval_before", "cache")
+# What a row run takes from its seed's warm start (absent ones are skipped, e.g. no SFT stage):
+# read-only folders are linked (the frame cache writes atomically); the SFT model's predictions
+# are copied, since each run rewrites its eval_before/eval_report.json.
+LINKED = ("synth", "tiny_model", "sft_model", "cache")
+COPIED = ("eval_before",)
 
 
 class AblationError(RuntimeError):
@@ -144,10 +148,13 @@ def prepare_row(out: Path, base: BaseSpec, key: str, row: Row, seed: int) -> Job
         return None
     where = run_dir(out, key, seed)
     where.mkdir(parents=True, exist_ok=True)
-    for name in SHARED:
+    for name in LINKED:
         source, link = warm_dir(out, seed) / name, where / name
         if source.exists() and not link.exists():
             link.symlink_to(os.path.relpath(source, where), target_is_directory=True)
+    for name in COPIED:
+        if (warm_dir(out, seed) / name).exists():
+            shutil.copytree(warm_dir(out, seed) / name, where / name, dirs_exist_ok=True)
     cfg = seeded(base, seed, row.as_sets(base.load()), where)
     path = save_config(cfg, where / "row_config.yaml")
     return Job(seed, path, "row", f"{row.name} seed {seed}")
