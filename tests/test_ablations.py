@@ -164,6 +164,19 @@ def test_report_json_shape_and_numbers(tmp_path):
     assert "| `reg_grpo` | 0,1,2 | 70.0 [45.2, 94.8] | +16.7" in (tmp_path / "ablations.md").read_text()
 
 
+def test_headroom_lists_greedy_and_sampled_accuracy_per_task():
+    from deepvideo_r1.ablations.worker import headroom
+    from deepvideo_r1.evaluation.evaluate import EvalReport
+
+    per_task = {"n": 2.0, "accuracy": 0.5, "mean_at_k": 0.25, "maj_at_k": 0.5, "pass_at_k": 1.0}
+    report = EvalReport(
+        n=2, n_labelled=2, accuracy=0.5, format_rate=1.0, per_category={"task=count": per_task},
+        mean_at_k=0.25, maj_at_k=0.5, pass_at_k=1.0,
+    )  # fmt: skip
+    expected = {"accuracy": 0.5, "mean_at_k": 0.25, "maj_at_k": 0.5, "pass_at_k": 1.0}
+    assert headroom(report) == {"all": expected, "task=count": expected}
+
+
 @pytest.mark.slow
 def test_ablate_cli_runs_resumes_and_writes_the_report(tmp_path):
     """Two rows at one seed through the CLI (subprocesses), then the same command again: nothing reruns."""
@@ -197,6 +210,9 @@ def test_ablate_cli_runs_resumes_and_writes_the_report(tmp_path):
     report = json.loads((tmp_path / "ablations.json").read_text())
     rows = report["tables"]["4"]["rows"]
     assert [r["seeds"] for r in rows] == [[0], [0]] and all(0 <= r["mean"] <= 1 for r in rows)
+    warm = report["settings"]["warm_starts"]["0"]
+    assert warm["headroom"]["all"]["pass_at_k"] >= warm["headroom"]["all"]["mean_at_k"]
+    assert "Warm-start headroom" in (tmp_path / "ablations.md").read_text()
     results = sorted(Path(tmp_path, "runs").glob("*/seed0.json"))
     assert len(results) == 2
     stamps = [p.stat().st_mtime_ns for p in results]

@@ -57,9 +57,18 @@ def task_lines(rows: list[dict]) -> list[str]:
     return head + body
 
 
-def report_markdown(report: dict) -> str:
-    """The whole ablations.md."""
-    s = report["settings"]
+def headroom_lines(warm: dict) -> list[str]:
+    """Greedy vs sampled accuracy (%) of each warm start per task: what RL could gain."""
+    lines = ["| seed | task | greedy | mean@8 | maj@8 | pass@8 |", "|---|---|---|---|---|---|"]
+    for seed, info in warm.items():
+        for task, m in (info.get("headroom") or {}).items():
+            cells = [_pct(m.get(k)) for k in ("accuracy", "mean_at_k", "maj_at_k", "pass_at_k")]
+            lines.append(f"| {seed} | {task.removeprefix('task=')} | " + " | ".join(cells) + " |")
+    return lines if len(lines) > 2 else []
+
+
+def _preamble(s: dict) -> list[str]:
+    """Seeds, versions, definitions, and the warm starts with their headroom."""
     lines = ["# Ablations", ""]
     lines.append(
         f"Seeds {', '.join(map(str, s['seeds']))}; {s['note']}. Versions: "
@@ -80,6 +89,20 @@ def report_markdown(report: dict) -> str:
             )
             + "."
         )
+        headroom = headroom_lines(warm)
+        if headroom:
+            lines += [
+                "",
+                "Warm-start headroom (greedy vs 8 samples at the rollout temperature, %):",
+                "",
+                *headroom,
+            ]
+    return lines
+
+
+def report_markdown(report: dict) -> str:
+    """The whole ablations.md."""
+    lines = _preamble(report["settings"])
     for key, table in report["tables"].items():
         lines += ["", f"## {TITLES.get(key, key)}", "", f"Baseline: `{table['baseline']}`.", ""]
         lines.append(

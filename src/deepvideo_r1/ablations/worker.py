@@ -1,7 +1,8 @@
 """Subprocess entry of the ablation runner: `python -m deepvideo_r1.ablations.worker KIND CONFIG`.
 
-warm: data, tiny model, SFT model and the SFT model's held-out evaluation into the config's
-output_dir, then warm.json. row: the whole run (`run_training`), which finds the warm start's
+warm: data, tiny model, SFT model and the SFT model's held-out evaluation (greedy, and K = 8
+samples at the rollout temperature: mean@8, maj@8, pass@8 per task, what RL could gain) into
+the config's output_dir, then warm.json. row: the whole run (`run_training`), which finds the warm start's
 sft_model/ and eval_before/ linked into its directory and skips them.
 """
 
@@ -18,14 +19,18 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from deepvideo_r1.config import TrainConfig, load_config
+from deepvideo_r1.evaluation.evaluate import EvalReport, SampledDecoding, evaluate
 from deepvideo_r1.pipeline import (
     eval_stage,
     load_model,
+    media_loader,
     prepare_data,
     prepare_model_dir,
     run_training,
     sft_stage,
 )
+
+HEADROOM_SAMPLES = 8
 
 
 def warm_start(cfg: TrainConfig) -> dict:
@@ -39,13 +44,37 @@ def warm_start(cfg: TrainConfig) -> dict:
         model_dir = sft_stage(cfg, model_dir, data, accelerator)
     model, adapter = load_model(cfg, model_dir, accelerator)
     report = eval_stage(cfg, model, adapter, data, "eval_before", accelerator)
-    info = {
-        "seed": cfg.train.seed,
-        "eval_accuracy": report.accuracy if report else None,
-        "wall_seconds": round(time.time() - start, 1),
-    }
+    info = {"seed": cfg.train.seed, "eval_accuracy": report.accuracy if report else None}
+    if data.eval:
+        sampled = SampledDecoding(HEADROOM_SAMPLES, cfg.rollout.temperature, cfg.train.seed)
+        out = Path(cfg.train.output_dir) / "eval_sampled"
+        info["headroom"] = headroom(evaluate_sampled(cfg, model, adapter, data, out, sampled, accelerator))
+    info["wall_seconds"] = round(time.time() - start, 1)
     (Path(cfg.train.output_dir) / "warm.json").write_text(json.dumps(info, indent=2))
     return info
+
+
+def evaluate_sampled(cfg: TrainConfig, model, adapter, data, out: Path, sampled, accelerator) -> EvalReport:
+    """Greedy + K sampled completions per held-out sample (resumable, like every evaluation)."""
+    return evaluate(
+        model,
+        adapter,
+        data.eval,
+        media_loader(cfg, adapter),
+        out,
+        accelerator=accelerator,
+        batch_size=cfg.train.eval_batch_size,
+        max_new_tokens=cfg.rollout.max_new_tokens,
+        sampled=sampled,
+    )
+
+
+def headroom(report: EvalReport) -> dict[str, dict[str, float]]:
+    """Per category (and "all"): greedy accuracy, mean@K, maj@K, pass@K."""
+    keys = ("accuracy", "mean_at_k", "maj_at_k", "pass_at_k")
+    out = {"all": {k: getattr(report, k) for k in keys}}
+    out |= {cat: {k: entry.get(k) for k in keys} for cat, entry in report.per_category.items()}
+    return out
 
 
 def main(argv: list[str]) -> int:
