@@ -52,6 +52,8 @@ class Job:
     config_path: Path
     kind: str  # "warm" | "row"
     label: str
+    result: Path | None = None
+    """Where a row's result goes as soon as its run succeeds (None for a warm start)."""
 
     @property
     def log_path(self) -> Path:
@@ -157,7 +159,7 @@ def prepare_row(out: Path, base: BaseSpec, key: str, row: Row, seed: int) -> Job
             shutil.copytree(warm_dir(out, seed) / name, where / name, dirs_exist_ok=True)
     cfg = seeded(base, seed, row.as_sets(base.load()), where)
     path = save_config(cfg, where / "row_config.yaml")
-    return Job(seed, path, "row", f"{row.name} seed {seed}")
+    return Job(seed, path, "row", f"{row.name} seed {seed}", result_path(out, key, seed))
 
 
 def run_job(job: Job) -> str | None:
@@ -169,6 +171,10 @@ def run_job(job: Job) -> str | None:
         code = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, check=False).returncode
     if code != 0:
         return f"{job.label} failed (exit {code}); see {job.log_path}"
+    if job.result is not None:  # now, not after the others: an interrupted suite keeps it
+        from deepvideo_r1.ablations.report import collect_result
+
+        write_json_atomic(job.result, collect_result(job.config_path.parent))
     logger.info("done: %s", job.label)
     return None
 
@@ -194,7 +200,7 @@ def run_ablations(
     base: BaseSpec, tables: list[Table], seeds: list[int], out: str | Path, jobs: int = 1
 ) -> dict:
     """Warm starts, then every missing row × seed, then ablations.json / .md and the plots."""
-    from deepvideo_r1.ablations.report import base_settings, collect_result, write_report
+    from deepvideo_r1.ablations.report import base_settings, write_report
 
     out = Path(out)
     check_settings(out, base_settings(base))
@@ -210,10 +216,6 @@ def run_ablations(
     ]
     runs.sort(key=lambda kj: (list(keys).index(kj[0]), kj[1].seed))  # row by row, seeds side by side
     failures += run_all([j for _, j in runs], jobs)
-    for key, job in runs:
-        where = run_dir(out, key, job.seed)
-        if (where / "summary.json").exists() and not result_path(out, key, job.seed).exists():
-            write_json_atomic(result_path(out, key, job.seed), collect_result(where))
     report = write_report(out, base, tables, seeds)
     if failures:
         raise AblationError("; ".join(failures))
