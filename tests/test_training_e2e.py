@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import random
 import shutil
 from pathlib import Path
 
@@ -212,6 +213,7 @@ def test_two_process_accelerate_launch(tmp_path, shared_assets):
     cmd = [
         sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        "--main_process_port", str(random.randint(20000, 40000)),  # not 29500: other jobs may hold it
         "-m", "deepvideo_r1", "train", "-o", str(run), *sets,
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
