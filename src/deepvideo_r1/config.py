@@ -9,6 +9,7 @@ closest valid names. Math functions never take this object: callers pass the few
 from __future__ import annotations
 
 import difflib
+import reprlib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,7 +31,9 @@ class ConfigError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: every float (also inside dicts such as reward_weights) must be finite;
+    # `lr <= 0` is False for NaN, so range checks alone would let NaN and inf through.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class LoraConfig(_Section):
@@ -122,7 +125,15 @@ class VideoConfig(_Section):
     num_frames: int | None = Field(16, ge=1, description="Frames sampled uniformly per clip. Paper: 16.")
     fps: float | None = Field(None, gt=0, description="Sample at this rate instead (set num_frames: null).")
     min_frames: int = Field(4, ge=1, description="Lower bound on the frame count when sampling by fps.")
-    max_frames: int = Field(768, ge=1, description="Upper bound on the frame count when sampling by fps.")
+    max_frames: int = Field(
+        768, ge=1, description="Frames per video at most: caps fps sampling; a larger num_frames is an error."
+    )
+    max_decode_pixels: int = Field(
+        1920 * 1080,
+        ge=784,
+        description="Larger frames are scaled down in the decoder to this many pixels (aspect kept), "
+        "so a huge stream never materialises at full size; smaller ones decode at their own size.",
+    )
     min_pixels: int = Field(PAPER_PIXELS, ge=784, description="Min pixels per frame after smart_resize.")
     max_pixels: int = Field(PAPER_PIXELS, ge=784, description="Max pixels per frame. Paper: 252*252.")
     total_pixels: int | None = Field(None, ge=784, description="Budget over all frames; None = no budget.")
@@ -341,7 +352,7 @@ def cross_field_problems(cfg: TrainConfig) -> list[str]:
             g >= 2 and cfg.train.micro_batch_size % g != 0,
             f"train.micro_batch_size={cfg.train.micro_batch_size} must be a multiple of "
             f"rollout.group_size={g}: the loss needs all G completions of a group in one backward; "
-            f"set it to {max(g, cfg.train.micro_batch_size // g * g)}",
+            f"set it to {max(g, cfg.train.micro_batch_size // max(g, 1) * g)}",
         ),
         (cfg.algo.num_iterations < 1, f"algo.num_iterations={cfg.algo.num_iterations} must be >= 1"),
         (
@@ -359,6 +370,11 @@ def cross_field_problems(cfg: TrainConfig) -> list[str]:
         (
             (cfg.video.num_frames is None) == (cfg.video.fps is None),
             "set exactly one of video.num_frames and video.fps (the other to null)",
+        ),
+        (
+            cfg.video.num_frames is not None and cfg.video.num_frames > cfg.video.max_frames,
+            f"video.num_frames={cfg.video.num_frames} exceeds video.max_frames={cfg.video.max_frames}, "
+            "the per-video frame cap (memory grows with T·H·W); lower num_frames or raise max_frames",
         ),
         (
             cfg.video.min_frames > cfg.video.max_frames,
@@ -473,9 +489,10 @@ def _section_type(model: type[BaseModel], name: str) -> type[BaseModel] | None:
 
 def _unknown_key(model: type[BaseModel], key: str, dotted: str) -> ConfigError:
     valid = list(model.model_fields)
-    close = difflib.get_close_matches(key, valid, n=3, cutoff=0.5)
+    close = difflib.get_close_matches(key[:QUOTE_CHARS], valid, n=3, cutoff=0.5)
     hint = f"did you mean {', '.join(close)}? " if close else ""
-    return ConfigError(f"unknown config key '{dotted}': {hint}valid keys here: {', '.join(valid)}")
+    shown = quote(dotted).strip("'")
+    return ConfigError(f"unknown config key '{shown}': {hint}valid keys here: {', '.join(valid)}")
 
 
 def _merge(model: type[BaseModel], base: dict, new: dict, source: str, prefix: str = "") -> dict:
@@ -519,10 +536,22 @@ def _apply_override(data: dict, item: str) -> None:
     node[keys[-1]] = value
 
 
+_QUOTE = reprlib.Repr()
+_QUOTE.maxlevel, _QUOTE.maxdict, _QUOTE.maxlist, _QUOTE.maxstring, _QUOTE.maxother = 2, 4, 4, 60, 60
+QUOTE_CHARS = 200
+"""Longest quote of user input in a config error (a 433-byte YAML of nested aliases expands to 80 MB)."""
+
+
+def quote(value: Any) -> str:
+    """repr of user input for an error message, bounded: nested and long values are elided with '...'."""
+    text = _QUOTE.repr(value)
+    return text if len(text) <= QUOTE_CHARS else text[: QUOTE_CHARS - 3] + "..."
+
+
 def _format_errors(error: ValidationError) -> str:
     lines = []
-    for err in error.errors():
-        loc = ".".join(str(part) for part in err["loc"])
-        message = err["msg"].removeprefix("Value error, ")
-        lines.append(f"  {loc}: {message} (got {err['input']!r})" if loc else f"  {message}")
+    for err in error.errors()[:20]:
+        loc = quote(".".join(str(part) for part in err["loc"])).strip("'")
+        message = err["msg"].removeprefix("Value error, ")[:QUOTE_CHARS]
+        lines.append(f"  {loc}: {message} (got {quote(err['input'])})" if loc else f"  {message}")
     return "\n".join(lines)
