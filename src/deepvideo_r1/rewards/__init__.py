@@ -1,6 +1,12 @@
 """Verifiable rewards: format, accuracy per problem type, temporal IoU, registry."""
 
-from deepvideo_r1.rewards.accuracy import ANSWER_FORMATS, accuracy_reward, known_problem_types, parse_choice
+from deepvideo_r1.rewards.accuracy import (
+    ANSWER_FORMATS,
+    accuracy_reward,
+    check_gold,
+    known_problem_types,
+    parse_choice,
+)
 from deepvideo_r1.rewards.errors import RewardError
 from deepvideo_r1.rewards.parsing import TAIL_CHARS, extract_answer, format_reward, parse_number
 from deepvideo_r1.rewards.registry import (
@@ -24,6 +30,7 @@ __all__ = [
     "RewardError",
     "RewardFn",
     "accuracy_reward",
+    "check_gold",
     "compute_rewards",
     "extract_answer",
     "format_reward",

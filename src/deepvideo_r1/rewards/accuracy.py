@@ -1,4 +1,5 @@
-"""Accuracy reward by problem type, read from the last `<answer>…</answer>` block.
+"""Accuracy reward by problem type, read from the last `<answer>…</answer>` block after the
+reasoning (an answer block inside `<think>…</think>` is not the answer; see `answer_region`).
 
 An empty or missing answer block scores 0; so does anything that does not parse. Per type
 (`answer` is the gold value; `pred` the stripped answer-block text):
@@ -7,7 +8,8 @@ An empty or missing answer block scores 0; so does anything that does not parse.
   be "B", "b", "B.", "(B)", "[B]", "B)", "B:", "B. text", "(B) text", "Option B", or the exact
   text of one option (case- and whitespace-insensitive, trailing "." ignored) when `options` is
   given. A bare letter followed by a space and text ("A cat…") counts only if the text is that
-  option's text. Two different letters ("A, B", "A or B", "(A) (B)") or a letter whose text is
+  option's text. Two different letters ("A, B", "A or B", "(A) (B)", "A) or maybe B)" — another
+  option named anywhere after the first) or a letter whose text is
   another option's text score 0. Letters run A–Z, or A up to the number of options when given.
 - numerical: the whole `pred` must be one number ("3", "3.0", "-2.5", "1,234", "1.5e3"); 1 if it
   equals the gold after rounding both to 2 decimals (half up, in decimal: 2.004 → 2.00, 2.005 →
@@ -29,7 +31,8 @@ An empty or missing answer block scores 0; so does anything that does not parse.
   0.5 · IoU(first two numbers after the letter, segments). A block with only a span still earns
   its IoU half; only a letter, its choice half.
 
-Gold values are trusted data: a malformed gold answer or span raises `RewardError`.
+A malformed gold answer or span raises `RewardError`; `check_gold` runs that check when a dataset
+is loaded, so a bad label fails (or is skipped) there instead of at some step mid-run.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from deepvideo_r1.rewards.errors import RewardError
 from deepvideo_r1.rewards.parsing import (
     extract_answer,
     leading_choice,
+    named_choices,
     normalize_text,
     parse_number,
     second_choice,
@@ -142,7 +146,14 @@ def parse_choice(pred: str, options: Sequence[str] | None) -> str | None:
     rest_letters = _option_letters_with_text(rest, options)
     if rest_letters:
         return letter if letter in rest_letters else None
+    if _names_another(letter, rest, options):
+        return None
     return letter if delimited or second == letter else None
+
+
+def _names_another(letter: str, rest: str, options: Sequence[str] | None) -> bool:
+    """Whether the text after the chosen letter names a different option ("A) or maybe B)")."""
+    return any(other != letter and _in_range(other, options) for other in named_choices(rest))
 
 
 @_scorer("multiple_choice")
@@ -252,7 +263,7 @@ def _leading_letter_and_rest(pred: str, options: Sequence[str] | None) -> tuple[
     second = second_choice(rest)
     if not _in_range(letter, options) or (second not in (None, letter) and _in_range(second, options)):
         return None, rest
-    return letter, rest
+    return (None if _names_another(letter, rest, options) else letter), rest
 
 
 @_scorer("grounded_qa")
@@ -269,3 +280,23 @@ def _score_grounded_qa(pred: str, answer: Any, options: Sequence[str] | None, se
 def known_problem_types() -> tuple[str, ...]:
     """The problem types `accuracy_reward` scores."""
     return tuple(sorted(_SCORERS))
+
+
+# A probe completion that reaches every gold check of every scorer: a letter (choice types), then
+# a span (grounding types read it and validate the gold spans against it); number and text scorers
+# parse their gold before looking at the prediction.
+_GOLD_PROBE = "<answer>A; 0-1</answer>"
+
+
+def check_gold(
+    problem_type: str,
+    answer: Any,
+    options: Sequence[str] | None = None,
+    segments: Sequence[Sequence[float]] | None = None,
+) -> None:
+    """Raise `RewardError` if scoring any completion against this gold label would raise.
+
+    Runs the scorer itself on a probe answer, so "what is a valid gold" has one home: the scorer.
+    Used when a dataset is loaded, so that a bad label fails there instead of mid-run.
+    """
+    accuracy_reward(_GOLD_PROBE, answer, problem_type, options, segments=segments)

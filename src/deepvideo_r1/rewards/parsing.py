@@ -20,8 +20,9 @@ ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
 # A signed decimal with optional thousands commas and exponent; commas are validated in code
 # (`_valid_commas`) so the pattern stays free of nested quantifiers.
 _NUMBER_RE = re.compile(r"[+-]?(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:[eE][+-]?\d{1,3})?")
-# Unsigned decimals anywhere in a text (time spans: the "-" in "12.5-17.0" is a range dash).
-_UNSIGNED_RE = re.compile(r"\d+(?:\.\d+)?")
+# Unsigned decimals anywhere in a text (time spans: the "-" in "12.5-17.0" is a range dash), with
+# an optional exponent so that "1e999" reads as one (infinite) number, never as 1 and 999.
+_UNSIGNED_RE = re.compile(r"\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
 # A leading option letter: "(B)", "[B]" or a bare "B" not followed by a letter or digit,
 # optionally after the word "option".
 _CHOICE_RE = re.compile(r"\s*(?:option\s*)?(?:\(([a-z])\)|\[([a-z])\]|([a-z])(?![a-z0-9]))", re.IGNORECASE)
@@ -35,14 +36,29 @@ _SECOND_CHOICE_RE = re.compile(
 )
 
 
+def answer_region(completion: str) -> str:
+    """The part of the completion's tail where the answer block may be: after the reasoning.
+
+    Text up to the last `</think>` is reasoning, and so is everything after a `<think>` that is
+    never closed: an `<answer>` written while thinking is not the answer. A completion without
+    think tags is all answer region.
+    """
+    tail = completion[-TAIL_CHARS:]
+    close = tail.rfind(THINK_CLOSE)
+    region = tail[close + len(THINK_CLOSE) :] if close >= 0 else tail
+    unclosed = region.find(THINK_OPEN)
+    return region if unclosed < 0 else region[:unclosed]
+
+
 def extract_answer(completion: str) -> str | None:
-    """Content of the last `<answer>…</answer>` block, stripped; None if there is none.
+    """Content of the last `<answer>…</answer>` block outside the reasoning, stripped; None if none.
 
     The block is the last opening tag that has a closing tag after it, up to the first closing
     tag after that: "<answer>A <answer>B</answer>" gives "B", "<answer>B</answer></answer>" gives
-    "B". Only the last `TAIL_CHARS` characters are searched.
+    "B". Only the last `TAIL_CHARS` characters are searched, and only after the reasoning
+    (`answer_region`): "<think>…<answer>B</answer>…</think>" has no answer.
     """
-    tail = completion[-TAIL_CHARS:]
+    tail = answer_region(completion)
     last_close = tail.rfind(ANSWER_CLOSE)
     if last_close < 0:
         return None
@@ -149,6 +165,25 @@ def second_choice(rest: str) -> str | None:
     if match is None:
         return None
     return (match.group(1) or match.group(2) or match.group(3)).upper()
+
+
+# Another option named anywhere in the text: "(B)", "[B]", "option B", or a capital letter followed
+# by ")", "." or ":" (then no word character) or ending the text ("A) or maybe B)", "A, or else B").
+# A capital followed by a space ("B. I think") is prose, not a choice.
+_NAMED_CHOICE_RE = re.compile(
+    r"\(([a-z])\)|\[([a-z])\]|\boption\s+([a-z])\b|(?<![A-Za-z0-9'])([A-Z])(?:[.):](?!\w)|\s*$)",
+    re.IGNORECASE,
+)
+
+
+def named_choices(text: str) -> set[str]:
+    """Every option letter `text` names anywhere ("because A) fits, or maybe B)" → {"A", "B"})."""
+    letters = set()
+    for match in _NAMED_CHOICE_RE.finditer(text):
+        letter = next(g for g in match.groups() if g)
+        if match.group(4) is None or letter.isupper():
+            letters.add(letter.upper())
+    return letters
 
 
 def normalize_text(text: str) -> str:

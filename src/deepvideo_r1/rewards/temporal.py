@@ -85,10 +85,13 @@ def parse_predicted_span(text: str) -> Span | None:
     """The first two numbers of `text` as (start, end), or None if there are fewer than two.
 
     Reads "12.5 to 17.0", "[12.5, 17.0]", "12.5-17.0", "from 12.5s to 17s". Numbers are unsigned,
-    so the dash of "12.5-17.0" is a range dash, not a minus sign.
+    so the dash of "12.5-17.0" is a range dash, not a minus sign. A number that overflows to
+    infinity ("1e999 1e999") makes the span None: it names no time.
     """
     numbers = find_unsigned_numbers(text, limit=2)
-    return (numbers[0], numbers[1]) if len(numbers) == 2 else None
+    if len(numbers) != 2 or not all(math.isfinite(x) for x in numbers):
+        return None
+    return numbers[0], numbers[1]
 
 
 def gold_spans(answer: object) -> list[Span]:
