@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -9,6 +11,8 @@ from typing import Any
 from deepvideo_r1.data.reasoning import split_reasoning_steps as split_reasoning_steps
 from deepvideo_r1.data.registry import RecordContext
 from deepvideo_r1.data.sample import PROBLEM_TYPES, Sample
+from deepvideo_r1.rewards.accuracy import check_gold
+from deepvideo_r1.rewards.errors import RewardError
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 # "(A) text", "A. text", "A) text" — the letter prefixes public files put on options.
@@ -76,6 +80,8 @@ def parse_segments(value: Any, key: str, ctx: RecordContext) -> list[tuple[float
         if not (isinstance(seg, list) and len(seg) == 2 and all(_is_number(v) for v in seg)):
             raise ctx.error(f"field {key!r}: segment {seg!r} is not [start, end] in seconds", field=key)
         start, end = float(seg[0]), float(seg[1])
+        if not (math.isfinite(start) and math.isfinite(end)):  # JSON Infinity, or 1e309 read as inf
+            raise ctx.error(f"field {key!r}: segment {seg!r} is not finite", field=key)
         if not 0 <= start <= end:
             raise ctx.error(f"field {key!r}: segment {seg!r} needs 0 <= start <= end", field=key)
         segments.append((start, end))
@@ -83,7 +89,8 @@ def parse_segments(value: Any, key: str, ctx: RecordContext) -> list[tuple[float
 
 
 def check_sample(sample: Sample, ctx: RecordContext) -> Sample:
-    """Invariants every adapter's output keeps (problem type, answer letter, timestamps)."""
+    """Invariants every adapter's output keeps: problem type, answer letter, timestamps, clip
+    bounds, valid Unicode, and a gold label the scorer accepts (so scoring never fails mid-run)."""
     if sample.problem_type not in PROBLEM_TYPES:
         raise ctx.error(
             f"unknown problem_type {sample.problem_type!r}; known: {', '.join(PROBLEM_TYPES)}",
@@ -99,7 +106,45 @@ def check_sample(sample: Sample, ctx: RecordContext) -> Sample:
     needs_span = sample.problem_type == "temporal_grounding"
     if needs_span and not sample.timestamps:
         raise ctx.error("temporal_grounding needs ground-truth timestamps", field="timestamps")
+    _check_clips(sample, ctx)
+    _check_unicode(sample, ctx)
+    if sample.labelled:
+        try:
+            check_gold(sample.problem_type, sample.answer, sample.options or None, sample.timestamps)
+        except RewardError as e:
+            raise ctx.error(f"gold label cannot be scored: {e}", field="answer") from e
     return sample
+
+
+def check_labelled(sample: Sample, ctx: RecordContext) -> Sample:
+    """`sample` if it has a gold label; RL training scores every completion against one."""
+    if not sample.labelled:
+        field = "timestamps" if sample.problem_type == "grounded_qa" and sample.answer else "answer"
+        raise ctx.error(f"{sample.problem_type} sample has no gold label to score against", field=field)
+    return sample
+
+
+def _check_clips(sample: Sample, ctx: RecordContext) -> None:
+    """Clip bounds are None or finite seconds >= 0 with start <= end (NaN would mean the whole video)."""
+    for i, video in enumerate(sample.videos):
+        bounds = [b for b in (video.start, video.end) if b is not None]
+        ordered = video.start is None or video.end is None or video.start <= video.end
+        if not all(math.isfinite(b) and b >= 0 for b in bounds) or not ordered:
+            raise ctx.error(
+                f"videos[{i}] clip [{video.start}, {video.end}] needs finite 0 <= start <= end seconds",
+                field=f"videos[{i}]",
+            )
+
+
+def _check_unicode(sample: Sample, ctx: RecordContext) -> None:
+    """Every text encodes as UTF-8: JSON may hold a lone surrogate ("\\ud800") that printing,
+    tokenizing and writing the sample would fail on later."""
+    for key, value in sample.to_json().items():
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as e:
+            bad = e.object[e.start : e.end].encode("unicode_escape").decode("ascii")
+            raise ctx.error(f"field {key!r} is not valid Unicode (lone surrogate {bad})", field=key) from None
 
 
 def _is_number(value: Any) -> bool:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import deepvideo_r1.data.formats  # noqa: F401  (registers the adapters)
 from deepvideo_r1.data.errors import DataError, DataFormatError, MissingMediaError
-from deepvideo_r1.data.fields import check_sample
+from deepvideo_r1.data.fields import check_labelled, check_sample
 from deepvideo_r1.data.registry import Container, FormatAdapter, RecordContext, detect_format, get_format
 from deepvideo_r1.data.sample import Sample
 
@@ -84,10 +84,11 @@ def _raw_records(
         yield ctx, record, None
 
 
-def _convert(adapter: FormatAdapter, ctx: RecordContext, record: Any) -> Sample:
+def _convert(adapter: FormatAdapter, ctx: RecordContext, record: Any, require_labels: bool) -> Sample:
     if not isinstance(record, Mapping):
         raise ctx.error(f"expected a JSON object, got {type(record).__name__}")
-    return check_sample(adapter.convert(record, ctx), ctx)
+    sample = check_sample(adapter.convert(record, ctx), ctx)
+    return check_labelled(sample, ctx) if require_labels else sample
 
 
 def _check_media(sample: Sample, file: Path) -> None:
@@ -115,11 +116,14 @@ def load_samples(
     root: str | Path | None = None,
     on_error: OnError = "raise",
     check_media: bool = False,
+    require_labels: bool = False,
 ) -> LoadResult:
     """Read `path` (format name or "auto") into samples with media paths absolute against `root`.
 
     `root` defaults to the file's directory. `on_error="skip"` drops and lists bad records (and,
     with `check_media`, samples whose video/image files are missing) instead of raising.
+    Gold labels are checked with the scorer of their problem type; `require_labels` also makes a
+    sample without one a bad record (training data: every completion is scored).
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
@@ -138,7 +142,7 @@ def load_samples(
         try:
             if parse_error is not None:
                 raise parse_error
-            sample = _convert(adapter, RecordContext(path, base, ctx.line, ctx.index), record)
+            sample = _convert(adapter, RecordContext(path, base, ctx.line, ctx.index), record, require_labels)
             if check_media:
                 _check_media(sample, path)
         except DataError as e:
@@ -148,7 +152,33 @@ def load_samples(
             continue
         result.samples.append(sample)
     _warn_duplicate_ids(result.samples, path)
+    _warn_outside_root(result.samples, path, base)
     return result
+
+
+def _outside(media: str, base: Path) -> bool:
+    return os.path.commonpath([media, str(base)]) != str(base)
+
+
+def _warn_outside_root(samples: list[Sample], path: Path, base: Path) -> int:
+    """Warn once if media paths (via '..' or absolute) leave the root; returns how many samples do.
+
+    A dataset file is input from others: it should not make the run read files elsewhere unnoticed.
+    """
+    outside = [(s, m) for s in samples for m in [v.path for v in s.videos] + s.images if _outside(m, base)]
+    count = len({id(s) for s, _ in outside})
+    if outside:
+        sample, media = outside[0]
+        logger.warning(
+            "%s: %d samples have media outside the root %s (first: sample %r -> %s); check that the "
+            "file may read there",
+            path,
+            count,
+            base,
+            sample.id,
+            media,
+        )
+    return count
 
 
 def _warn_duplicate_ids(samples: list[Sample], path: Path) -> None:

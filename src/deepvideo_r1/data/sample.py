@@ -48,6 +48,11 @@ class Sample:
     reasoning: list[str] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def labelled(self) -> bool:
+        """Whether there is a gold label to score against: an answer, or spans for temporal_grounding."""
+        return bool(self.answer) or (self.problem_type == "temporal_grounding" and bool(self.timestamps))
+
     def to_json(self) -> dict[str, Any]:
         """The normalised JSON form (the keys `inspect-data --json` prints, plus reasoning/metadata)."""
         return {

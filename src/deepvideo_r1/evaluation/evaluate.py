@@ -130,7 +130,7 @@ def _score(sample: Sample, completion: str) -> dict:
 
 def is_labelled(sample: Sample) -> bool:
     """Whether the sample has something to score against (an answer, or spans for grounding)."""
-    return bool(sample.answer) or (sample.problem_type == "temporal_grounding" and bool(sample.timestamps))
+    return sample.labelled
 
 
 def score_prediction(sample: Sample, completion: str) -> dict:

@@ -99,12 +99,20 @@ def write_samples_jsonl(samples: Iterable[Sample], path: str | Path, root: str |
 
     With `root`, media paths are written relative to it (load back with the same `root`, or put the
     file in `root` and rely on the default). Parent directories are created. UTF-8, no ASCII escaping.
+    Atomic: the lines go to a temp file in the same directory, renamed over `path` only when all
+    are written, so a failure (e.g. text that is not valid Unicode) leaves no partial file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     count = 0
-    with path.open("w", encoding="utf-8") as f:
-        for sample in samples:
-            f.write(json.dumps(sample_record(sample, root), ensure_ascii=False) + "\n")
-            count += 1
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as f:
+            for sample in samples:
+                f.write(json.dumps(sample_record(sample, root), ensure_ascii=False) + "\n")
+                count += 1
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return count
