@@ -139,6 +139,15 @@ def make_tiny_model_cmd(
     typer.echo(f"wrote {family} tiny model to {path}")
 
 
+def _run_errors(*errors: type[Exception]):
+    """`_user_errors` for a run command: its own `errors`, plus preflight, data and media errors."""
+    from deepvideo_r1.data import DataError
+    from deepvideo_r1.models.media import SampleMediaError
+    from deepvideo_r1.preflight import PreflightError
+
+    return _user_errors(PreflightError, DataError, SampleMediaError, *errors)
+
+
 def _run_config(config: str | None, overrides: list[str], flags: dict[str, object]):
     """Defaults (the tiny CPU preset when no --config) -> YAML -> --set overrides -> flags."""
     from deepvideo_r1.config import ConfigError, load_config
@@ -197,7 +206,7 @@ def train(
     _setup_logging()
     cfg = _run_config(config, overrides, flags)
     errors = (StaleModelError, ResumeError, CheckpointError, DuplicateIdError, NonFiniteUpdateError)
-    with _user_errors(*errors):
+    with _run_errors(*errors):
         summary = run_training(cfg, overwrite=overwrite, resume_with_changes=with_changes)
     keys = ("eval_accuracy_before", "eval_accuracy_after", "steps", "world_size", "wall_seconds")
     if _is_main_process():
@@ -214,7 +223,7 @@ def sft(
     from deepvideo_r1.pipeline import StaleModelError, run_sft_only
 
     _setup_logging()
-    with _user_errors(StaleModelError):
+    with _run_errors(StaleModelError):
         path = run_sft_only(_run_config(config, overrides, {"train.output_dir": output_dir}))
     typer.echo(f"wrote {path}")
 
@@ -244,7 +253,7 @@ def eval_cmd(
     flags = {"model.path": model, "data.eval_file": data, "data.format": fmt, "data.root": root}
     _setup_logging()
     sampled = SampledDecoding(num_samples, temperature, sample_seed) if num_samples else None
-    with _user_errors(EvalResumeError, DuplicateIdError):
+    with _run_errors(EvalResumeError, DuplicateIdError):
         report = run_eval_only(_run_config(config, overrides, flags), out, sampled=sampled)
     typer.echo(json.dumps(report.to_json(), indent=2))
 

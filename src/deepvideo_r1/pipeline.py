@@ -34,6 +34,7 @@ from deepvideo_r1.evaluation.resume import check_unique_ids
 from deepvideo_r1.models.adapter import ModelAdapter, load_policy
 from deepvideo_r1.models.media import MediaLoader, pixel_budget
 from deepvideo_r1.models.trainable import is_lora
+from deepvideo_r1.preflight import preflight
 from deepvideo_r1.training.context import build_context, trainable_model
 from deepvideo_r1.training.resume import EVAL_STEP_DIR, differing_keys, plan_resume
 from deepvideo_r1.training.sft import run_sft
@@ -67,11 +68,16 @@ def _main_first(accelerator: Accelerator, fn):
     return result if accelerator.is_main_process else fn()
 
 
-def prepare_data(cfg: TrainConfig, accelerator: Accelerator) -> RunData:
-    """Load the configured files, or generate (once) the synthetic dataset."""
+def prepare_data(cfg: TrainConfig, accelerator: Accelerator, require_labels: bool = True) -> RunData:
+    """Load the configured files, or generate (once) the synthetic dataset.
+
+    `require_labels`: a training sample without a gold label is a bad record (RL scores them all).
+    """
     d = cfg.data
     if d.train_file is not None:
-        train = load_samples(d.train_file, format=d.format, root=d.root, on_error=d.on_error).samples
+        train = load_samples(
+            d.train_file, format=d.format, root=d.root, on_error=d.on_error, require_labels=require_labels
+        ).samples
         evals = (
             load_samples(d.eval_file, format=d.format, root=d.root, on_error=d.on_error).samples
             if d.eval_file
@@ -268,6 +274,7 @@ def run_training(cfg: TrainConfig, *, overwrite: bool = False, resume_with_chang
     Where it resumes from is decided first (`training.resume.plan_resume`): `overwrite` clears a
     previous run's outputs, `resume_with_changes` accepts a checkpoint trained with other settings.
     """
+    preflight(cfg, "train")
     start = time.time()
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     resume = plan_resume(cfg, accelerator, overwrite=overwrite, with_changes=resume_with_changes)
@@ -309,9 +316,10 @@ def run_training(cfg: TrainConfig, *, overwrite: bool = False, resume_with_chang
 
 def run_sft_only(cfg: TrainConfig) -> Path:
     """`deepvideo-r1 sft`: prepare data and model, run the supervised stage; returns sft_model/."""
+    preflight(cfg, "sft")
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     set_seed(cfg.train.seed)
-    data = prepare_data(cfg, accelerator)
+    data = prepare_data(cfg, accelerator, require_labels=False)  # SFT leaves unlabelled samples out
     return sft_stage(cfg, prepare_model_dir(cfg, accelerator), data, accelerator)
 
 
@@ -320,8 +328,7 @@ def run_eval_only(
 ) -> EvalReport:
     """`deepvideo-r1 eval`: greedy (+ optionally sampled) evaluation of model.path on
     data.eval_file into `out_dir`."""
-    if cfg.model.path is None or cfg.data.eval_file is None:
-        raise ValueError("eval needs model.path and data.eval_file")
+    preflight(cfg, "eval")
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     d = cfg.data
     samples = load_samples(d.eval_file, format=d.format, root=d.root, on_error=d.on_error).samples
