@@ -67,7 +67,7 @@ def test_all_problems_are_listed_together(tmp_path):
     cfg = _cfg(f"model.path={tmp_path}/m", "algo.reward_weights.acuracy=1", f"train.resume={tmp_path}/c")
     problems = preflight_problems(cfg, "train")
     assert len(problems) == 3
-    with pytest.raises(PreflightError, match="no such directory; .*no such path .*; .*unknown reward"):
+    with pytest.raises(PreflightError, match=r"no such directory; .*no such path .*; .*unknown reward"):
         preflight(cfg, "train")
     assert preflight_problems(cfg, "sft") == problems[:1]  # sft neither resumes nor scores
 

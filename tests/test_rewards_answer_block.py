@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from deepvideo_r1.rewards import RewardError, accuracy_reward, check_gold, extract_answer, parse_predicted_span
+from deepvideo_r1.rewards import (
+    RewardError,
+    accuracy_reward,
+    check_gold,
+    extract_answer,
+    parse_predicted_span,
+)
 
 OPTIONS = ["a red cat", "a blue dog", "a green bird", "a white fish"]
 
