@@ -19,6 +19,7 @@ from deepvideo_r1.models.adapter import ModelAdapter, PixelBudget
 from deepvideo_r1.models.batch import PromptInputs
 from deepvideo_r1.video import VideoDecodeError, load_image
 from deepvideo_r1.video.cache import FrameCache
+from deepvideo_r1.video.qwen import smart_resize
 
 
 class SampleMediaError(RuntimeError):
@@ -65,10 +66,19 @@ class MediaLoader:
             if sample.videos:
                 frames, times, fps = self._video(sample)
             if sample.images:
-                image = load_image(sample.images[0])
+                image = self._image(sample.images[0])
         except (VideoDecodeError, FileNotFoundError, OSError) as e:
             raise SampleMediaError(f"sample {sample.id}: {e}") from e
         return SampleMedia(frames=frames, frame_times=times, sample_fps=fps, image=image)
+
+    def _image(self, path: str) -> np.ndarray:
+        """The image, refused here (naming the file) if its shape is one smart_resize cannot take."""
+        image, v = load_image(path), self.video
+        try:
+            smart_resize(image.shape[0], image.shape[1], self.factor, v.min_pixels, v.max_pixels)
+        except ValueError as e:
+            raise VideoDecodeError(f"{path}: {e}") from e
+        return image
 
     def _video(self, sample: Sample) -> tuple[np.ndarray, list[float], float]:
         ref, v = sample.videos[0], self.video
@@ -84,6 +94,7 @@ class MediaLoader:
             max_pixels=v.max_pixels,
             total_pixels=v.total_pixels,
             factor=self.factor,
+            max_decode_pixels=v.max_decode_pixels,
         )
         return frames, list(info.timestamps), float(info.sample_fps)
 

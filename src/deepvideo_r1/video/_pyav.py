@@ -133,6 +133,21 @@ def seek(container: av.container.InputContainer, stream: av.VideoStream, pts: in
     return True
 
 
-def to_rgb(frame: av.VideoFrame) -> np.ndarray:
-    """[H, W, 3] uint8 RGB of a decoded frame."""
-    return frame.to_ndarray(format="rgb24")
+def decode_size(width: int, height: int, max_pixels: int | None) -> tuple[int, int] | None:
+    """(w, h) to scale a width x height frame to so that w·h <= max_pixels, aspect kept; None = as is.
+
+    s = sqrt(max_pixels / (W·H)); w = max(1, floor(W·s)), h = max(1, floor(H·s)).
+    """
+    if max_pixels is None or width * height <= max_pixels:
+        return None
+    scale = math.sqrt(max_pixels / (width * height))
+    return max(1, math.floor(width * scale)), max(1, math.floor(height * scale))
+
+
+def to_rgb(frame: av.VideoFrame, max_pixels: int | None = None) -> np.ndarray:
+    """[H, W, 3] uint8 RGB of a decoded frame, scaled by swscale (area filter) when it has more than
+    `max_pixels` pixels: the conversion and the scaling are one pass, no full-size RGB frame is made."""
+    size = decode_size(frame.width, frame.height, max_pixels)
+    if size is None:
+        return frame.to_ndarray(format="rgb24")
+    return frame.reformat(width=size[0], height=size[1], format="rgb24", interpolation="AREA").to_ndarray()

@@ -21,6 +21,7 @@ import numpy as np
 
 from deepvideo_r1.video import _pyav
 from deepvideo_r1.video.decode import VideoInfo, load_video
+from deepvideo_r1.video.errors import VideoDecodeError
 from deepvideo_r1.video.qwen import resize_frames, smart_resize, video_max_pixels
 
 logger = logging.getLogger(__name__)
@@ -99,10 +100,17 @@ class FrameCache:
         max_pixels: int | None = None,
         total_pixels: int | None = None,
         factor: int = 28,
+        max_decode_pixels: int | None = None,
     ) -> tuple[np.ndarray, VideoInfo]:
-        """Frames uint8 [T, H, W, 3] (resized when min/max_pixels are given) and their VideoInfo."""
+        """Frames uint8 [T, H, W, 3] (resized when min/max_pixels are given) and their VideoInfo.
+
+        `max_decode_pixels` goes to the loader (frames above it are scaled while decoding). A frame
+        shape smart_resize refuses (aspect ratio over 200) is a VideoDecodeError naming the file.
+        """
         sampling = dict(num_frames=num_frames, fps=fps, start=start, end=end)
         sampling |= dict(min_frames=min_frames, max_frames=max_frames)
+        if max_decode_pixels is not None:
+            sampling["max_decode_pixels"] = max_decode_pixels
         resize = dict(min_pixels=min_pixels, max_pixels=max_pixels, total_pixels=total_pixels, factor=factor)
         if (min_pixels is None) != (max_pixels is None):
             raise ValueError("give both min_pixels and max_pixels to cache resized frames, or neither")
@@ -115,7 +123,10 @@ class FrameCache:
         frames, info = self.loader(path, **sampling)
         if min_pixels is not None:
             cap = video_max_pixels(len(frames), min_pixels, max_pixels, total_pixels)
-            h, w = smart_resize(frames.shape[1], frames.shape[2], factor, min_pixels, cap)
+            try:
+                h, w = smart_resize(frames.shape[1], frames.shape[2], factor, min_pixels, cap)
+            except ValueError as e:
+                raise VideoDecodeError(f"{info.path}: {e}") from e
             frames = resize_frames(frames, h, w).permute(0, 2, 3, 1).contiguous().numpy()
         self._write(key, frames, info)
         return frames, info

@@ -13,7 +13,7 @@ import dataclasses
 import itertools
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -74,12 +74,22 @@ class _NearestPicker:
     to the earlier frame. Unresolved targets at the end take the last frame seen.
     """
 
-    def __init__(self, targets: np.ndarray, start: float, end: float) -> None:
+    def __init__(
+        self, targets: np.ndarray, start: float, end: float, convert: Callable[[Any], Any] | None = None
+    ) -> None:
         self.targets = [float(t) for t in targets]
         self.start, self.end = start, end
         self.index = 0
         self.prev: tuple[float, av.VideoFrame] | None = None
-        self.picks: list[tuple[float, av.VideoFrame]] = []
+        self.picks: list[tuple[float, Any]] = []
+        # a pick is converted (to small RGB) when it is taken, so no full-size frame is kept for it
+        self.convert = convert or (lambda frame: frame)
+        self._memo: tuple[Any, Any] | None = None  # (frame, converted): a frame picked twice in a row
+
+    def _take(self, t: float, frame: Any) -> None:
+        if self._memo is None or self._memo[0] is not frame:
+            self._memo = (frame, self.convert(frame))
+        self.picks.append((t, self._memo[1]))
 
     @property
     def done(self) -> bool:
@@ -98,13 +108,13 @@ class _NearestPicker:
         while not self.done and t >= self.next_target - _EPS:
             target = self.next_target
             use_prev = self.prev is not None and target - self.prev[0] <= t - target
-            self.picks.append(self.prev if use_prev else (t, frame))
+            self._take(*(self.prev if use_prev else (t, frame)))
             self.index += 1
         self.prev = (t, frame)
 
     def finish(self) -> None:
         while not self.done and self.prev is not None:
-            self.picks.append(self.prev)
+            self._take(*self.prev)
             self.index += 1
         self.index = len(self.targets)
 
@@ -169,11 +179,11 @@ def _runs(packets, index: dict[int, int], wanted: set[int]) -> list[tuple[int, i
     return [(k, last, pts_set) for k, (last, pts_set) in sorted(runs.items())]
 
 
-def _keep(frames: list[av.VideoFrame], wanted: set[int], got: dict[int, av.VideoFrame]) -> int:
-    """Store the wanted frames by pts; returns how many frames the decoder produced."""
+def _keep(frames: list[av.VideoFrame], wanted: set[int], got: dict[int, Any], convert) -> int:
+    """Store the wanted frames by pts, converted; returns how many frames the decoder produced."""
     for frame in frames:
         if frame.pts in wanted:
-            got[frame.pts] = frame
+            got[frame.pts] = convert(frame)
     return len(frames)
 
 
@@ -194,7 +204,7 @@ def _demux_from_key(container, stream, packets, index, start: int) -> Iterator[a
     raise _NoPlan
 
 
-def _decode_run(container, stream, packets, index, run, path: str) -> tuple[dict[int, av.VideoFrame], int]:
+def _decode_run(container, stream, packets, index, run, path: str, convert) -> tuple[dict[int, Any], int]:
     """Seek to the run's keyframe and decode to its last needed packet; returns ({pts: frame}, decoded).
 
     Packets that are not wanted are sent with skip_frame=NONREF: a frame no other frame references
@@ -209,11 +219,11 @@ def _decode_run(container, stream, packets, index, run, path: str) -> tuple[dict
         for packet in _demux_from_key(container, stream, packets, index, start):
             i = index.get(packet.pts)
             cc.skip_frame = "DEFAULT" if packet.pts in wanted else "NONREF"
-            decoded += _keep(packet.decode(), wanted, got)
+            decoded += _keep(packet.decode(), wanted, got, convert)
             if i is not None and i >= last:
                 break
         cc.skip_frame = "DEFAULT"
-        decoded += _keep(cc.decode(None), wanted, got)
+        decoded += _keep(cc.decode(None), wanted, got, convert)
     except av.FFmpegError as e:
         raise VideoDecodeError(f"decoding failed in {path}: {e}") from e
     finally:
@@ -232,10 +242,10 @@ def _decode_seeking(container, stream, meta, picker: _NearestPicker, path: str) 
     plan = _plan_picks(packets, meta, _NearestPicker(np.asarray(picker.targets), picker.start, picker.end))
     index = {p.pts: i for i, p in enumerate(packets)}
     runs = _runs(packets, index, {pts for _, pts in plan})
-    frames: dict[int, av.VideoFrame] = {}
+    frames: dict[int, Any] = {}
     decoded = 0
     for run in runs:
-        got, n = _decode_run(container, stream, packets, index, run, path)
+        got, n = _decode_run(container, stream, packets, index, run, path, picker.convert)
         frames.update(got)
         decoded += n
     if any(pts not in frames for _, pts in plan):
@@ -266,7 +276,10 @@ def _complete_meta(meta: _pyav.StreamMeta, path: str) -> _pyav.StreamMeta:
 
 
 def _clip_bounds(start: float | None, end: float | None, duration: float, path: str) -> tuple[float, float]:
-    """[start, end) in seconds, clamped to [0, duration]; raises if the clip is empty."""
+    """[start, end) in seconds, clamped to [0, duration]; raises if the clip is empty or a bound is
+    NaN or infinite (max/min would silently turn a NaN bound into the whole video)."""
+    if any(b is not None and not math.isfinite(b) for b in (start, end)):
+        raise VideoDecodeError(f"clip [{start}, {end}] s of {path} needs finite bounds (or null)")
     lo = 0.0 if start is None else max(0.0, float(start))
     hi = duration if end is None else min(duration, float(end))
     if hi <= lo:
@@ -295,15 +308,6 @@ def _check_coverage(picker: _NearestPicker, meta: _pyav.StreamMeta, path: str, e
         )
 
 
-def _stack_rgb(picked: list[av.VideoFrame]) -> np.ndarray:
-    """[T, H, W, 3] uint8; a frame picked for several targets is converted once."""
-    rgb: dict[int, np.ndarray] = {}
-    for frame in picked:
-        if id(frame) not in rgb:
-            rgb[id(frame)] = _pyav.to_rgb(frame)
-    return np.stack([rgb[id(f)] for f in picked])
-
-
 def load_video(
     path: str | os.PathLike,
     num_frames: int | None = None,
@@ -313,6 +317,7 @@ def load_video(
     min_frames: int = 4,
     max_frames: int = 768,
     *,
+    max_decode_pixels: int | None = None,
     seek: bool = True,
     threads: int = 0,
 ) -> tuple[np.ndarray, VideoInfo]:
@@ -321,17 +326,22 @@ def load_video(
     T = round2(num_frames), or floor2(clamp(D · fps, min_frames, max_frames)) with `fps`
     (see `sampling.resolve_frame_count`); num_frames = 16 when neither is given. Target times are
     linspace(start, end - 1/source_fps, T); each gets the nearest frame of the clip.
-    Returns frames uint8 [T, H, W, 3] RGB and a VideoInfo. `seek=False` decodes every frame instead.
+    Returns frames uint8 [T, H, W, 3] RGB and a VideoInfo. `max_decode_pixels`: frames with more
+    pixels are scaled down while they are converted (see `_pyav.to_rgb`). A `num_frames` above
+    `max_frames` is a ValueError: T frames cost T·H·W·3 bytes. `seek=False` decodes every frame instead.
     `threads`: decoder threads, 0 = FFmpeg's automatic frame + slice threading, 1 = single-threaded.
     Raises VideoNotFoundError / VideoDecodeError (both name the path).
     """
+    if num_frames is not None and num_frames > max_frames:
+        raise ValueError(f"num_frames={num_frames} exceeds max_frames={max_frames}, the per-video frame cap")
     full = _pyav.check_file(os.fspath(path))
     with _pyav.open_input(full) as container:
         stream = _pyav.video_stream(container, full, threads)
         meta = _complete_meta(_pyav.stream_meta(container, stream), full)
         clip_start, clip_end = _clip_bounds(start, end, meta.duration, full)
         n = resolve_frame_count(clip_end - clip_start, meta.fps, num_frames, fps, min_frames, max_frames)
-        picker = _NearestPicker(target_times(clip_start, clip_end, n, meta.fps), clip_start, clip_end)
+        times = target_times(clip_start, clip_end, n, meta.fps)
+        picker = _NearestPicker(times, clip_start, clip_end, lambda f: _pyav.to_rgb(f, max_decode_pixels))
         if seek:
             try:
                 decoded, seeks = _decode_seeking(container, stream, meta, picker, full)
@@ -341,7 +351,7 @@ def load_video(
             decoded, seeks = _decode_sequential(container, stream, meta, picker, full), 0
         picker.finish()
         _check_coverage(picker, meta, full, end)
-        frames = _stack_rgb([f for _, f in picker.picks])
+        frames = np.stack([rgb for _, rgb in picker.picks])  # [T, H, W, 3] uint8
     info = VideoInfo(
         path=full,
         timestamps=[t for t, _ in picker.picks],
