@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -36,6 +36,7 @@ from deepvideo_r1.models.media import MediaLoader, pixel_budget
 from deepvideo_r1.models.trainable import is_lora
 from deepvideo_r1.preflight import preflight
 from deepvideo_r1.training.context import build_context, trainable_model
+from deepvideo_r1.training.media_skips import media_skip_metrics
 from deepvideo_r1.training.resume import EVAL_STEP_DIR, differing_keys, plan_resume
 from deepvideo_r1.training.sft import run_sft
 from deepvideo_r1.training.trainer import train_loop
@@ -57,8 +58,12 @@ class StaleSftModelError(StaleModelError):
 
 @dataclass
 class RunData:
+    """The run's samples, and what was skipped under data.on_error: skip (records at load time,
+    samples with unreadable media per stage), for summary.json."""
+
     train: list[Sample]
     eval: list[Sample]
+    skipped: dict[str, int] = field(default_factory=dict)
 
 
 def _main_first(accelerator: Accelerator, fn):
@@ -74,15 +79,16 @@ def prepare_data(cfg: TrainConfig, accelerator: Accelerator, require_labels: boo
     `require_labels`: a training sample without a gold label is a bad record (RL scores them all).
     """
     d = cfg.data
+    skipped = {}
     if d.train_file is not None:
-        train = load_samples(
+        loaded = load_samples(
             d.train_file, format=d.format, root=d.root, on_error=d.on_error, require_labels=require_labels
-        ).samples
-        evals = (
-            load_samples(d.eval_file, format=d.format, root=d.root, on_error=d.on_error).samples
-            if d.eval_file
-            else []
         )
+        train, skipped["train_records"] = loaded.samples, len(loaded.skipped)
+        evals = []
+        if d.eval_file:
+            loaded = load_samples(d.eval_file, format=d.format, root=d.root, on_error=d.on_error)
+            evals, skipped["eval_records"] = loaded.samples, len(loaded.skipped)
     else:
         from deepvideo_r1.data.synth import generate_synthetic_dataset
         from deepvideo_r1.data.synth.config import SynthConfig
@@ -105,7 +111,7 @@ def prepare_data(cfg: TrainConfig, accelerator: Accelerator, require_labels: boo
     if d.max_eval_samples is not None:
         evals = evals[: d.max_eval_samples]
     check_unique_ids(evals, d.eval_file or "the synthetic eval split")
-    return RunData(train=train, eval=evals)
+    return RunData(train=train, eval=evals, skipped=skipped)
 
 
 def tiny_settings(cfg: TrainConfig) -> dict:
@@ -146,7 +152,8 @@ def load_model(cfg: TrainConfig, path: Path, accelerator: Accelerator):
 
 def media_loader(cfg: TrainConfig, adapter: ModelAdapter) -> MediaLoader:
     cache = Path(cfg.video.cache_dir) if cfg.video.cache_dir else Path(cfg.train.output_dir) / "cache"
-    return MediaLoader(cfg.video, cache, factor=adapter.family.patch_size * adapter.family.merge_size)
+    factor = adapter.family.patch_size * adapter.family.merge_size
+    return MediaLoader(cfg.video, cache, factor=factor, on_error=cfg.data.on_error)
 
 
 def save_model(model, adapter: ModelAdapter, out: Path, accelerator: Accelerator, policy=None) -> Path:
@@ -207,16 +214,18 @@ def sft_stage(cfg: TrainConfig, model_dir: Path, data: RunData, accelerator: Acc
         return out
     model, adapter = load_model(cfg, model_dir, accelerator)
     model = trainable_model(model, cfg)
+    media = media_loader(cfg, adapter)
     losses = run_sft(
         model,
         adapter,
         data.train,
-        media_loader(cfg, adapter),
+        media,
         cfg.sft,
         accelerator,
         seed=cfg.train.seed,
         max_grad_norm=cfg.train.max_grad_norm,
     )
+    data.skipped["sft_media"] = int(media_skip_metrics(media, accelerator).get("data/media_skipped", 0))
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         (out / "sft_losses.json").write_text(json.dumps(losses))
@@ -229,11 +238,12 @@ def eval_stage(
 ) -> EvalReport | None:
     if not data.eval:
         return None
+    media = media_loader(cfg, adapter)
     report = evaluate(
         model,
         adapter,
         data.eval,
-        media_loader(cfg, adapter),
+        media,
         Path(cfg.train.output_dir) / name,
         accelerator=accelerator,
         batch_size=cfg.train.eval_batch_size,
@@ -242,6 +252,7 @@ def eval_stage(
     )
     ci = "" if report.ci95 is None else f" (95 % interval {report.ci95[0]:.3f}-{report.ci95[1]:.3f})"
     logger.info("%s: accuracy %.3f%s on %d samples", name, report.accuracy, ci, report.n_labelled)
+    data.skipped[f"{name}_media"] = report.n_skipped
     return report
 
 
@@ -292,6 +303,7 @@ def run_training(cfg: TrainConfig, *, overwrite: bool = False, resume_with_chang
     ctx = build_context(cfg, accelerator, model, adapter, data.train, media_loader(cfg, adapter))
     evaluate_at = periodic_eval(cfg, ctx, adapter, data, accelerator, before)
     last = train_loop(ctx, resume=resume, evaluate=evaluate_at)
+    data.skipped["train_media"] = int(media_skip_metrics(ctx.media, accelerator).get("data/media_skipped", 0))
     with gathered_for_generation(ctx.policy):
         after = eval_stage(cfg, ctx.model, adapter, data, "eval_after", accelerator)
     save_model(ctx.model, adapter, out / "final_model", accelerator, policy=ctx.policy)
@@ -304,6 +316,7 @@ def run_training(cfg: TrainConfig, *, overwrite: bool = False, resume_with_chang
         "world_size": accelerator.num_processes,
         "wall_seconds": round(time.time() - start, 1),
         "last_metrics": last,
+        "skipped": data.skipped,
     }
     if accelerator.is_main_process:
         (out / "summary.json").write_text(json.dumps(summary, indent=2))

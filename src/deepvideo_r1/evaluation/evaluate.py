@@ -72,6 +72,8 @@ class EvalReport:
     mean_at_k: float | None = None
     maj_at_k: float | None = None
     pass_at_k: float | None = None
+    n_skipped: int = 0
+    """Samples left out because their media could not be read (data.on_error: skip); not in `n`."""
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -207,7 +209,7 @@ def predict(
     settings = eval_settings(model, adapter, media, max_new_tokens)
     keys = {s.id: record_key(settings, prompt_fingerprint(adapter, s)) for s in samples}
     done = resume_records(out_path, samples, decoding, {**keys, "__settings__": settings}, restart_if_stale)
-    todo = [s for s in samples if s.id not in done]
+    todo = [s for s in samples if s.id not in done and media.readable(s)]  # unreadable: skipped
     with open(out_path, "a", encoding="utf-8") as f:
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
@@ -229,7 +231,7 @@ def predict(
                 done[sample.id] = rec
                 f.write(json.dumps(rec) + "\n")
             f.flush()
-    return [done[s.id] for s in samples]
+    return [done[s.id] for s in samples if s.id in done]
 
 
 def _chunk_seed(seed: int, chunk: list[Sample]) -> int:
@@ -329,9 +331,12 @@ def evaluate(
         sampled=sampled,
         restart_if_stale=restart_if_stale,
     )
+    skipped = [s.id for s in shard if s.id in media.skipped]
     if world > 1:
         records = [r for part in gather_object([records]) for r in part]
+        skipped = [i for part in gather_object([skipped]) for i in part]
     report = summarize(records)
+    report.n_skipped = len(skipped)
     if rank == 0:
         (out_dir / "eval_report.json").write_text(json.dumps(report.to_json(), indent=2))
     return report

@@ -2,14 +2,17 @@
 
 Frames are decoded once per (file, sampling, size) and kept resized on disk by the FrameCache, so
 later epochs read uint8 arrays instead of decoding. A sample whose media cannot be read raises an
-error naming the sample and the file; nothing is replaced.
+error naming the sample and the file; under on_error="skip", `readable` says False instead and
+records the sample in `skipped` (its callers leave it out; nothing is replaced).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -20,6 +23,8 @@ from deepvideo_r1.models.batch import PromptInputs
 from deepvideo_r1.video import VideoDecodeError, load_image
 from deepvideo_r1.video.cache import FrameCache
 from deepvideo_r1.video.qwen import smart_resize
+
+logger = logging.getLogger(__name__)
 
 
 class SampleMediaError(RuntimeError):
@@ -48,12 +53,41 @@ def pixel_budget(video: VideoConfig) -> PixelBudget:
 
 
 class MediaLoader:
-    """`loader(sample) -> SampleMedia` with an on-disk frame cache; `factor` = patch·merge size."""
+    """`loader(sample) -> SampleMedia` with an on-disk frame cache; `factor` = patch·merge size.
 
-    def __init__(self, video: VideoConfig, cache_dir: str | Path, factor: int = 28) -> None:
+    `on_error`: "raise" or "skip" (data.on_error); see `readable`. `skipped`: sample id -> reason.
+    """
+
+    def __init__(
+        self,
+        video: VideoConfig,
+        cache_dir: str | Path,
+        factor: int = 28,
+        on_error: Literal["raise", "skip"] = "raise",
+    ) -> None:
         self.video = video
         self.cache = FrameCache(cache_dir)
         self.factor = factor
+        self.on_error = on_error
+        self.skipped: dict[str, str] = {}
+        self._readable: set[str] = set()
+
+    def readable(self, sample: Sample) -> bool:
+        """Whether to use `sample`: always True under "raise" (loading it raises later); under
+        "skip" its media are loaded once (filling the frame cache), and a failure is logged,
+        recorded in `skipped` and answered False from then on."""
+        if self.on_error == "raise" or sample.id in self._readable:
+            return True
+        if sample.id in self.skipped:
+            return False
+        try:
+            self(sample)
+        except SampleMediaError as e:
+            self.skipped[sample.id] = str(e)
+            logger.warning("skipped sample with unreadable media (data.on_error=skip): %s", e)
+            return False
+        self._readable.add(sample.id)
+        return True
 
     def __call__(self, sample: Sample) -> SampleMedia:
         if len(sample.videos) > 1 or len(sample.images) > 1:

@@ -1,7 +1,9 @@
 """Supervised warm start: cross-entropy on "<think>steps</think><answer>X</answer>" targets.
 
 The target comes from the sample's reasoning trace and gold answer (data.prompts.build_target_text);
-samples without a gold answer are left out of this stage (and counted).
+samples without a gold answer are left out of this stage (and counted). Under data.on_error: skip a
+drawn sample with unreadable media is left out of its step (`media.skipped` counts them); a step
+left with nothing makes no update.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from deepvideo_r1.metrics.logger import TrainProgress
 from deepvideo_r1.models.adapter import ModelAdapter
 from deepvideo_r1.models.media import MediaLoader, encode_sample
 from deepvideo_r1.training.context import make_optimizer
+from deepvideo_r1.training.media_skips import keep_readable
 from deepvideo_r1.training.policy import PolicyModule
 from deepvideo_r1.training.sampler import PromptSampler
 
@@ -65,7 +68,11 @@ def run_sft(
         cfg.steps, enabled=accelerator.is_main_process, log_every=50, keys=("sft/loss",)
     ) as bar:
         for step in range(1, cfg.steps + 1):
-            idx = sampler.next_batch(cfg.batch_size, accelerator.process_index, accelerator.num_processes)
+            drawn = sampler.next_batch(cfg.batch_size, accelerator.process_index, accelerator.num_processes)
+            idx = keep_readable(drawn, lambda i: pairs[i][0], media, accelerator)
+            if not idx:
+                logger.warning("SFT step %d: no drawn sample has readable media; no update", step)
+                continue
             prompts = [encode_sample(adapter, pairs[i][0], media(pairs[i][0])) for i in idx]
             targets = [adapter.encode_completion(pairs[i][1]) for i in idx]
             batch = adapter.sft_batch(prompts, targets).to(accelerator.device)

@@ -33,6 +33,7 @@ from deepvideo_r1.difficulty.self_traces import generate_self_traces
 from deepvideo_r1.models.media import encode_sample
 from deepvideo_r1.training.context import RunContext
 from deepvideo_r1.training.groups import Groups, concat_groups, micro_batches, replace_groups, roll_out
+from deepvideo_r1.training.media_skips import keep_readable, media_skip_metrics
 
 
 @dataclass
@@ -110,13 +111,17 @@ def plan_all(
     ]
 
 
-def collect_groups(ctx: RunContext, step: int) -> tuple[Groups, dict[str, float]]:
+def collect_groups(ctx: RunContext, step: int) -> tuple[Groups | None, dict[str, float]]:
     """Draw, roll out, assess and (same_step) re-roll augmented groups of one rollout batch;
-    returns the groups to train on. `step` numbers rollout batches (it seeds the draws)."""
+    returns the groups to train on (None when every drawn prompt had unreadable media under
+    data.on_error: skip). `step` numbers rollout batches (it seeds the draws)."""
     world, rank = ctx.accelerator.num_processes, ctx.accelerator.process_index
     cfg, seed = ctx.cfg, ctx.cfg.train.seed
     n = cfg.rollout.prompts_per_step
-    indices = ctx.sampler.next_batch(n, rank, world)
+    drawn = ctx.sampler.next_batch(n, rank, world)
+    indices = keep_readable(drawn, lambda i: ctx.dataset[i], ctx.media, ctx.accelerator)
+    if not indices:
+        return None, {}
     next_visit = cfg.difficulty.enabled and cfg.difficulty.timing == "next_visit"
     pending = [ctx.controller.pop_pending(ctx.dataset[i].id) if next_visit else None for i in indices]
     groups = build_groups(
@@ -154,7 +159,7 @@ def collect_groups(ctx: RunContext, step: int) -> tuple[Groups, dict[str, float]
     return groups, stats
 
 
-def collect_rollouts(ctx: RunContext, step: int) -> tuple[Groups, dict[str, float]]:
+def collect_rollouts(ctx: RunContext, step: int) -> tuple[Groups | None, dict[str, float]]:
     """train.grad_accumulation rollout batches of prompts_per_step prompts, rolled out one after the
     other (generation memory is that of one batch), joined for one optimizer step.
 
@@ -163,9 +168,12 @@ def collect_rollouts(ctx: RunContext, step: int) -> tuple[Groups, dict[str, floa
     step once per optimizer step; the per-batch stats are averaged (equal batch sizes).
     """
     k = ctx.cfg.train.grad_accumulation
-    parts = [collect_groups(ctx, (step - 1) * k + i + 1) for i in range(k)]
+    drawn = [collect_groups(ctx, (step - 1) * k + i + 1) for i in range(k)]
     if ctx.cfg.difficulty.enabled:
         ctx.controller.end_step()
+    parts = [(g, p) for g, p in drawn if g is not None]  # None: nothing readable (on_error: skip)
+    if not parts:
+        return None, {}
     stats = {key: _mean([p[key] for _, p in parts if key in p]) for key in parts[0][1]}
     return concat_groups([g for g, _ in parts], ctx.adapter.pad_id), stats
 
@@ -328,6 +336,8 @@ def rl_step(ctx: RunContext, step: int) -> StepOutput:
     """One full step; returns metrics averaged over ranks."""
     t0 = time.perf_counter()
     groups, stats = collect_rollouts(ctx, step)
+    if groups is None:  # nothing readable was drawn: no update this step
+        return StepOutput(metrics={**media_skip_metrics(ctx.media, ctx.accelerator), "perf/empty_steps": 1.0})
     t1 = time.perf_counter()
     advantages = group_advantages(
         groups.rewards.total, groups.group_size, scale=ctx.advantage_scale, eps=ctx.cfg.algo.adv_eps
@@ -339,7 +349,7 @@ def rl_step(ctx: RunContext, step: int) -> StepOutput:
     metrics |= {"perf/rollout_s": groups.rollout_s, "perf/reward_s": groups.reward_s}
     metrics |= {"perf/collect_s": t1 - t0, "perf/update_s": t2 - t1}
     metrics |= {"perf/lr": float(ctx.scheduler.get_last_lr()[0])}
-    metrics = ctx.reduce_metrics(metrics)
+    metrics = ctx.reduce_metrics(metrics) | media_skip_metrics(ctx.media, ctx.accelerator)
     if ctx.cfg.difficulty.enabled:
         metrics |= ctx.controller.metrics(reset=True)  # identical on every rank: not averaged
     return StepOutput(metrics=metrics)

@@ -1,0 +1,34 @@
+"""data.on_error: skip for media during training: drawn samples whose video or image cannot be
+read are left out of the step (never replaced by others) and counted in the metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from accelerate import Accelerator
+from accelerate.utils import gather_object
+
+from deepvideo_r1.data.sample import Sample
+from deepvideo_r1.models.media import MediaLoader
+
+
+def keep_readable(
+    indices: list[int], sample_of: Callable[[int], Sample], media: MediaLoader, accelerator: Accelerator
+) -> list[int]:
+    """The drawn `indices` whose media load (all of them under on_error="raise").
+
+    With several processes every rank keeps the smallest count kept on any rank: each forward,
+    backward and generate call is a collective, so the ranks must run the same number of prompts.
+    """
+    kept = [i for i in indices if media.readable(sample_of(i))]
+    if media.on_error == "skip" and accelerator.num_processes > 1:
+        kept = kept[: min(gather_object([len(kept)]))]
+    return kept
+
+
+def media_skip_metrics(media: MediaLoader, accelerator: Accelerator) -> dict[str, float]:
+    """{"data/media_skipped": distinct samples skipped so far, summed over ranks}; {} under "raise"."""
+    if media.on_error != "skip":
+        return {}
+    counts = gather_object([len(media.skipped)]) if accelerator.num_processes > 1 else [len(media.skipped)]
+    return {"data/media_skipped": float(sum(counts))}
