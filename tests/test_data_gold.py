@@ -115,3 +115,18 @@ def test_media_outside_the_root_is_warned_once_with_a_count(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="deepvideo_r1.data.loader"):
         load_samples(_write(root, [json.dumps(records[0])], "ok.jsonl"))
     assert not [r for r in caplog.records if "outside the root" in r.getMessage()]
+
+
+def test_inspect_data_with_a_lone_surrogate_is_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from deepvideo_r1.cli import app
+
+    line = '{"id": "s", "problem_type": "free_form", "question": "what \\ud800?", "answer": "x"}'
+    path = _write(tmp_path, [json.dumps(MC), line])
+    result = CliRunner().invoke(app, ["inspect-data", str(path)])
+    # before: UnicodeEncodeError traceback while printing the table
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "line 2: field 'question' is not valid Unicode" in result.output
+    skipped = CliRunner().invoke(app, ["inspect-data", str(path), "--on-error", "skip", "--json"])
+    assert skipped.exit_code == 0 and "skipped: 1" in skipped.output
