@@ -160,25 +160,17 @@ def _outside(media: str, base: Path) -> bool:
     return os.path.commonpath([media, str(base)]) != str(base)
 
 
-def _warn_outside_root(samples: list[Sample], path: Path, base: Path) -> int:
-    """Warn once if media paths (via '..' or absolute) leave the root; returns how many samples do.
-
-    A dataset file is input from others: it should not make the run read files elsewhere unnoticed.
-    """
+def _warn_outside_root(samples: list[Sample], path: Path, base: Path) -> None:
+    """Warn once, with the count and the first example, if media paths ('..' or absolute) leave the
+    root: a dataset file is input from others and should not make a run read elsewhere unnoticed."""
     outside = [(s, m) for s in samples for m in [v.path for v in s.videos] + s.images if _outside(m, base)]
-    count = len({id(s) for s, _ in outside})
     if outside:
         sample, media = outside[0]
+        count = len({id(s) for s, _ in outside})
         logger.warning(
-            "%s: %d samples have media outside the root %s (first: sample %r -> %s); check that the "
-            "file may read there",
-            path,
-            count,
-            base,
-            sample.id,
-            media,
+            "%s: %d samples have media outside the root %s (first: sample %r -> %s); check these paths",
+            *(path, count, base, sample.id, media),
         )
-    return count
 
 
 def _warn_duplicate_ids(samples: list[Sample], path: Path) -> None:
