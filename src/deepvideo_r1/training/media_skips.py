@@ -27,8 +27,10 @@ def keep_readable(
 
 
 def media_skip_metrics(media: MediaLoader, accelerator: Accelerator) -> dict[str, float]:
-    """{"data/media_skipped": distinct samples skipped so far, summed over ranks}; {} under "raise"."""
+    """{"data/media_skipped": distinct samples skipped so far on any rank}; {} under "raise"."""
     if media.on_error != "skip":
         return {}
-    counts = gather_object([len(media.skipped)]) if accelerator.num_processes > 1 else [len(media.skipped)]
-    return {"data/media_skipped": float(sum(counts))}
+    ids = list(media.skipped)
+    if accelerator.num_processes > 1:  # a sample drawn by two ranks is one skipped sample
+        ids = [i for part in gather_object([ids]) for i in part]
+    return {"data/media_skipped": float(len(set(ids)))}
