@@ -552,6 +552,6 @@ def _format_errors(error: ValidationError) -> str:
     lines = []
     for err in error.errors()[:20]:
         loc = quote(".".join(str(part) for part in err["loc"])).strip("'")
-        message = err["msg"].removeprefix("Value error, ")[:QUOTE_CHARS]
+        message = err["msg"].removeprefix("Value error, ")  # our own text, not the input
         lines.append(f"  {loc}: {message} (got {quote(err['input'])})" if loc else f"  {message}")
     return "\n".join(lines)
