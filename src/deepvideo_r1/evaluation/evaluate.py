@@ -35,7 +35,7 @@ from deepvideo_r1.evaluation.fingerprint import (
 from deepvideo_r1.evaluation.resume import check_unique_ids, resume_records
 from deepvideo_r1.metrics.stats import t_interval
 from deepvideo_r1.models.adapter import ModelAdapter
-from deepvideo_r1.models.media import MediaLoader, encode_sample
+from deepvideo_r1.models.media import MediaLoader, encode_sample, is_readable, skips_media
 from deepvideo_r1.rewards import (
     accuracy_reward,
     extract_answer,
@@ -209,7 +209,7 @@ def predict(
     settings = eval_settings(model, adapter, media, max_new_tokens)
     keys = {s.id: record_key(settings, prompt_fingerprint(adapter, s)) for s in samples}
     done = resume_records(out_path, samples, decoding, {**keys, "__settings__": settings}, restart_if_stale)
-    todo = [s for s in samples if s.id not in done and media.readable(s)]  # unreadable: skipped
+    todo = [s for s in samples if s.id not in done and is_readable(media, s)]  # unreadable: skipped
     with open(out_path, "a", encoding="utf-8") as f:
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
@@ -331,7 +331,7 @@ def evaluate(
         sampled=sampled,
         restart_if_stale=restart_if_stale,
     )
-    skipped = [s.id for s in shard if s.id in media.skipped]
+    skipped = [s.id for s in shard if skips_media(media) and s.id in media.skipped]
     if world > 1:
         records = [r for part in gather_object([records]) for r in part]
         skipped = [i for part in gather_object([skipped]) for i in part]

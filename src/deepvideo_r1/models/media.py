@@ -133,6 +133,20 @@ class MediaLoader:
         return frames, list(info.timestamps), float(info.sample_fps)
 
 
+MediaSource = MediaLoader | Callable[[Sample], SampleMedia]
+"""A MediaLoader, or any `sample -> SampleMedia` callable (no skip policy: everything is used)."""
+
+
+def is_readable(media: MediaSource, sample: Sample) -> bool:
+    """`media.readable(sample)` for a MediaLoader; True for a plain callable."""
+    return media.readable(sample) if isinstance(media, MediaLoader) else True
+
+
+def skips_media(media: MediaSource) -> bool:
+    """Whether `media` leaves unreadable samples out (a MediaLoader with on_error="skip")."""
+    return isinstance(media, MediaLoader) and media.on_error == "skip"
+
+
 def encode_sample(
     adapter: ModelAdapter,
     sample: Sample,
