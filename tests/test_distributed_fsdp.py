@@ -25,9 +25,15 @@ from deepvideo_r1.distributed.sharding import (
     shard_units,
     strip_prefix,
 )
-from deepvideo_r1.metrics.logger import read_metrics
+from deepvideo_r1.metrics.logger import read_metrics as _read_all
 from deepvideo_r1.models.testing import tiny_policy
 from deepvideo_r1.presets import TINY_CPU
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """The RL step records of a metrics.jsonl (held-out eval records left out)."""
+    return [r for r in _read_all(path) if "reward/mean" in r]
+
 
 FAST = [
     "data.synth.n_train=8",
@@ -38,7 +44,7 @@ FAST = [
     "train.micro_batch_size=4",
     "rollout.max_new_tokens=8",
     "train.eval_batch_size=2",
-    "train.tensorboard=false",
+    "train.report_to=[]",
     "train.lr=1e-2",
     "algo.beta=0.1",
     "train.fsdp=true",

@@ -1,4 +1,4 @@
-"""Metrics logger: JSONL records, resume truncation, TensorBoard mirror, progress ETA."""
+"""Metrics logger: JSONL records, resume truncation, tracker mirror, progress ETA."""
 
 from __future__ import annotations
 
@@ -14,13 +14,14 @@ from deepvideo_r1.metrics.logger import (
     MetricsLogger,
     TrainProgress,
     format_metrics,
+    log_step_once,
     read_metrics,
     truncate_metrics,
 )
 
 
 def test_log_writes_flushed_jsonl(tmp_path):
-    logger = MetricsLogger(tmp_path, tensorboard=False)
+    logger = MetricsLogger(tmp_path)
     logger.log(1, {"reward/mean": 1.5, "loss/total": torch.tensor(0.25), "perf/lr": 1e-6})
     # flushed before close: a crash right now would keep the record
     line = (tmp_path / METRICS_FILE).read_text().splitlines()[0]
@@ -43,13 +44,13 @@ def test_disabled_logger_writes_nothing(tmp_path):
 
 
 def test_resume_truncates_later_steps(tmp_path):
-    with MetricsLogger(tmp_path, tensorboard=False) as logger:
+    with MetricsLogger(tmp_path) as logger:
         for step in range(1, 6):
             logger.log(step, {"reward/mean": float(step)})
     with open(tmp_path / METRICS_FILE, "a") as f:
         f.write('{"step": 6, "rew')  # torn line from a crash
     # the checkpoint was at step 3: steps 4, 5 and the torn line are redone
-    with MetricsLogger(tmp_path, tensorboard=False, resume_step=3) as logger:
+    with MetricsLogger(tmp_path, resume_step=3) as logger:
         logger.log(4, {"reward/mean": 40.0})
     records = read_metrics(tmp_path)
     assert [(r["step"], r["reward/mean"]) for r in records] == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 40.0)]
@@ -62,15 +63,24 @@ def test_read_metrics_rejects_corrupt_middle_line(tmp_path):
         read_metrics(tmp_path)
 
 
-def test_tensorboard_mirror(tmp_path):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+def test_mirror_gets_numbers_at_offset_steps(tmp_path):
+    calls = []
+    with MetricsLogger(
+        tmp_path, mirror=lambda values, step: calls.append((step, values)), step_offset=5
+    ) as log:
+        log.log(1, {"reward/mean": 0.5, "note": "text", "gone": None, "flag": True})
+        log.log(2, {"note": "text only"})  # nothing numeric: no mirror call
+    # RL step 1 after 5 SFT steps lands at tracker step 6; strings, None and bools stay in the jsonl only
+    assert calls == [(6, {"reward/mean": 0.5})]
 
-    with MetricsLogger(tmp_path) as logger:
-        logger.log(1, {"reward/mean": 0.5})
-        logger.log(2, {"reward/mean": 1.0})
-    events = EventAccumulator(str(tmp_path / "tb"))
-    events.Reload()
-    assert [(e.step, e.value) for e in events.Scalars("reward/mean")] == [(1, 0.5), (2, 1.0)]
+
+def test_log_step_once_replaces_a_redone_eval(tmp_path):
+    with MetricsLogger(tmp_path) as log:
+        log.log(1, {"reward/mean": 1.0})
+    log_step_once(tmp_path, 0, {"eval/accuracy": 0.25})
+    log_step_once(tmp_path, 0, {"eval/accuracy": 0.5})  # the eval redone after a resume
+    records = read_metrics(tmp_path)
+    assert [(r["step"], r.get("eval/accuracy")) for r in records] == [(1, None), (0, 0.5)]
 
 
 def test_progress_plain_log_and_eta(caplog, monkeypatch):
@@ -87,7 +97,7 @@ def test_progress_plain_log_and_eta(caplog, monkeypatch):
         bar.update(4, {"reward/mean": 1.25, "loss/total": 0.5})
     # at 120: 20 s / 2 steps * 8 left = 80 s -> "1:20"
     messages = [r.getMessage() for r in caplog.records]
-    assert messages == ["step 4/12 | reward/mean 1.25 | loss/total 0.5 | eta 1:20"]
+    assert messages == ["rl step 4/12 | reward 1.25 | loss 0.5 | eta 1:20"]
 
 
 def test_format_metrics_skips_absent():

@@ -17,7 +17,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def _fake_run(run_dir, steps: int = 40) -> None:
     rng = random.Random(0)
-    with MetricsLogger(run_dir, tensorboard=False) as logger:
+    with MetricsLogger(run_dir) as logger:
         for step in range(1, steps + 1):
             acc = min(1.0, step / steps + rng.uniform(-0.1, 0.1))
             metrics = {
@@ -55,7 +55,7 @@ def test_plot_run_writes_readable_pngs(tmp_path):
 
 
 def test_everything_absent_is_skipped(tmp_path):
-    with MetricsLogger(tmp_path, tensorboard=False) as logger:
+    with MetricsLogger(tmp_path) as logger:
         logger.log(1, {"something/else": 1.0})
     report = plot_run(tmp_path, tmp_path / "out")
     assert report.written == []
@@ -78,3 +78,21 @@ def test_cli_plot(tmp_path):
     assert (tmp_path / "plots" / "reward.png").read_bytes()[:8] == PNG_MAGIC
     missing = CliRunner().invoke(app, ["plot", str(tmp_path / "nope")])
     assert missing.exit_code == 2
+
+
+def test_every_panel_has_a_y_label_and_the_pre_clip_norm_is_log_scaled():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from deepvideo_r1.metrics.plots import _draw_panel
+
+    assert all(panel.ylabel for spec in FIGURES for panel in spec.panels)
+    (panel,) = [p for spec in FIGURES for p in spec.panels if p.keys == ("perf/grad_norm",)]
+    records = [{"step": 1, "perf/grad_norm": 1.2e5}, {"step": 2, "perf/grad_norm": 9e4}]
+    fig, ax = plt.subplots()
+    _draw_panel(ax, records, panel, ["perf/grad_norm"])
+    assert ax.get_yscale() == "log" and ax.get_ylabel() == "L2 norm (log scale)"
+    assert "1e5 by design" in ax.get_title()
+    plt.close(fig)

@@ -155,10 +155,11 @@ def test_invalid_config_names_the_option(fields, word) -> None:
 
 def test_cli_writes_dataset(tmp_path) -> None:
     runner = CliRunner()
-    args = ["synth", "--out", str(tmp_path), "--n", "5", "--seed", "4", "--size", "84", "--num-frames", "6"]
+    args = ["synth", "-o", str(tmp_path), "--n", "4", "--n-eval", "1", "--seed", "4", "--size", "84"]
+    args += ["--num-frames", "6"]
     result = runner.invoke(app, [*args, "--tasks", "direction,count", "--tasks", "appear_when"])
     assert result.exit_code == 0, result.output
-    assert "train: direction=2, count=1, appear_when=1" in result.output  # n_eval = round(5 × 0.2) = 1
+    assert "train: direction=2, count=1, appear_when=1" in result.output  # 4 train + 1 eval
     recs = records(tmp_path / "train.jsonl")
     assert [r["metadata"]["task"] for r in recs] == ["direction", "count", "appear_when", "direction"]
     assert decode(tmp_path / recs[0]["videos"][0]["path"]).shape == (6, 84, 84, 3)

@@ -37,10 +37,15 @@ FAST = [
     "train.max_steps=2",
     "train.save_every=1",
     "train.log_every=1",
-    "train.tensorboard=false",
+    "train.report_to=[]",
     "difficulty.window=4",
     "model.tiny_sizes={text_hidden: 64, text_layers: 2, vision_hidden: 32, vision_depth: 1, vocab_size: 512}",
 ]
+
+
+def rl_records(path: Path) -> list[dict]:
+    """The RL step records of a metrics.jsonl (held-out eval records are left out)."""
+    return [r for r in read_metrics(path) if "reward/mean" in r]
 
 
 def fast_config(tmp_path: Path, *extra: str):
@@ -76,7 +81,7 @@ def test_fast_end_to_end(tmp_path, shared_assets, timing, loss):
     for key in ("eval_accuracy_before", "eval_accuracy_after"):
         assert 0.0 <= saved[key] <= 1.0
     assert summary["eval_accuracy_after"] == saved["eval_accuracy_after"]
-    records = read_metrics(run / "metrics.jsonl")
+    records = rl_records(run / "metrics.jsonl")
     assert [r["step"] for r in records] == [1, 2]
     for r in records:
         for key in (
@@ -134,7 +139,7 @@ def test_rl_climbs_a_learnable_reward(tmp_path, shared_assets, loss):
         "rollout.max_new_tokens=8",
     )
     run_training(cfg)
-    rewards = [r["reward/mean"] for r in read_metrics(Path(cfg.train.output_dir) / "metrics.jsonl")]
+    rewards = [r["reward/mean"] for r in rl_records(Path(cfg.train.output_dir) / "metrics.jsonl")]
     first, last = sum(rewards[:3]) / 3, sum(rewards[-3:]) / 3
     assert first < 0.1 and last > 0.4, rewards
 
@@ -148,8 +153,8 @@ def test_resume_logs_the_same_rewards_as_an_uninterrupted_run(tmp_path, shared_a
     run_training(fast_config(cut, "train.max_steps=1"))  # stops after checkpoint-1
     shutil.rmtree(cut / "run" / "eval_after")
     run_training(fast_config(cut, *extra, "train.resume=auto"))
-    a = read_metrics(full / "run" / "metrics.jsonl")
-    b = read_metrics(cut / "run" / "metrics.jsonl")
+    a = rl_records(full / "run" / "metrics.jsonl")
+    b = rl_records(cut / "run" / "metrics.jsonl")
     assert [r["step"] for r in b] == [1, 2, 3]
     for ra, rb in zip(a, b, strict=True):
         for key in ("reward/mean", "reward/accuracy", "adv/vanishing_ratio_before", "difficulty/r_ref"):
@@ -221,7 +226,7 @@ def test_two_process_accelerate_launch(tmp_path, shared_assets):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["steps"] == 2
-    records = read_metrics(run / "metrics.jsonl")
+    records = rl_records(run / "metrics.jsonl")
     assert [r["step"] for r in records] == [1, 2]
     assert all(0.0 <= r["reward/mean"] <= 2.0 for r in records)
     ckpt = run / "checkpoints" / "checkpoint-2"
@@ -263,8 +268,8 @@ def test_resume_after_sigkill(tmp_path, shared_assets):
     proc.wait()
     assert marker.exists()
     run_training(fast_config(killed, "train.max_steps=4", "train.resume=auto"))
-    a = read_metrics(full / "run" / "metrics.jsonl")
-    b = read_metrics(killed / "run" / "metrics.jsonl")
+    a = rl_records(full / "run" / "metrics.jsonl")
+    b = rl_records(killed / "run" / "metrics.jsonl")
     assert [r["step"] for r in b] == [1, 2, 3, 4]
     assert [r["reward/mean"] for r in a] == [r["reward/mean"] for r in b]
 

@@ -40,7 +40,7 @@ FAST = [
     "train.eval_batch_size=2",
     "train.max_steps=2",
     "train.save_every=1",
-    "train.tensorboard=false",
+    "train.report_to=[]",
     "train.lr=1e-4",
     "train.warmup_steps=0",
     "train.schedule=constant",
@@ -89,8 +89,13 @@ def run(finished, tmp_path) -> Path:
     return Path(shutil.copytree(finished, tmp_path / "run"))
 
 
+def _rl_records(run: Path) -> list[dict]:
+    """The RL step records of metrics.jsonl (the held-out eval records left out)."""
+    return [r for r in read_metrics(run / "metrics.jsonl") if "reward/mean" in r]
+
+
 def _steps(run: Path) -> list[int]:
-    return [r["step"] for r in read_metrics(run / "metrics.jsonl")]
+    return [r["step"] for r in _rl_records(run)]
 
 
 def _keys(path: Path) -> list[str]:
@@ -107,7 +112,7 @@ def test_changed_settings_are_refused_then_applied_when_asked(run):
     assert _steps(run) == [1, 2]  # refused before any work
     # asked for: the new lr really applies (not the saved scheduler's 1e-4) and is recorded
     run_training(config(run, "train.max_steps=3", "train.lr=1e-3"), resume_with_changes=True)
-    last = read_metrics(run / "metrics.jsonl")[-1]
+    last = _rl_records(run)[-1]
     assert last["step"] == 3 and last["perf/lr"] == pytest.approx(1e-3)
     assert last["resume/changes"] == "train.lr: 0.0001 -> 0.001"
     assert "lr: 0.001" in (run / "checkpoints" / "checkpoint-3" / "config.yaml").read_text()
@@ -200,7 +205,7 @@ def test_a_non_finite_update_is_skipped_and_counted(tmp_path, finished, monkeypa
     shutil.copytree(finished / "synth", run / "synth")
     _poison(monkeypatch, calls=1)  # the one micro-batch of step 1
     run_training(config(run))
-    records = read_metrics(run / "metrics.jsonl")
+    records = _rl_records(run)
     assert [r["perf/skipped_updates"] for r in records] == [1.0, 0.0]
     start, one, two = (_weights(p) for p in (run / "tiny_model", *sorted((run / "checkpoints").iterdir())))
     trained = [k for k in one if k in start and not torch.equal(start[k], two[k])]

@@ -15,9 +15,25 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from deepvideo_r1 import __version__
+
+        typer.echo(f"deepvideo-r1 {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
     """deepvideo-r1 command line."""
+
+
+config_app = typer.Typer(help="Show the resolved config or list every --set key.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
 
 
 @contextmanager
@@ -71,7 +87,9 @@ def inspect_data(
 @app.command("plot")
 def plot(
     run_dir: str = typer.Argument(..., help="Run directory holding metrics.jsonl."),
-    out: str = typer.Option(None, "--out", help="Where PNGs go (default: RUN_DIR/plots)."),
+    out: str = typer.Option(
+        None, "--output-dir", "-o", "--out", help="Where PNGs go (default: RUN_DIR/plots)."
+    ),
 ) -> None:
     """Write PNG curves (reward, accuracy, vanishing ratio, augmentation, loss) from metrics.jsonl."""
     from pathlib import Path
@@ -91,23 +109,29 @@ def plot(
 
 @app.command("synth")
 def synth(
-    out: str = typer.Option(..., "--out", help="Output directory (train.jsonl, eval.jsonl, videos/)."),
-    n: int = typer.Option(400, "--n", help="Total samples, train + eval."),
+    out: str = typer.Option(
+        ..., "--output-dir", "-o", "--out", help="Output directory (train.jsonl, eval.jsonl, videos/)."
+    ),
+    n: int = typer.Option(320, "--n", min=1, help="Training samples (as data.synth.n_train)."),
     seed: int = typer.Option(0, "--seed", help="Seed; the same seed gives the same bytes."),
     tasks: list[str] = typer.Option(None, "--tasks", help="Task names, comma-separated or repeated."),
     difficulty: str = typer.Option("easy", "--difficulty", help="easy | medium | hard | mixed"),
-    n_eval: int = typer.Option(None, "--n-eval", help="Held-out samples (default 20 % of n)."),
+    n_eval: int = typer.Option(80, "--n-eval", min=0, help="Held-out samples (as data.synth.n_eval)."),
     size: int = typer.Option(56, "--size", help="Frame side in pixels (multiple of 28)."),
     num_frames: int = typer.Option(8, "--num-frames", help="Frames per clip."),
     fps: float = typer.Option(4.0, "--fps", help="Frames per second."),
-    force: bool = typer.Option(False, "--force", help="Regenerate even if the config is unchanged."),
+    force: bool = typer.Option(
+        False, "--force/--no-force", help="Regenerate even if the config is unchanged."
+    ),
 ) -> None:
     """Generate the synthetic video reasoning dataset (mp4 clips of coloured shapes + questions)."""
     from deepvideo_r1.data.synth import SynthError, generate_synthetic_dataset
     from deepvideo_r1.data.synth.config import SynthConfig, SynthConfigError
 
     chosen = tuple(t.strip() for arg in tasks or [] for t in arg.split(",") if t.strip())
-    options = dict(n=n, seed=seed, difficulty=difficulty, n_eval=n_eval, size=size, num_frames=num_frames)
+    options = dict(
+        n=n + n_eval, seed=seed, difficulty=difficulty, n_eval=n_eval, size=size, num_frames=num_frames
+    )
     config = SynthConfig(**options, fps=fps, **({"tasks": chosen} if chosen else {}))
     with _user_errors(SynthConfigError, SynthError):
         result = generate_synthetic_dataset(out, config, force=force)
@@ -119,7 +143,7 @@ def synth(
 
 @app.command("make-tiny-model")
 def make_tiny_model_cmd(
-    out: str = typer.Option(..., "--out", help="Output model directory."),
+    out: str = typer.Option(..., "--output-dir", "-o", "--out", help="Output model directory."),
     family: str = typer.Option("qwen2.5-vl", "--family", help="qwen2-vl | qwen2.5-vl | qwen3-vl"),
     seed: int = typer.Option(0, "--seed", help="Weight-init seed; same seed gives the same files."),
     text_hidden: int = typer.Option(128, "--text-hidden", help="Text hidden size."),
@@ -173,9 +197,11 @@ def _setup_logging() -> None:
     import logging
 
     from rich.logging import RichHandler
+    from transformers.utils import logging as hf_logging
 
     level = logging.INFO if _is_main_process() else logging.WARNING
     logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(show_path=False)])
+    hf_logging.disable_progress_bar()  # its shard/loading bars would interleave with ours
 
 
 @app.command("train")
@@ -193,24 +219,47 @@ def train(
     with_changes: bool = typer.Option(
         False, "--resume-with-changes", help="Resume from a checkpoint trained with other settings."
     ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run/--no-dry-run", help="Check config, data and model directory, then stop."
+    ),
+    check_media: bool = typer.Option(
+        False, "--check-media/--no-check-media", help="With --dry-run: every video/image must exist."
+    ),
 ) -> None:
     """SFT warm start (if sft.steps > 0), eval, Reg-GRPO with difficulty-aware augmentation, eval."""
     from deepvideo_r1.checkpoints.integrity import CheckpointError
     from deepvideo_r1.evaluation import DuplicateIdError
+    from deepvideo_r1.metrics.trackers import TrackerError
     from deepvideo_r1.pipeline import StaleModelError, run_training
     from deepvideo_r1.training.guard import NonFiniteUpdateError
     from deepvideo_r1.training.resume import ResumeError
 
     flags = {"train.output_dir": output_dir, "train.max_steps": max_steps, "train.save_every": save_every}
     flags |= {"train.seed": seed, "train.resume": resume}
+    if dry_run:
+        _dry_run(_run_config(config, overrides, flags), check_media)
+        return
     _setup_logging()
     cfg = _run_config(config, overrides, flags)
     errors = (StaleModelError, ResumeError, CheckpointError, DuplicateIdError, NonFiniteUpdateError)
+    errors += (TrackerError,)
     with _run_errors(*errors):
         summary = run_training(cfg, overwrite=overwrite, resume_with_changes=with_changes)
     keys = ("eval_accuracy_before", "eval_accuracy_after", "steps", "world_size", "wall_seconds")
     if _is_main_process():
-        typer.echo(" ".join(f"{k}={summary[k]}" for k in keys))
+        typer.echo(" ".join(f"{k}={_rounded(summary[k])}" for k in keys))
+
+
+def _dry_run(cfg, check_media: bool) -> None:
+    from deepvideo_r1.data import DataError
+    from deepvideo_r1.dryrun import dry_run
+    from deepvideo_r1.metrics.trackers import TrackerError
+    from deepvideo_r1.models.adapter import ModelLoadError
+    from deepvideo_r1.preflight import PreflightError
+
+    with _user_errors(DataError, ModelLoadError, TrackerError, PreflightError):
+        lines = dry_run(cfg, check_media=check_media)
+    typer.echo("\n".join([*lines, "dry run: config, data and model are usable; nothing was trained"]))
 
 
 @app.command("sft")
@@ -220,10 +269,11 @@ def sft(
     output_dir: str | None = typer.Option(None, "--output-dir", "-o", help="Run directory."),
 ) -> None:
     """Supervised warm start only; writes <output-dir>/sft_model."""
+    from deepvideo_r1.metrics.trackers import TrackerError
     from deepvideo_r1.pipeline import StaleModelError, run_sft_only
 
     _setup_logging()
-    with _run_errors(StaleModelError):
+    with _run_errors(StaleModelError, TrackerError):
         path = run_sft_only(_run_config(config, overrides, {"train.output_dir": output_dir}))
     typer.echo(f"wrote {path}")
 
@@ -234,7 +284,9 @@ def eval_cmd(
     data: str = typer.Option(..., "--data", help="Evaluation file."),
     fmt: str = typer.Option("auto", "--format", help="Data format (see inspect-data)."),
     root: str | None = typer.Option(None, "--root", help="Media root."),
-    out: str = typer.Option("eval_out", "--out", help="Where predictions and the report go."),
+    out: str = typer.Option(
+        "eval_out", "--output-dir", "-o", "--out", help="Where predictions and the report go."
+    ),
     num_samples: int = typer.Option(
         0, "--num-samples", min=0, help="Also draw K sampled completions per sample: mean/maj/pass@K."
     ),
@@ -286,6 +338,47 @@ def ablate(
         done = sum(len(r["seeds"]) for r in entry["rows"])
         typer.echo(f"table {key}: {done} row x seed results")
     typer.echo(f"wrote {out}/ablations.json and {out}/ablations.md")
+
+
+def _rounded(value: object) -> object:
+    return round(value, 4) if isinstance(value, float) else value
+
+
+@config_app.command("show")
+def config_show(config: str | None = _CONFIG, overrides: list[str] = _SET) -> None:
+    """Print the resolved config (defaults -> YAML -> --set) as YAML."""
+    import yaml
+
+    cfg = _run_config(config, overrides, {})
+    typer.echo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False).rstrip())
+
+
+@config_app.command("keys")
+def config_keys() -> None:
+    """Every --set key with its type, default and description."""
+    from deepvideo_r1.config import describe_fields
+
+    for row in describe_fields():
+        typer.echo(f"{row['name']}  ({row['type']}, default {row['default']})  {row['description']}")
+
+
+@app.command("export")
+def export(
+    checkpoint: str = typer.Argument(..., help="A <output_dir>/checkpoints/checkpoint-N directory."),
+    out: str = typer.Argument(..., help="Output model directory."),
+    merge_lora: bool = typer.Option(
+        True, "--merge-lora/--no-merge-lora", help="Merge LoRA into the weights, or keep a peft adapter."
+    ),
+) -> None:
+    """Write a checkpoint as a complete Hugging Face model directory (weights, tokenizer, processor)."""
+    from deepvideo_r1.checkpoints.checkpoint import CheckpointError
+    from deepvideo_r1.checkpoints.export import export_checkpoint
+    from deepvideo_r1.config import ConfigError
+    from deepvideo_r1.models.export import ExportError
+
+    with _user_errors(ExportError, CheckpointError, ConfigError):
+        path = export_checkpoint(checkpoint, out, merge_lora=merge_lora)
+    typer.echo(f"wrote {path}")
 
 
 def main() -> None:

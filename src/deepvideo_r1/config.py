@@ -304,7 +304,15 @@ class TrainerConfig(_Section):
         "auto", description="auto = latest complete checkpoint in output_dir; none; or a path."
     )
     log_every: int = Field(1, ge=1, description="Log metrics every N steps.")
-    tensorboard: bool = Field(True, description="Mirror metrics to TensorBoard under <output_dir>/tb.")
+    report_to: list[Literal["tensorboard", "wandb", "mlflow"]] = Field(
+        default_factory=lambda: ["tensorboard"],
+        description="Trackers metrics also go to (main process only): tensorboard, wandb, mlflow; [] = none.",
+    )
+    project: str = Field("deepvideo-r1", description="W&B project / MLflow experiment of the trackers.")
+    run_name: str | None = Field(None, description="Tracker run name; null = the output directory's name.")
+    log_completions_every: int = Field(
+        10, ge=0, description="Every N RL steps (from step 1), log two prompts' completions; 0 = off."
+    )
     max_skipped_updates: int = Field(
         3,
         ge=1,

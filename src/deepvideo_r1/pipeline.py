@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -30,14 +31,17 @@ from deepvideo_r1.distributed.sharding import (
     strip_prefix,
 )
 from deepvideo_r1.evaluation.evaluate import EvalReport, SampledDecoding, evaluate
+from deepvideo_r1.evaluation.report import eval_header
 from deepvideo_r1.evaluation.resume import check_unique_ids
+from deepvideo_r1.metrics.logger import log_step_once
+from deepvideo_r1.metrics.trackers import build_trackers, start_trackers
 from deepvideo_r1.models.adapter import ModelAdapter, load_policy
+from deepvideo_r1.models.export import save_hf_model
 from deepvideo_r1.models.media import MediaLoader, pixel_budget
-from deepvideo_r1.models.trainable import is_lora
 from deepvideo_r1.preflight import preflight
 from deepvideo_r1.training.context import build_context, trainable_model
 from deepvideo_r1.training.media_skips import media_skip_metrics
-from deepvideo_r1.training.resume import EVAL_STEP_DIR, differing_keys, plan_resume
+from deepvideo_r1.training.resume import EVAL_STEP_DIR, ResumePlan, differing_keys, plan_resume
 from deepvideo_r1.training.sft import run_sft
 from deepvideo_r1.training.trainer import train_loop
 
@@ -64,6 +68,8 @@ class RunData:
     train: list[Sample]
     eval: list[Sample]
     skipped: dict[str, int] = field(default_factory=dict)
+    eval_file: str | None = None
+    """Where `eval` came from (data.eval_file, or the synthetic eval.jsonl)."""
 
 
 def _main_first(accelerator: Accelerator, fn):
@@ -71,6 +77,32 @@ def _main_first(accelerator: Accelerator, fn):
     result = fn() if accelerator.is_main_process else None
     accelerator.wait_for_everyone()
     return result if accelerator.is_main_process else fn()
+
+
+def make_accelerator(cfg: TrainConfig) -> Accelerator:
+    """The run's Accelerator with the trackers of train.report_to (started by `start_run_trackers`)."""
+    log_with = None
+    if cfg.train.report_to:
+        run_name = cfg.train.run_name or Path(cfg.train.output_dir).resolve().name
+        log_with = build_trackers(cfg.train.report_to, cfg.train.project, run_name, cfg.train.output_dir)
+    return Accelerator(cpu=not torch.cuda.is_available(), log_with=log_with)
+
+
+def start_run_trackers(cfg: TrainConfig, accelerator: Accelerator, checkpoint: Path | None = None) -> None:
+    """Start the trackers with the resolved config; resuming from `checkpoint` (checkpoint-N),
+    TensorBoard drops its events after step N (they are logged again)."""
+    match = re.fullmatch(r"checkpoint-(\d+)", checkpoint.name) if checkpoint is not None else None
+    purge = cfg.sft.steps + int(match.group(1)) + 1 if match else None
+    start_trackers(accelerator, cfg.train.project, cfg.model_dump(mode="json"), purge_step=purge)
+
+
+def log_eval(cfg: TrainConfig, report: EvalReport | None, step: int, accelerator: Accelerator) -> None:
+    """The eval/* metrics of the evaluation at RL `step` (0 = before RL) into metrics.jsonl and the
+    trackers, when train.eval_every = 0 (otherwise train_loop logs them in the step records)."""
+    if report is None or not accelerator.is_main_process:
+        return
+    values = report.metrics()
+    log_step_once(cfg.train.output_dir, step, values, mirror=accelerator.log, step_offset=cfg.sft.steps)
 
 
 def prepare_data(cfg: TrainConfig, accelerator: Accelerator, require_labels: bool = True) -> RunData:
@@ -89,6 +121,7 @@ def prepare_data(cfg: TrainConfig, accelerator: Accelerator, require_labels: boo
         if d.eval_file:
             loaded = load_samples(d.eval_file, format=d.format, root=d.root, on_error=d.on_error)
             evals, skipped["eval_records"] = loaded.samples, len(loaded.skipped)
+        eval_file = d.eval_file
     else:
         from deepvideo_r1.data.synth import generate_synthetic_dataset
         from deepvideo_r1.data.synth.config import SynthConfig
@@ -108,10 +141,11 @@ def prepare_data(cfg: TrainConfig, accelerator: Accelerator, require_labels: boo
         result = _main_first(accelerator, lambda: generate_synthetic_dataset(out, synth_cfg))
         train = load_samples(result.train_path, format="jsonl").samples
         evals = load_samples(result.eval_path, format="jsonl").samples
+        eval_file = str(result.eval_path)
     if d.max_eval_samples is not None:
         evals = evals[: d.max_eval_samples]
     check_unique_ids(evals, d.eval_file or "the synthetic eval split")
-    return RunData(train=train, eval=evals, skipped=skipped)
+    return RunData(train=train, eval=evals, skipped=skipped, eval_file=eval_file)
 
 
 def tiny_settings(cfg: TrainConfig) -> dict:
@@ -156,8 +190,17 @@ def media_loader(cfg: TrainConfig, adapter: ModelAdapter) -> MediaLoader:
     return MediaLoader(cfg.video, cache, factor=factor, on_error=cfg.data.on_error)
 
 
-def save_model(model, adapter: ModelAdapter, out: Path, accelerator: Accelerator, policy=None) -> Path:
-    """save_pretrained + tokenizer into `out` (LoRA merged), then a completion marker.
+def save_model(
+    model,
+    adapter: ModelAdapter,
+    out: Path,
+    accelerator: Accelerator,
+    policy=None,
+    *,
+    base_dir: Path | None = None,
+) -> Path:
+    """A complete HF model directory in `out` (LoRA merged, base_dir's processor files kept), then
+    a completion marker.
 
     `policy`, the trained PolicyModule as prepared: when its parameters are sharded the full
     weights are gathered first (a collective) and rank 0 writes them.
@@ -167,9 +210,7 @@ def save_model(model, adapter: ModelAdapter, out: Path, accelerator: Accelerator
         full = strip_prefix(gather_policy_state(accelerator, policy), "model.")
     if accelerator.is_main_process:
         check_finite(full if full is not None else model.state_dict(), str(out))
-        to_save = model.merge_and_unload() if is_lora(model) else model
-        to_save.save_pretrained(out, state_dict=full)
-        adapter.tokenizer.save_pretrained(out)
+        save_hf_model(model, adapter.tokenizer, out, base_dir=base_dir, state_dict=full)
         (out / DONE_MARKER).write_text("ok")
     accelerator.wait_for_everyone()
     return out
@@ -224,18 +265,37 @@ def sft_stage(cfg: TrainConfig, model_dir: Path, data: RunData, accelerator: Acc
         accelerator,
         seed=cfg.train.seed,
         max_grad_norm=cfg.train.max_grad_norm,
+        run_dir=cfg.train.output_dir,
+        log_every=cfg.train.log_every,
     )
     data.skipped["sft_media"] = int(media_skip_metrics(media, accelerator).get("data/media_skipped", 0))
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         (out / "sft_losses.json").write_text(json.dumps(losses))
         (out / SFT_SETTINGS).write_text(json.dumps(sft_settings(cfg), indent=2))
-    return save_model(model, adapter, out, accelerator)
+    return save_model(model, adapter, out, accelerator, base_dir=model_dir)
+
+
+def generation_settings(cfg: TrainConfig) -> dict:
+    """Decoding of the greedy eval, as the report header names it."""
+    return {
+        "decoding": "greedy",
+        "max_new_tokens": cfg.rollout.max_new_tokens,
+        "batch_size": cfg.train.eval_batch_size,
+    }
 
 
 def eval_stage(
-    cfg: TrainConfig, model, adapter, data: RunData, name: str, accelerator: Accelerator
+    cfg: TrainConfig,
+    model,
+    adapter,
+    data: RunData,
+    name: str,
+    accelerator: Accelerator,
+    *,
+    model_path: Path | None = None,
 ) -> EvalReport | None:
+    """Greedy eval into <output_dir>/<name>; `model_path` is what the report header names."""
     if not data.eval:
         return None
     media = media_loader(cfg, adapter)
@@ -249,6 +309,7 @@ def eval_stage(
         batch_size=cfg.train.eval_batch_size,
         max_new_tokens=cfg.rollout.max_new_tokens,
         restart_if_stale=True,  # the run owns this directory: stale predictions are redone
+        header=eval_header(model, model_path, data.eval_file, generation_settings(cfg)),
     )
     ci = "" if report.ci95 is None else f" (95 % interval {report.ci95[0]:.3f}-{report.ci95[1]:.3f})"
     logger.info("%s: accuracy %.3f%s on %d samples", name, report.accuracy, ci, report.n_labelled)
@@ -287,26 +348,56 @@ def run_training(cfg: TrainConfig, *, overwrite: bool = False, resume_with_chang
     """
     preflight(cfg, "train")
     start = time.time()
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    accelerator = make_accelerator(cfg)
     resume = plan_resume(cfg, accelerator, overwrite=overwrite, with_changes=resume_with_changes)
+    start_run_trackers(cfg, accelerator, resume.checkpoint)
+    try:
+        summary = _run_stages(cfg, accelerator, resume)
+    finally:
+        accelerator.end_training()  # closes the tracker runs (W&B, MLflow) even after an error
+    summary["wall_seconds"] = round(time.time() - start, 1)
+    if accelerator.is_main_process:
+        (Path(cfg.train.output_dir) / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def stage(name: str, detail: str) -> None:
+    """A banner line between stages: what starts and its size."""
+    logger.info("── %s: %s", name, detail)
+
+
+def _run_stages(cfg: TrainConfig, accelerator: Accelerator, resume: ResumePlan) -> dict:
     set_seed(cfg.train.seed)
     out = Path(cfg.train.output_dir)
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")
+    stage("data", cfg.data.train_file or "synthetic video tasks (generated once into the run directory)")
     data = prepare_data(cfg, accelerator)
+    sizes = f"{len(data.train)} train / {len(data.eval)} eval samples"
+    stage("model", f"{sizes}; {cfg.model.path or 'tiny preset'}")
     model_dir = prepare_model_dir(cfg, accelerator)
     if cfg.sft.steps > 0:
+        stage("SFT", f"{cfg.sft.steps} steps x {cfg.sft.batch_size} samples from {model_dir}")
         model_dir = sft_stage(cfg, model_dir, data, accelerator)
     model, adapter = load_model(cfg, model_dir, accelerator)
-    before = eval_stage(cfg, model, adapter, data, "eval_before", accelerator)
+    stage("eval before RL", f"{len(data.eval)} samples, greedy, {cfg.rollout.max_new_tokens} new tokens")
+    before = eval_stage(cfg, model, adapter, data, "eval_before", accelerator, model_path=model_dir)
+    r = cfg.rollout
+    rl = f"{cfg.train.max_steps} steps x {r.prompts_per_step} prompts x G={r.group_size} ({cfg.algo.loss})"
+    stage("RL", rl)
     ctx = build_context(cfg, accelerator, model, adapter, data.train, media_loader(cfg, adapter))
     evaluate_at = periodic_eval(cfg, ctx, adapter, data, accelerator, before)
     last = train_loop(ctx, resume=resume, evaluate=evaluate_at)
     data.skipped["train_media"] = int(media_skip_metrics(ctx.media, accelerator).get("data/media_skipped", 0))
+    final = out / "final_model"
+    stage("eval after RL", f"{len(data.eval)} samples; then the model is saved to {final}")
     with gathered_for_generation(ctx.policy):
-        after = eval_stage(cfg, ctx.model, adapter, data, "eval_after", accelerator)
-    save_model(ctx.model, adapter, out / "final_model", accelerator, policy=ctx.policy)
+        after = eval_stage(cfg, ctx.model, adapter, data, "eval_after", accelerator, model_path=final)
+    if cfg.train.eval_every == 0:  # else train_loop logged step 0, every N-th and the last step
+        log_eval(cfg, before, 0, accelerator)
+        log_eval(cfg, after, cfg.train.max_steps, accelerator)
+    save_model(ctx.model, adapter, final, accelerator, policy=ctx.policy, base_dir=model_dir)
     summary = {
         "eval_accuracy_before": before.accuracy if before else None,
         "eval_accuracy_after": after.accuracy if after else None,
@@ -314,12 +405,10 @@ def run_training(cfg: TrainConfig, *, overwrite: bool = False, resume_with_chang
         "eval_after": after.to_json() if after else None,
         "steps": cfg.train.max_steps,
         "world_size": accelerator.num_processes,
-        "wall_seconds": round(time.time() - start, 1),
         "last_metrics": last,
         "skipped": data.skipped,
     }
     if accelerator.is_main_process:
-        (out / "summary.json").write_text(json.dumps(summary, indent=2))
         from deepvideo_r1.metrics.plots import plot_run
 
         plot_run(out)
@@ -330,10 +419,14 @@ def run_training(cfg: TrainConfig, *, overwrite: bool = False, resume_with_chang
 def run_sft_only(cfg: TrainConfig) -> Path:
     """`deepvideo-r1 sft`: prepare data and model, run the supervised stage; returns sft_model/."""
     preflight(cfg, "sft")
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    set_seed(cfg.train.seed)
-    data = prepare_data(cfg, accelerator, require_labels=False)  # SFT leaves unlabelled samples out
-    return sft_stage(cfg, prepare_model_dir(cfg, accelerator), data, accelerator)
+    accelerator = make_accelerator(cfg)
+    start_run_trackers(cfg, accelerator)
+    try:
+        set_seed(cfg.train.seed)
+        data = prepare_data(cfg, accelerator, require_labels=False)  # SFT leaves unlabelled samples out
+        return sft_stage(cfg, prepare_model_dir(cfg, accelerator), data, accelerator)
+    finally:
+        accelerator.end_training()
 
 
 def run_eval_only(
@@ -349,6 +442,7 @@ def run_eval_only(
         samples = samples[: d.max_eval_samples]
     check_unique_ids(samples, d.eval_file)
     model, adapter = load_model(cfg, Path(cfg.model.path), accelerator)
+    generation = generation_settings(cfg) | {"sampled": asdict(sampled) if sampled else None}
     return evaluate(
         model,
         adapter,
@@ -359,4 +453,5 @@ def run_eval_only(
         batch_size=cfg.train.eval_batch_size,
         max_new_tokens=cfg.rollout.max_new_tokens,
         sampled=sampled,
+        header=eval_header(model, cfg.model.path, d.eval_file, generation),
     )

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Literal
 
 from deepvideo_r1.config import TrainConfig
+from deepvideo_r1.data.errors import DataError
+from deepvideo_r1.data.hf import is_hf_source, resolve
 from deepvideo_r1.rewards import RewardError, get_reward
 
 Command = Literal["train", "sft", "eval"]
@@ -34,13 +36,27 @@ def _file_problem(key: str, path: str | None, want: Callable[[Path], bool], kind
     return [] if path is None or want(Path(path)) else [f"{key} {path}: no such {kind}"]
 
 
+def _is_data_input(path: Path) -> bool:
+    """A data file, a save_to_disk directory, or a hub id resolved from the local cache."""
+    if path.is_file():
+        return True
+    if not is_hf_source(path):
+        return False
+    try:
+        resolve(path)
+    except DataError:
+        return False
+    return True
+
+
 def _data_problems(cfg: TrainConfig, command: Command) -> list[str]:
     d = cfg.data
     problems = _file_problem("data.root", d.root, Path.is_dir, "directory")
+    readable = _is_data_input  # a file, or a Hugging Face dataset input (data.hf)
     if command in ("train", "sft"):
-        problems += _file_problem("data.train_file", d.train_file, Path.is_file, "file")
+        problems += _file_problem("data.train_file", d.train_file, readable, "file or dataset")
     if command in ("train", "eval"):
-        problems += _file_problem("data.eval_file", d.eval_file, Path.is_file, "file")
+        problems += _file_problem("data.eval_file", d.eval_file, readable, "file or dataset")
     if command == "eval" and d.eval_file is None:
         problems.append("eval needs data: pass --data (data.eval_file)")
     return problems

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import deepvideo_r1.data.formats  # noqa: F401  (registers the adapters)
 from deepvideo_r1.data.errors import DataError, DataFormatError, MissingMediaError
 from deepvideo_r1.data.fields import check_labelled, check_sample
+from deepvideo_r1.data.hf import is_hf_source, iter_records, resolve
 from deepvideo_r1.data.registry import Container, FormatAdapter, RecordContext, detect_format, get_format
 from deepvideo_r1.data.sample import Sample
 
@@ -98,16 +99,40 @@ def _check_media(sample: Sample, file: Path) -> None:
             raise MissingMediaError(media, sample.id, str(file))
 
 
-def _choose_adapter(fmt: str, container: Container, first: Any, path: Path) -> FormatAdapter:
+def _choose_adapter(fmt: str, container: Container | None, first: Any, path: Path) -> FormatAdapter:
+    """The adapter for `fmt` ("auto": detected from the first record). container None = table rows
+    (a Hugging Face dataset), which any adapter may read."""
     if fmt != "auto":
         adapter = get_format(fmt)
-        if adapter.container != container:
+        if container is not None and adapter.container != container:
             wanted = "one JSON object per line" if adapter.container == "jsonl" else "a JSON list"
             raise DataFormatError(str(path), f"format {fmt!r} expects {wanted}, but the file is not")
         return adapter
     if not isinstance(first, Mapping):
         raise DataFormatError(str(path), "cannot detect the format: no JSON object record found")
+    if container is None:
+        try:
+            return detect_format(first, "jsonl", str(path))
+        except DataFormatError:
+            return detect_format(first, "json_list", str(path))
     return detect_format(first, container, str(path))
+
+
+def _read_records(path: Path, root: str | Path | None) -> tuple[list, Path, Container | None]:
+    """(records as (context, raw, parse error), media root, container) of a JSON file or an HF input
+    (data.hf: parquet, arrow, save_to_disk directory, cached hub id; container None)."""
+    if is_hf_source(path):
+        source = resolve(path)
+        base = Path(root).absolute() if root is not None else source.root
+        rows = [(RecordContext(file, base, index=i), row, None) for file, i, row in iter_records(source)]
+        return rows, base, None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataFormatError(str(path), f"cannot read file: {e}") from e
+    base = Path(root).absolute() if root is not None else path.absolute().parent
+    container = _container_of(text)
+    return list(_raw_records(path, text, container)), base, container
 
 
 def load_samples(
@@ -120,21 +145,16 @@ def load_samples(
 ) -> LoadResult:
     """Read `path` (format name or "auto") into samples with media paths absolute against `root`.
 
-    `root` defaults to the file's directory. `on_error="skip"` drops and lists bad records (and,
-    with `check_media`, samples whose video/image files are missing) instead of raising.
+    `path` is a JSON / JSON-lines file, or a Hugging Face dataset input (data.hf). `root` defaults
+    to the file's directory. `on_error="skip"` drops and lists bad records (and, with
+    `check_media`, samples whose video/image files are missing) instead of raising.
     Gold labels are checked with the scorer of their problem type; `require_labels` also makes a
     sample without one a bad record (training data: every completion is scored).
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataFormatError(str(path), f"cannot read file: {e}") from e
-    base = Path(root).absolute() if root is not None else path.absolute().parent
-    container = _container_of(text)
-    records = list(_raw_records(path, text, container))
+    records, base, container = _read_records(path, root)
     first = next((rec for _, rec, err in records if err is None), None)
     adapter = _choose_adapter(format, container, first, path)
     result = LoadResult(samples=[], format=adapter.name)
@@ -142,13 +162,14 @@ def load_samples(
         try:
             if parse_error is not None:
                 raise parse_error
-            sample = _convert(adapter, RecordContext(path, base, ctx.line, ctx.index), record, require_labels)
+            where = RecordContext(ctx.file, base, ctx.line, ctx.index)
+            sample = _convert(adapter, where, record, require_labels)
             if check_media:
-                _check_media(sample, path)
+                _check_media(sample, ctx.file)
         except DataError as e:
             if on_error == "raise":
                 raise
-            _skip(result, path, ctx, e)
+            _skip(result, ctx.file, ctx, e)
             continue
         result.samples.append(sample)
     _warn_duplicate_ids(result.samples, path)

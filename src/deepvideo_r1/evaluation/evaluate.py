@@ -25,6 +25,7 @@ from accelerate import Accelerator
 from accelerate.utils import gather_object
 from torch import nn
 
+from deepvideo_r1.data.prompts import build_question_text, format_answer
 from deepvideo_r1.data.sample import Sample
 from deepvideo_r1.evaluation.fingerprint import (
     eval_settings,
@@ -32,7 +33,9 @@ from deepvideo_r1.evaluation.fingerprint import (
     record_key,
     sample_fingerprint,
 )
+from deepvideo_r1.evaluation.report import mean_stderr
 from deepvideo_r1.evaluation.resume import check_unique_ids, resume_records
+from deepvideo_r1.metrics.logger import TrainProgress
 from deepvideo_r1.metrics.stats import t_interval
 from deepvideo_r1.models.adapter import ModelAdapter
 from deepvideo_r1.models.media import MediaLoader, encode_sample, is_readable, skips_media
@@ -74,6 +77,10 @@ class EvalReport:
     pass_at_k: float | None = None
     n_skipped: int = 0
     """Samples left out because their media could not be read (data.on_error: skip); not in `n`."""
+    accuracy_stderr: float = 0.0
+    """Standard error of `accuracy` (sample std / sqrt(n_labelled)); `ci95` is its t-interval."""
+    header: dict = field(default_factory=dict)
+    """Model (path, weights fingerprint), data (path, sha256), versions, generation settings."""
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -82,6 +89,7 @@ class EvalReport:
         """Flat scalars for metrics.jsonl / TensorBoard: accuracy, format_rate, miou and the @K
         scores when present, and per category `accuracy/<category>` (and `miou/<category>`)."""
         out = {f"{prefix}accuracy": self.accuracy, f"{prefix}format_rate": self.format_rate}
+        out[f"{prefix}accuracy_stderr"] = self.accuracy_stderr
         for name in ("miou", "mean_at_k", "maj_at_k", "pass_at_k"):
             if getattr(self, name) is not None:
                 out[f"{prefix}{name}"] = float(getattr(self, name))
@@ -138,6 +146,7 @@ def is_labelled(sample: Sample) -> bool:
 def score_prediction(sample: Sample, completion: str) -> dict:
     """One prediction record: completion, format, and (when labelled) accuracy / IoU."""
     record: dict = {"id": sample.id, "completion": completion, "format": format_reward(completion)}
+    record |= {"gold": format_answer(sample), "prompt": build_question_text(sample)}
     record["sample_fingerprint"] = sample_fingerprint(sample)
     record["category"] = category(sample)
     if is_labelled(sample):
@@ -191,13 +200,14 @@ def predict(
     max_new_tokens: int = 256,
     sampled: SampledDecoding | None = None,
     restart_if_stale: bool = False,
+    progress: bool = False,
 ) -> list[dict]:
     """Greedy predictions for `samples` (plus K sampled completions each when `sampled` is given),
     appended to `out_path`; returns all records (old + new).
 
     Records already in `out_path` are reused only when made for the same sample, prompt, model
     weights, decoding and video settings; otherwise EvalResumeError, or with `restart_if_stale`
-    the file is evaluated again from scratch.
+    the file is evaluated again from scratch. `progress`: a bar with ETA (samples).
     """
     engine = HFRolloutEngine(model, adapter, SamplingOptions(max_new_tokens=max_new_tokens, temperature=0.0))
     sampler = (
@@ -210,7 +220,10 @@ def predict(
     keys = {s.id: record_key(settings, prompt_fingerprint(adapter, s)) for s in samples}
     done = resume_records(out_path, samples, decoding, {**keys, "__settings__": settings}, restart_if_stale)
     todo = [s for s in samples if s.id not in done and is_readable(media, s)]  # unreadable: skipped
-    with open(out_path, "a", encoding="utf-8") as f:
+    bar = TrainProgress(
+        len(samples), len(done), enabled=progress, log_every=batch_size, keys=(), label="eval"
+    )
+    with open(out_path, "a", encoding="utf-8") as f, bar:
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
             prompts = [encode_sample(adapter, s, media(s)) for s in chunk]
@@ -231,6 +244,7 @@ def predict(
                 done[sample.id] = rec
                 f.write(json.dumps(rec) + "\n")
             f.flush()
+            bar.update(len(done))
     return [done[s.id] for s in samples if s.id in done]
 
 
@@ -274,7 +288,7 @@ def summarize(records: list[dict]) -> EvalReport:
 
     per_category = {}
     for cat, rs in sorted(by_cat.items()):
-        entry = {"n": float(len(rs)), "accuracy": mean([r["score"] for r in rs])}
+        entry = {"n": len(rs), "accuracy": mean([r["score"] for r in rs])}
         if any("iou" in r for r in rs):
             entry["miou"] = mean([r["iou"] for r in rs if "iou" in r])
         choices = Counter(r["choice"] or "none" for r in rs if "choice" in r)
@@ -284,11 +298,13 @@ def summarize(records: list[dict]) -> EvalReport:
             entry["top_choice_share"] = max(choices.values()) / sum(choices.values())
         entry.update(_sampled_means(rs))
         per_category[cat] = entry
+    scores = [r["score"] for r in labelled]
     return EvalReport(
         n=len(records),
         n_labelled=len(labelled),
-        accuracy=mean([r["score"] for r in labelled]),
-        ci95=accuracy_interval([r["score"] for r in labelled]),
+        accuracy=mean(scores),
+        accuracy_stderr=mean_stderr(scores),
+        ci95=accuracy_interval(scores),
         format_rate=mean([r["format"] for r in records]),
         miou=mean(ious) if ious else None,
         per_category=per_category,
@@ -309,10 +325,12 @@ def evaluate(
     max_new_tokens: int = 256,
     sampled: SampledDecoding | None = None,
     restart_if_stale: bool = False,
+    header: dict | None = None,
 ) -> EvalReport:
     """Evaluate on `samples` (sharded over ranks); predictions land in out_dir/predictions*.jsonl.
 
-    Duplicate sample ids are a DuplicateIdError; stale predictions see `predict`.
+    Duplicate sample ids are a DuplicateIdError; stale predictions see `predict`. `header`
+    (evaluation.report.eval_header) is stored in the report as given.
     """
     check_unique_ids(samples)
     rank = accelerator.process_index if accelerator else 0
@@ -330,6 +348,7 @@ def evaluate(
         max_new_tokens=max_new_tokens,
         sampled=sampled,
         restart_if_stale=restart_if_stale,
+        progress=rank == 0,
     )
     skipped = [s.id for s in shard if skips_media(media) and s.id in media.skipped]
     if world > 1:
@@ -337,6 +356,7 @@ def evaluate(
         skipped = [i for part in gather_object([skipped]) for i in part]
     report = summarize(records)
     report.n_skipped = len(skipped)
+    report.header = header or {}
     if rank == 0:
         (out_dir / "eval_report.json").write_text(json.dumps(report.to_json(), indent=2))
     return report

@@ -1,4 +1,4 @@
-"""Metrics: one JSON object per step in `<run_dir>/metrics.jsonl`, TensorBoard, and a progress bar.
+"""Metrics: one JSON object per step in `<run_dir>/metrics.jsonl`, the trackers, and a progress bar.
 
 Key names carry fixed prefixes (`loss/`, `adv/`, `reward/`, `difficulty/`, `perf/`, `eval/`), e.g.
 `reward/mean`, `adv/vanishing_ratio_before`, `difficulty/increase`, `loss/kl`, `perf/grad_norm`.
@@ -11,17 +11,25 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.jsonl"
+SFT_METRICS_FILE = "sft_metrics.jsonl"
 _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+MAX_BAR_COLUMNS = 100
 DEFAULT_PROGRESS_KEYS = ("reward/mean", "reward/accuracy_rate", "adv/vanishing_ratio_before", "loss/total")
+SHORT_NAMES = {
+    "reward/mean": "reward", "reward/accuracy_rate": "acc", "adv/vanishing_ratio_before": "vanish",
+    "loss/total": "loss", "sft/loss": "loss",
+}  # fmt: skip
+"""Progress-line names, so the bar with its numbers fits MAX_BAR_COLUMNS."""
 
 
 def _encode(value: Any) -> Any:
@@ -82,11 +90,12 @@ def truncate_metrics(path: str | Path, last_step: int) -> int:
 
 
 class MetricsLogger:
-    """Appends `{"step": s, "time": t, **metrics}` lines to `<run_dir>/metrics.jsonl`, mirrored to TB.
+    """Appends `{"step": s, "time": t, **metrics}` lines to `<run_dir>/<filename>`, mirrored to trackers.
 
     Only the main process should log: pass `enabled=False` on other ranks and every call is a no-op.
-    `resume_step` (the step of the checkpoint resumed from) removes later records from the file and
-    purges them from TensorBoard, so a resumed run has no duplicate steps.
+    `resume_step` (the step of the checkpoint resumed from) removes later records from the file, so
+    a resumed run has no duplicate steps. `mirror(values, step)` (e.g. `Accelerator.log`) receives the
+    finite numbers of each record at `step + step_offset` (one step axis across SFT and RL).
     """
 
     def __init__(
@@ -94,13 +103,15 @@ class MetricsLogger:
         run_dir: str | Path,
         *,
         enabled: bool = True,
-        tensorboard: bool = True,
         resume_step: int | None = None,
+        filename: str = METRICS_FILE,
+        mirror: Callable[..., None] | None = None,
+        step_offset: int = 0,
     ) -> None:
         self.enabled = enabled
-        self.path = Path(run_dir) / METRICS_FILE
+        self.path = Path(run_dir) / filename
+        self.mirror, self.step_offset = mirror, step_offset
         self._file = None
-        self._writer = None
         if not enabled:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -109,11 +120,6 @@ class MetricsLogger:
             if dropped:
                 logger.info("resume at step %d: dropped %d later metric records", resume_step, dropped)
         self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
-        if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            purge = resume_step + 1 if resume_step is not None else None
-            self._writer = SummaryWriter(log_dir=str(Path(run_dir) / "tb"), purge_step=purge)
 
     def log(self, step: int, metrics: Mapping[str, Any]) -> None:
         """Write one record and flush it, so a crash loses nothing already logged."""
@@ -123,19 +129,18 @@ class MetricsLogger:
         record.update({key: _encode(value) for key, value in metrics.items()})
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
-        if self._writer is not None:
-            for key, value in record.items():
-                if key not in ("step", "time") and not isinstance(value, str) and value is not None:
-                    self._writer.add_scalar(key, value, global_step=int(step))
-            self._writer.flush()
+        if self.mirror is not None:
+            numbers = {
+                k: v for k, v in record.items()
+                if k not in ("step", "time") and isinstance(v, (int, float)) and not isinstance(v, bool)
+            }  # fmt: skip
+            if numbers:
+                self.mirror(numbers, step=int(step) + self.step_offset)
 
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
 
     def __enter__(self) -> MetricsLogger:
         return self
@@ -144,13 +149,41 @@ class MetricsLogger:
         self.close()
 
 
+def log_step_once(
+    run_dir: str | Path,
+    step: int,
+    metrics: Mapping[str, Any],
+    *,
+    mirror: Callable[..., None] | None = None,
+    step_offset: int = 0,
+) -> None:
+    """Log `metrics` at `step`, first dropping earlier records of that step that hold any of its keys
+    (an evaluation redone after a resume replaces its record instead of repeating it)."""
+    path = Path(run_dir) / METRICS_FILE
+    if path.exists():
+        lines = path.read_text(encoding="utf-8").splitlines()
+        kept = [line for line in lines if not _same_step_and_keys(line, step, metrics)]
+        if len(kept) != len(lines):
+            path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    with MetricsLogger(run_dir, mirror=mirror, step_offset=step_offset) as log:
+        log.log(step, metrics)
+
+
+def _same_step_and_keys(line: str, step: int, metrics: Mapping[str, Any]) -> bool:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return True  # a torn line from a crash
+    return record.get("step") == step and any(key in record for key in metrics)
+
+
 def format_metrics(metrics: Mapping[str, Any], keys: Sequence[str]) -> str:
-    """'reward/mean 1.234 | loss/total 0.012' for the keys present."""
+    """'reward 1.234 | loss 0.012' for the keys present (SHORT_NAMES where there is one)."""
     parts = []
     for key in keys:
         if key in metrics and metrics[key] is not None:
             value = float(metrics[key])
-            parts.append(f"{key} {value:.4g}")
+            parts.append(f"{SHORT_NAMES.get(key, key)} {value:.4g}")
     return " | ".join(parts)
 
 
@@ -170,8 +203,9 @@ class TrainProgress:
         log_every: int = 1,
         keys: Sequence[str] = DEFAULT_PROGRESS_KEYS,
         use_bar: bool | None = None,
+        label: str = "rl",
     ) -> None:
-        self.total, self.initial, self.enabled = total_steps, initial, enabled
+        self.total, self.initial, self.enabled, self.label = total_steps, initial, enabled, label
         self.log_every, self.keys = max(1, log_every), tuple(keys)
         self.use_bar = enabled and (sys.stderr.isatty() if use_bar is None else use_bar)
         self._start = time.monotonic()
@@ -180,14 +214,18 @@ class TrainProgress:
 
     def __enter__(self) -> TrainProgress:
         if self.use_bar:
+            from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+            width = min(MAX_BAR_COLUMNS, shutil.get_terminal_size().columns)
             self._progress = Progress(
-                TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
+                TextColumn(f"[bold]{self.label}"), BarColumn(bar_width=20), MofNCompleteColumn(),
                 TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+                console=Console(stderr=True, width=width),
             )  # fmt: skip
             self._progress.start()
-            self._task = self._progress.add_task("train", total=self.total, completed=self.initial, info="")
+            total, done = self.total, self.initial
+            self._task = self._progress.add_task(self.label, total=total, completed=done, info="")
         self._start = time.monotonic()
         return self
 
@@ -207,7 +245,8 @@ class TrainProgress:
         elif step % self.log_every == 0 or step == self.total:
             eta = self.eta_seconds(step)
             eta_text = f" | eta {_hms(eta)}" if eta is not None else ""
-            logger.info("step %d/%d%s%s", step, self.total, f" | {info}" if info else "", eta_text)
+            info = f" | {info}" if info else ""
+            logger.info("%s step %d/%d%s%s", self.label, step, self.total, info, eta_text)
 
     def __exit__(self, *exc: object) -> None:
         if self._progress is not None:

@@ -38,6 +38,8 @@ class Panel:
     keys: tuple[str, ...] = ()
     select: Callable[[Sequence[str]], list[str]] | None = None
     select_label: str = ""  # names what `select` looks for, for the skip report
+    ylabel: str = ""
+    log_y: bool = False  # for values spanning decades (the pre-clipping gradient norm)
 
     def present(self, available: Sequence[str]) -> list[str]:
         wanted = list(self.keys) + (self.select(available) if self.select else [])
@@ -55,37 +57,50 @@ class FigureSpec:
 
 FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec("reward", "Reward", (
-        Panel("total reward (mean over completions)", ("reward/mean",)),
-        Panel("reward components", select=_reward_components, select_label="reward/<component>"),
+        Panel("total reward (mean over completions)", ("reward/mean",), ylabel="reward (0 to 2)"),
+        Panel("reward components", select=_reward_components, select_label="reward/<component>",
+              ylabel="reward"),
     )),
     FigureSpec("accuracy", "Accuracy", (
-        Panel("train rates", ("reward/accuracy_rate", "reward/format_rate")),
-        Panel("train accuracy before / after augmentation", ("reward/accuracy_before", "reward/accuracy")),
-        Panel("held-out accuracy", ("eval/accuracy",)),
-        Panel("held-out accuracy by category", select=_eval_categories, select_label="eval/accuracy/<cat>"),
+        Panel("train rates", ("reward/accuracy_rate", "reward/format_rate"),
+              ylabel="fraction of completions"),
+        Panel("train accuracy before / after augmentation", ("reward/accuracy_before", "reward/accuracy"),
+              ylabel="accuracy reward"),
+        Panel("held-out accuracy (step 0 = before RL)", ("eval/accuracy",), ylabel="accuracy"),
+        Panel("held-out accuracy by category", select=_eval_categories, select_label="eval/accuracy/<cat>",
+              ylabel="accuracy"),
     )),
     FigureSpec("vanishing", "Vanishing advantage", (
         Panel("fraction of groups with equal rewards",
-              ("adv/vanishing_ratio_before", "adv/vanishing_ratio_after")),
+              ("adv/vanishing_ratio_before", "adv/vanishing_ratio_after"), ylabel="fraction of groups"),
     )),
     FigureSpec("augmentation", "Difficulty-aware augmentation", (
-        Panel("samples per step by kind", ("difficulty/increase", "difficulty/decrease", "difficulty/none")),
-        Panel("reference reward and level", ("difficulty/r_ref", "difficulty/level_mean")),
+        Panel("samples per step by kind", ("difficulty/increase", "difficulty/decrease", "difficulty/none"),
+              ylabel="samples"),
+        Panel("reference reward and level", ("difficulty/r_ref", "difficulty/level_mean"),
+              ylabel="reward / level"),
         Panel("vanished augmented groups given reward variance",
-              ("difficulty/rescued_fraction_decrease", "difficulty/rescued_fraction_increase")),
+              ("difficulty/rescued_fraction_decrease", "difficulty/rescued_fraction_increase"),
+              ylabel="fraction of groups"),
         Panel("accuracy of augmented groups, before / after",
               ("difficulty/hinted_accuracy_before", "difficulty/hinted_accuracy_after",
-               "difficulty/noised_accuracy_before", "difficulty/noised_accuracy_after")),
+               "difficulty/noised_accuracy_before", "difficulty/noised_accuracy_after"),
+              ylabel="accuracy"),
     )),
     FigureSpec("optimization", "Optimisation", (
-        Panel("loss", ("loss/total",)),
-        Panel("KL to reference", ("loss/kl",)),
-        Panel("gradient norm", ("perf/grad_norm",)),
-        Panel("learning rate", ("perf/lr",)),
+        Panel("loss", ("loss/total",), ylabel="loss"),
+        Panel("KL to reference", ("loss/kl",), ylabel="KL (k3)"),
+        Panel("gradient norm after clipping", ("perf/grad_norm_clipped",),
+              ylabel="L2 norm (<= max_grad_norm)"),
+        # Reg-GRPO regresses onto advantages divided by a tiny std_eps: ~2·eps/std_eps ≈ 1e5 before clipping
+        Panel("gradient norm before clipping (Reg-GRPO: ~1e5 by design)", ("perf/grad_norm",),
+              ylabel="L2 norm (log scale)", log_y=True),
+        Panel("learning rate", ("perf/lr",), ylabel="learning rate"),
     )),
     FigureSpec("performance", "Throughput", (
-        Panel("seconds per phase", ("perf/rollout_s", "perf/reward_s", "perf/logprob_s", "perf/update_s")),
-        Panel("completion length (tokens)", ("perf/completion_len",)),
+        Panel("seconds per phase", ("perf/rollout_s", "perf/reward_s", "perf/logprob_s", "perf/update_s"),
+              ylabel="seconds"),
+        Panel("completion length (tokens)", ("perf/completion_len",), ylabel="tokens"),
     )),
 )  # fmt: skip
 
@@ -130,6 +145,9 @@ def _draw_panel(ax: Any, records: Sequence[dict[str, Any]], panel: Panel, keys: 
         ax.plot(steps, ema(values, alpha=min(1.0, 10 / len(values))), color=line.get_color(), label=key)
     ax.set_title(panel.title, fontsize=10)
     ax.set_xlabel("step")
+    ax.set_ylabel(panel.ylabel)
+    if panel.log_y and any(v > 0 for key in keys for v in series(records, key)[1]):
+        ax.set_yscale("log")  # (all zero, e.g. every advantage vanished: a log axis cannot show it)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
 

@@ -1,6 +1,7 @@
 """Tiny preset: a random-init model of a real Qwen-VL architecture and a locally trained tokenizer,
 saved as an ordinary model directory (config.json, model.safetensors, tokenizer.json,
-tokenizer_config.json, chat template) that `from_pretrained` loads like any real checkpoint.
+tokenizer_config.json, chat template, generation and processor configs) that `from_pretrained`
+loads like any real checkpoint.
 
 The tokenizer is a byte-level BPE (any text round-trips) trained on an in-package corpus of the words
 the synthetic tasks use, plus the family's special tokens and the reasoning tags as single tokens.
@@ -16,6 +17,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GenerationConfig, PreTrainedTokenizerFast
 
+from deepvideo_r1.models.export import write_processor_configs
 from deepvideo_r1.models.families import (
     END_OF_TEXT,
     IM_END,
@@ -187,6 +189,7 @@ def make_tiny_model(out_dir: str | Path, family: str = "qwen2.5-vl", seed: int =
     )
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    write_processor_configs(out, fam)
     (out / "tiny_preset.json").write_text(
         json.dumps({"family": fam.name, "seed": seed, **asdict(size_cfg)}, indent=2)
     )

@@ -9,6 +9,7 @@ left with nothing makes no update.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from accelerate import Accelerator
 from torch import nn
@@ -16,7 +17,7 @@ from torch import nn
 from deepvideo_r1.config import SftConfig
 from deepvideo_r1.data.prompts import build_target_text
 from deepvideo_r1.data.sample import Sample
-from deepvideo_r1.metrics.logger import TrainProgress
+from deepvideo_r1.metrics.logger import SFT_METRICS_FILE, MetricsLogger, TrainProgress
 from deepvideo_r1.models.adapter import ModelAdapter
 from deepvideo_r1.models.media import MediaLoader, encode_sample
 from deepvideo_r1.training.context import make_optimizer
@@ -51,10 +52,13 @@ def run_sft(
     *,
     seed: int,
     max_grad_norm: float = 1.0,
+    run_dir: str | Path | None = None,
+    log_every: int = 1,
 ) -> list[float]:
     """`cfg.steps` AdamW steps of cross-entropy on completion tokens; returns the loss per step.
 
-    Trains `model` in place (its requires_grad flags decide what trains).
+    Trains `model` in place (its requires_grad flags decide what trains). With `run_dir`, each
+    step's `sft/loss` and `sft/lr` go to `<run_dir>/sft_metrics.jsonl` and the accelerator's trackers.
     """
     pairs = sft_pairs(samples)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -64,9 +68,13 @@ def run_sft(
     )  # SFT: CE only
     sampler = PromptSampler(len(pairs), seed=seed)
     losses = []
-    with TrainProgress(
-        cfg.steps, enabled=accelerator.is_main_process, log_every=50, keys=("sft/loss",)
-    ) as bar:
+    main = accelerator.is_main_process
+    log = MetricsLogger(
+        run_dir or ".", enabled=main and run_dir is not None, resume_step=0, filename=SFT_METRICS_FILE,
+        mirror=accelerator.log,
+    )  # fmt: skip
+    bar = TrainProgress(cfg.steps, enabled=main, log_every=log_every, keys=("sft/loss",), label="sft")
+    with log, bar:
         for step in range(1, cfg.steps + 1):
             drawn = sampler.next_batch(cfg.batch_size, accelerator.process_index, accelerator.num_processes)
             idx = keep_readable(drawn, lambda i: pairs[i][0], media, accelerator)
@@ -79,10 +87,12 @@ def run_sft(
             loss = policy(batch, sft=True)
             accelerator.backward(loss)
             accelerator.clip_grad_norm_(params, max_grad_norm)
+            lr = scheduler.get_last_lr()[0]
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             value = float(accelerator.reduce(loss.detach(), reduction="mean"))
             losses.append(value)
+            log.log(step, {"sft/loss": value, "sft/lr": lr})
             bar.update(step, {"sft/loss": value})
     return losses

@@ -41,6 +41,10 @@ class StepOutput:
     """Per-step metrics (python floats, already reduced over ranks) and the seconds by phase."""
 
     metrics: dict[str, float] = field(default_factory=dict)
+    groups: Groups | None = None
+    """This rank's rolled-out groups (for completion logging)."""
+    advantages: torch.Tensor | None = None
+    """[B] advantages, row-aligned with groups.texts."""
 
 
 def step_seed(base: int, step: int, rank: int, phase: int) -> int:
@@ -295,7 +299,8 @@ def update_policy(ctx: RunContext, groups: Groups, advantages: torch.Tensor) -> 
             skipped += 1  # weights, optimizer moments and schedule stay where they were
         ctx.optimizer.zero_grad(set_to_none=True)
     out_metrics = {k: v / cfg.algo.num_iterations for k, v in sums.items()}
-    out_metrics["perf/grad_norm"] = float(grad_norm)
+    out_metrics["perf/grad_norm"] = float(grad_norm)  # before clipping
+    out_metrics["perf/grad_norm_clipped"] = min(float(grad_norm), cfg.train.max_grad_norm)
     out_metrics["perf/skipped_updates"] = float(skipped)
     out_metrics["perf/logprob_s"] = logprob_s
     return out_metrics
@@ -352,4 +357,4 @@ def rl_step(ctx: RunContext, step: int) -> StepOutput:
     metrics = ctx.reduce_metrics(metrics) | media_skip_metrics(ctx.media, ctx.accelerator)
     if ctx.cfg.difficulty.enabled:
         metrics |= ctx.controller.metrics(reset=True)  # identical on every rank: not averaged
-    return StepOutput(metrics=metrics)
+    return StepOutput(metrics=metrics, groups=groups, advantages=advantages)

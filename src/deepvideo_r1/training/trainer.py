@@ -24,11 +24,19 @@ from deepvideo_r1.distributed.sharding import (
     load_full_optimizer_state,
     strip_prefix,
 )
+from deepvideo_r1.metrics.completions import (
+    TABLE_COLUMNS,
+    append_completions,
+    completion_rows,
+    table_rows,
+    truncate_completions,
+)
 from deepvideo_r1.metrics.logger import MetricsLogger, TrainProgress
+from deepvideo_r1.metrics.trackers import log_table
 from deepvideo_r1.models.trainable import is_lora
 from deepvideo_r1.training.context import RunContext
 from deepvideo_r1.training.resume import CHECKPOINT_DIR, ResumePlan, format_changes, plan_resume
-from deepvideo_r1.training.step import rl_step
+from deepvideo_r1.training.step import StepOutput, rl_step
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +88,17 @@ def save(ctx: RunContext, step: int) -> Path | None:
         )
     acc.wait_for_everyone()
     return path
+
+
+def log_completions(ctx: RunContext, step: int, out: StepOutput) -> None:
+    """At steps 1, 1 + N, 1 + 2N, ... (N = train.log_completions_every): sample completions to
+    completions.jsonl and the trackers' "completions" table (main process, its own groups)."""
+    every = ctx.cfg.train.log_completions_every
+    if not every or (step - 1) % every or not ctx.accelerator.is_main_process or out.groups is None:
+        return
+    rows = completion_rows(out.groups, out.advantages, step)
+    append_completions(ctx.cfg.train.output_dir, rows)
+    log_table(ctx.accelerator, "completions", TABLE_COLUMNS, table_rows(rows), step + ctx.cfg.sft.steps)
 
 
 def restore(ctx: RunContext, path: Path) -> int:
@@ -142,8 +161,14 @@ def train_loop(
     metrics: dict[str, float] = {}
     # a fresh start drops every record (step 0 included) left by an interrupted earlier attempt
     log = MetricsLogger(
-        t.output_dir, enabled=acc.is_main_process, tensorboard=t.tensorboard, resume_step=start or -1
+        t.output_dir,
+        enabled=acc.is_main_process,
+        resume_step=start or -1,  # a fresh start drops every record (step 0 included)
+        mirror=acc.log,
+        step_offset=ctx.cfg.sft.steps,
     )
+    if acc.is_main_process:
+        truncate_completions(t.output_dir, start)
     with (
         log,
         TrainProgress(t.max_steps, initial=start, enabled=acc.is_main_process, log_every=t.log_every) as bar,
@@ -151,12 +176,14 @@ def train_loop(
         if evaluate is not None and t.eval_every > 0 and start == 0:
             log.log(0, evaluate(0))
         for step in range(start + 1, t.max_steps + 1):
-            metrics = rl_step(ctx, step).metrics
+            out = rl_step(ctx, step)
+            metrics = out.metrics
             if step == start + 1 and resume.changes:
                 metrics |= {"resume/changes": format_changes(resume.changes)}
             if evaluate is not None and eval_due(step, t.eval_every, t.max_steps):
                 metrics |= evaluate(step)
             log.log(step, metrics)
+            log_completions(ctx, step, out)
             bar.update(step, metrics)
             if on_step is not None:
                 on_step(step, metrics)

@@ -1,0 +1,203 @@
+"""What one run leaves for other tools: logged SFT loss, held-out accuracy and sample completions,
+a final_model/ that transformers' Auto classes load and generate with, an lmms-eval-style report,
+and `export` of a checkpoint."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from deepvideo_r1.cli import app
+from deepvideo_r1.config import load_config
+from deepvideo_r1.metrics.logger import read_metrics
+from deepvideo_r1.pipeline import run_training
+from deepvideo_r1.presets import TINY_CPU
+
+FAST = [
+    "data.synth.n_train=4",
+    "data.synth.n_eval=3",
+    "sft.steps=2",
+    "sft.batch_size=2",
+    "rollout.group_size=2",
+    "rollout.prompts_per_step=2",
+    "rollout.max_new_tokens=8",
+    "train.micro_batch_size=2",
+    "train.max_steps=2",
+    "train.save_every=1",
+    "train.log_completions_every=1",
+    "train.report_to=[tensorboard]",
+    "train.run_name=outputs",
+    "difficulty.window=4",
+    "model.tiny_sizes={text_hidden: 64, text_layers: 2, vision_hidden: 32, vision_depth: 1, vocab_size: 512}",
+]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("outputs") / "run"
+    run_training(load_config(TINY_CPU, [*FAST, f"train.output_dir={out}"]))
+    return out
+
+
+def test_sft_eval_and_completions_are_logged(run):
+    sft = read_metrics(run / "sft_metrics.jsonl")
+    assert [r["step"] for r in sft] == [1, 2] and all(r["sft/loss"] > 0 for r in sft)
+    summary = json.loads((run / "summary.json").read_text())
+    evals = {r["step"]: r["eval/accuracy"] for r in read_metrics(run) if "eval/accuracy" in r}
+    assert evals == {0: summary["eval_accuracy_before"], 2: summary["eval_accuracy_after"]}
+    rows = [json.loads(line) for line in (run / "completions.jsonl").read_text().splitlines()]
+    # steps 1 and 2 (every 1 step), 2 groups of G = 2 each
+    assert [r["step"] for r in rows] == [1, 1, 1, 1, 2, 2, 2, 2]
+    for r in rows:
+        assert r["reward"] == pytest.approx(r["rewards"]["format"] + r["rewards"]["accuracy"])  # weights 1, 1
+        assert r["augmentation"] in ("none", "increase", "decrease") and r["prompt"] and r["gold"]
+        assert (r["hint"] is not None) == (r["augmentation"] == "decrease")
+    for a, b in zip(rows[::2], rows[1::2], strict=True):  # group-normalised advantages of a pair sum to 0
+        assert a["sample_id"] == b["sample_id"] and a["advantage"] + b["advantage"] == pytest.approx(
+            0, abs=1e-5
+        )
+
+
+def test_trackers_get_sft_rl_and_eval_on_one_step_axis(run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run / "tb" / "outputs"))
+    events.Reload()
+    # SFT steps 1, 2; RL step s at 2 + s; eval before at 2 + 0, after at 2 + 2
+    assert [e.step for e in events.Scalars("sft/loss")] == [1, 2]
+    assert [e.step for e in events.Scalars("reward/mean")] == [3, 4]
+    assert [e.step for e in events.Scalars("eval/accuracy")] == [2, 4]
+
+
+def test_eval_report_names_model_data_and_spread(run):
+    from deepvideo_r1.data import load_samples
+    from deepvideo_r1.data.prompts import format_answer
+    from deepvideo_r1.evaluation.fingerprint import weights_fingerprint
+    from deepvideo_r1.models.adapter import load_policy
+
+    report = json.loads((run / "eval_after" / "eval_report.json").read_text())
+    preds = [json.loads(line) for line in (run / "eval_after" / "predictions.jsonl").read_text().splitlines()]
+    scores = [p["score"] for p in preds]
+    n, mean = len(scores), sum(scores) / len(scores)
+    stderr = math.sqrt(sum((x - mean) ** 2 for x in scores) / (n - 1) / n)  # sample std / sqrt(n)
+    assert report["accuracy_stderr"] == pytest.approx(stderr)
+    low, high = report["ci95"]  # Student t with n - 1 = 2 degrees of freedom: t = 4.303
+    assert low == pytest.approx(max(0.0, mean - 4.303 * stderr), abs=1e-3)
+    assert high == pytest.approx(min(1.0, mean + 4.303 * stderr), abs=1e-3)
+    assert all(isinstance(c["n"], int) for c in report["per_category"].values())
+    assert sum(c["n"] for c in report["per_category"].values()) == n
+    header = report["header"]
+    eval_file = run / "synth" / "eval.jsonl"
+    assert header["data"] == {
+        "path": str(eval_file),
+        "sha256": hashlib.sha256(eval_file.read_bytes()).hexdigest(),
+    }
+    model, _ = load_policy(run / "final_model")
+    assert header["model"] == {"path": str(run / "final_model"), "fingerprint": weights_fingerprint(model)}
+    assert header["generation"]["max_new_tokens"] == 8 and header["versions"]["deepvideo_r1"]
+    samples = {s.id: s for s in load_samples(eval_file).samples}
+    for p in preds:  # gold: the text expected inside <answer> (a span for temporal grounding)
+        assert p["gold"] == format_answer(samples[p["id"]]) and p["gold"]
+        assert samples[p["id"]].question in p["prompt"]
+
+
+def test_final_model_is_a_complete_hf_directory(run):
+    from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoTokenizer
+
+    from deepvideo_r1.data import load_samples
+    from deepvideo_r1.evaluation.evaluate import predict
+    from deepvideo_r1.models.adapter import load_policy
+    from deepvideo_r1.models.media import MediaLoader, encode_sample
+
+    final = run / "final_model"
+    for name in ("preprocessor_config.json", "video_preprocessor_config.json", "generation_config.json"):
+        assert (final / name).is_file(), name
+    model = AutoModelForImageTextToText.from_pretrained(final).eval()
+    tokenizer = AutoTokenizer.from_pretrained(final)
+    processor = AutoImageProcessor.from_pretrained(final)
+    assert processor.merge_size == 2 and processor.patch_size == 14
+    # the project's eval and transformers' generate, greedy, on one sample: the same text
+    cfg = load_config(TINY_CPU, [*FAST, f"train.output_dir={run}"])
+    project_model, adapter = load_policy(final)
+    sample = load_samples(run / "synth" / "eval.jsonl").samples[0]
+    media = MediaLoader(cfg.video, run / "cache", factor=28)
+    (record,) = predict(project_model, adapter, [sample], media, run / "one.jsonl", max_new_tokens=8)
+    batch = adapter.collate([encode_sample(adapter, sample, media(sample))])
+    inputs = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
+    inputs |= {**batch.pixel_kwargs(), **batch.vision_kwargs()}
+    with torch.no_grad():  # eos and pad come from final_model/generation_config.json
+        out = model.generate(**inputs, max_new_tokens=8, suppress_tokens=adapter.vision_token_ids)
+    text = tokenizer.decode(out[0, batch.input_ids.shape[1] :], skip_special_tokens=True)
+    assert text.strip() == record["completion"].strip()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torchvision") is None, reason="AutoProcessor needs torchvision")
+def test_final_model_loads_with_auto_processor(run):
+    from transformers import AutoProcessor
+
+    assert AutoProcessor.from_pretrained(run / "final_model").tokenizer is not None
+
+
+def test_export_of_the_last_checkpoint_equals_final_model(run, tmp_path):
+    result = CliRunner().invoke(
+        app, ["export", str(run / "checkpoints" / "checkpoint-2"), str(tmp_path / "x")]
+    )
+    assert result.exit_code == 0, result.output
+    exported, final = (
+        load_file(tmp_path / "x" / "model.safetensors"),
+        load_file(run / "final_model" / "model.safetensors"),
+    )
+    assert exported.keys() == final.keys()
+    assert all(torch.equal(exported[k], final[k]) for k in final)
+    assert (tmp_path / "x" / "preprocessor_config.json").read_text() == (
+        run / "final_model" / "preprocessor_config.json"
+    ).read_text()
+    bad = CliRunner().invoke(app, ["export", str(tmp_path), str(tmp_path / "y")])
+    assert bad.exit_code == 2 and "not a complete checkpoint" in bad.output
+
+
+def test_export_keeps_or_merges_lora(run, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForImageTextToText
+
+    from deepvideo_r1.checkpoints.checkpoint import model_state_for_saving, save_checkpoint
+    from deepvideo_r1.models.adapter import load_policy
+    from deepvideo_r1.training.context import trainable_model
+
+    lora_run = tmp_path / "lora_run"
+    lora_run.mkdir()
+    (lora_run / "sft_model").symlink_to(run / "sft_model")  # the base this run's RL stage loaded
+    cfg = load_config(TINY_CPU, [*FAST, f"train.output_dir={lora_run}", "model.lora.enabled=true"])
+    model = trainable_model(load_policy(run / "sft_model")[0], cfg)
+    torch.manual_seed(0)
+    for name, param in model.named_parameters():
+        if "lora_B" in name:  # B = 0 at init: a trained adapter has B != 0
+            param.data.normal_(0, 0.5)
+    ckpt = save_checkpoint(
+        lora_run / "checkpoints", 1, model_state=model_state_for_saving(model, adapters_only=True),
+        adapters_only=True, config=cfg,
+    )  # fmt: skip
+    runner = CliRunner()
+    assert runner.invoke(app, ["export", str(ckpt), str(tmp_path / "kept"), "--no-merge-lora"]).exit_code == 0
+    assert runner.invoke(app, ["export", str(ckpt), str(tmp_path / "merged")]).exit_code == 0
+    kept = tmp_path / "kept"
+    assert (kept / "adapter_model.safetensors").is_file() and not (kept / "model.safetensors").exists()
+    assert (kept / "preprocessor_config.json").is_file() and (kept / "tokenizer.json").is_file()
+    ids = torch.tensor([[5, 17, 42, 99, 7]])
+    with torch.no_grad():
+        adapter_model = PeftModel.from_pretrained(
+            AutoModelForImageTextToText.from_pretrained(run / "sft_model"), kept
+        )
+        a = adapter_model.eval()(input_ids=ids).logits
+        b = AutoModelForImageTextToText.from_pretrained(tmp_path / "merged").eval()(input_ids=ids).logits
+        base = AutoModelForImageTextToText.from_pretrained(run / "sft_model").eval()(input_ids=ids).logits
+    assert torch.allclose(a, b, atol=1e-4)  # adapter on the base = the merged weights
+    assert not torch.allclose(a, base, atol=1e-3)  # and the adapter changes the model

@@ -1,0 +1,157 @@
+"""Trackers through accelerate: values logged by MetricsLogger and tables are read back from
+TensorBoard event files, an offline W&B run directory and an MLflow file store."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import struct
+import time
+
+import pytest
+from accelerate import Accelerator
+
+from deepvideo_r1.metrics.logger import MetricsLogger
+from deepvideo_r1.metrics.trackers import (
+    TrackerError,
+    build_trackers,
+    check_tracker_packages,
+    flat_config,
+    log_table,
+    start_trackers,
+)
+
+CONFIG = {"algo": {"beta": 0.1, "reward_weights": {"format": 1.0}}, "model": {"path": None}, "t": [1, 2]}
+
+
+def _log_run(tmp_path, names):
+    """Start `names`, log two RL steps after 3 SFT steps and one table, close; returns the run dir."""
+    run = tmp_path / "run"
+    acc = Accelerator(cpu=True, log_with=build_trackers(names, "proj", "my-run", run))
+    start_trackers(acc, "proj", CONFIG)
+    with MetricsLogger(run, mirror=acc.log, step_offset=3) as log:
+        log.log(1, {"reward/mean": 0.5})
+        log.log(2, {"reward/mean": 0.75})
+    log_table(acc, "completions", ["completion", "reward"], [["<answer>A</answer>", 2.0]], step=5)
+    acc.end_training()
+    return run
+
+
+def test_flat_config_is_dotted_scalars():
+    assert flat_config(CONFIG) == {
+        "algo.beta": 0.1,
+        "algo.reward_weights.format": 1.0,
+        "model.path": "null",  # None, lists: JSON text (TensorBoard hparams take scalars and strings)
+        "t": "[1, 2]",
+    }
+
+
+def test_missing_package_is_one_line_naming_it(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name))
+    with pytest.raises(TrackerError) as err:
+        check_tracker_packages(["tensorboard", "wandb"])
+    message = str(err.value)
+    assert "\n" not in message and "'wandb' package is not installed" in message
+    assert "pip install wandb" in message
+
+
+def test_tensorboard_scalars_hparams_and_table(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = _log_run(tmp_path, ["tensorboard"])
+    events = EventAccumulator(str(run / "tb" / "my-run"), size_guidance={"tensors": 0})
+    events.Reload()
+    # RL steps 1, 2 after 3 SFT steps: tracker steps 4, 5
+    assert [(e.step, e.value) for e in events.Scalars("reward/mean")] == [(4, 0.5), (5, 0.75)]
+    text = events.Tensors("completions/text_summary")[0]
+    assert text.step == 5
+    assert text.tensor_proto.string_val[0].decode().splitlines() == [
+        "| completion | reward |",
+        "|---|---|",
+        "| <answer>A</answer> | 2.0 |",
+    ]
+    (hparams,) = list((run / "tb" / "my-run").glob("*/hparams.yml"))
+    assert "algo.beta: 0.1" in hparams.read_text()
+
+
+def _wandb_records(path):
+    """Protobuf records of a .wandb file (LevelDB log format: 7-byte file header, 32 KiB blocks,
+    each chunk = crc32 (4) + length (2, little-endian) + type (1: full, 2: first, 3: middle, 4: last))."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data, pos, block, pending = path.read_bytes(), 7, 32768, b""
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # a block tail too short for a chunk header is padding
+            pos += block - pos % block
+            continue
+        length, kind = struct.unpack("<HB", data[pos + 4 : pos + 7])
+        chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
+        if kind == 0 and length == 0:
+            continue
+        pending += chunk
+        if kind in (1, 4):
+            record = pb.Record()
+            record.ParseFromString(pending)
+            pending = b""
+            yield record
+
+
+def _parse_wandb(log_file):
+    """(history rows, config, (project, run name) pairs) of an offline run's .wandb file."""
+    history, config, names = [], {}, []
+    for record in _wandb_records(log_file):
+        kind = record.WhichOneof("record_type")
+        if kind == "history":
+            history.append(
+                {
+                    item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                    for item in record.history.item
+                }
+            )
+        elif kind == "config":
+            config |= {item.key: json.loads(item.value_json) for item in record.config.update}
+        elif kind == "run":
+            names.append((record.run.project, record.run.display_name))
+    return history, config, names
+
+
+@pytest.mark.skipif(importlib.util.find_spec("wandb") is None, reason="wandb is not installed")
+def test_wandb_offline_run_reads_back(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    run = _log_run(tmp_path, ["wandb"])
+    (run_dir,) = list((run / "wandb").glob("offline-run-*"))
+    (log_file,) = list(run_dir.glob("run-*.wandb"))
+    for _ in range(60):  # wandb's service process may still be flushing the file under load
+        history, config, names = _parse_wandb(log_file)
+        if names and len([h for h in history if "reward/mean" in h]) == 2:
+            break
+        time.sleep(0.5)
+    assert ("proj", "my-run") in names
+    assert config["algo.beta"] == 0.1
+    steps = [(h["_step"], h["reward/mean"]) for h in history if "reward/mean" in h]
+    assert steps == [(4, 0.5), (5, 0.75)]
+    (table,) = list(run_dir.glob("files/media/table/completions_*.table.json"))
+    assert json.loads(table.read_text()) == {
+        "columns": ["completion", "reward"],
+        "data": [["<answer>A</answer>", 2.0]],
+    }
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="mlflow is not installed")
+def test_mlflow_file_store_reads_back(tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the default: a file store in the run
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    run = _log_run(tmp_path, ["mlflow"])
+    client = MlflowClient(tracking_uri=(run / "mlruns").as_uri())
+    (experiment,) = [e for e in client.search_experiments() if e.name == "proj"]
+    (mlrun,) = client.search_runs([experiment.experiment_id])
+    assert mlrun.info.run_name == "my-run"
+    assert mlrun.data.params["algo.beta"] == "0.1"
+    history = client.get_metric_history(mlrun.info.run_id, "reward/mean")
+    assert [(m.step, m.value) for m in history] == [(4, 0.5), (5, 0.75)]
+    (artifact,) = list((run / "mlruns").glob("*/*/artifacts/completions/step_0000005.json"))
+    assert json.loads(artifact.read_text()) == [{"completion": "<answer>A</answer>", "reward": 2.0}]
