@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -39,6 +40,7 @@ from deepvideo_r1.training.sampler import PromptSampler
 from deepvideo_r1.training.step import rl_step
 
 RESULTS = Path(__file__).parent / "results" / "shared_prefix_step.json"
+PRESET_SFT_STEPS = load_config(TINY_CPU).sft.steps
 PATHS = ("repeated", "shared")
 # rl_step metrics kept per step: name in the table -> metric key
 SPLITS = {
@@ -111,7 +113,11 @@ def run_steps(contexts: dict[str, RunContext], warmup: int, steps: int) -> dict[
     return records
 
 
-def report(records: dict[str, list[dict]], args: argparse.Namespace, cfg: TrainConfig) -> dict:
+def report(
+    records: dict[str, list[dict]], args: argparse.Namespace, cfg: TrainConfig, load: list[float]
+) -> dict:
+    """The JSON report: per-path summaries, speedups (repeated median / shared median), setup;
+    `load`: the 1-minute load average at the start and the end of the stepping."""
     out: dict = {"paths": {}}
     for path in PATHS:
         keys = records[path][0].keys()
@@ -120,6 +126,8 @@ def report(records: dict[str, list[dict]], args: argparse.Namespace, cfg: TrainC
     out["step_speedup"] = round(rep["step_s"]["median"] / sh["step_s"]["median"], 3)
     for k in ("rollout_s", "logprob_s", "update_s"):
         out[k.replace("_s", "_speedup")] = round(rep[k]["median"] / sh[k]["median"], 3)
+    lengths = {p: [r["completion_len"] for r in records[p]] for p in PATHS}
+    out["same_completion_lengths"] = lengths["repeated"] == lengths["shared"]  # step by step
     r = cfg.rollout
     out["setup"] = {
         "preset": "tiny_cpu",
@@ -131,12 +139,13 @@ def report(records: dict[str, list[dict]], args: argparse.Namespace, cfg: TrainC
         "warmup_steps": args.warmup,
         "timed_steps": args.steps,
         "threads": args.threads,
+        "load_average_1min_start_end": load,
     }
     out["notes"] = (
         f"median (min-max) of {args.steps} timed rl_step calls per path after {args.warmup} warm-up "
         "calls, the two paths alternated step by step in one process on a 2-core CPU shared with "
         f"other jobs; fp32, {args.threads} torch thread(s). Completions come from the tiny model after "
-        f"a {args.sft_steps}-step SFT warm start (not the preset's {cfg.sft.steps}), sampled at the "
+        f"a {args.sft_steps}-step SFT warm start (not the preset's {PRESET_SFT_STEPS}), sampled at the "
         "preset's temperature. rollout_s = perf/collect_s (rollouts, rewards, difficulty re-rolls); "
         "update_s = perf/update_s minus the old/ref log-probs."
     )
@@ -169,11 +178,14 @@ def main() -> None:
         root = args.root or Path(tmp)
         cfg = load_config(TINY_CPU, [f"train.output_dir={root}", f"sft.steps={args.sft_steps}"])
         contexts = build_contexts(cfg, args.sft_steps)
+        load = [round(os.getloadavg()[0], 2)]
         ctx = contexts["repeated"]
         total = args.warmup + args.steps
         for i in drawn_indices(len(ctx.dataset), cfg.train.seed, cfg.rollout.prompts_per_step, total):
             ctx.media(ctx.dataset[i])  # fill the shared frame cache: no path pays first decodes
-        out = report(run_steps(contexts, args.warmup, args.steps), args, cfg)
+        records = run_steps(contexts, args.warmup, args.steps)
+        load.append(round(os.getloadavg()[0], 2))
+        out = report(records, args, cfg, load)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=2) + "\n")
     print_table(out)
