@@ -314,7 +314,9 @@ def eval_cmd(
 def ablate(
     table: list[str] = typer.Option(..., "--table", help="4, 5, 7, 8, mechanism or all (repeatable, a,b)."),
     seeds: str = typer.Option("0,1,2,3,4", "--seeds", help="Seeds a,b,c (own data, warm start)."),
-    out: str = typer.Option(..., "--out", help="Output directory (resumable: finished row x seed kept)."),
+    out: str = typer.Option(
+        ..., "--output-dir", "-o", "--out", help="Output directory (resumable: finished row x seed kept)."
+    ),
     rows: str | None = typer.Option(None, "--rows", help="Only these rows (a,b); baselines are kept."),
     jobs: int = typer.Option(1, "--jobs", min=1, help="Runs at once, one thread each."),
     config: str | None = _CONFIG,
