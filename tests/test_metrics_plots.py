@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 
@@ -96,3 +97,12 @@ def test_every_panel_has_a_y_label_and_the_pre_clip_norm_is_log_scaled():
     assert ax.get_yscale() == "log" and ax.get_ylabel() == "L2 norm (log scale)"
     assert "1e5 by design" in ax.get_title()
     plt.close(fig)
+
+
+def test_sft_metrics_get_their_own_figure(tmp_path):
+    _fake_run(tmp_path)
+    lines = [{"step": k, "sft/loss": 3.0 / k, "sft/lr": 1e-3} for k in range(1, 6)]
+    (tmp_path / "sft_metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    report = plot_run(tmp_path)
+    assert tmp_path / "plots" / "sft.png" in report.written
+    assert mpimg.imread(tmp_path / "plots" / "sft.png").shape[1] == 1100  # two panels, 5.5 in each

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deepvideo_r1.metrics.logger import read_metrics
+from deepvideo_r1.metrics.logger import SFT_METRICS_FILE, read_metrics
 
 _REWARD_SPECIAL = {"reward/mean", "reward/accuracy_rate", "reward/format_rate"}
 
@@ -104,6 +104,14 @@ FIGURES: tuple[FigureSpec, ...] = (
     )),
 )  # fmt: skip
 
+# The supervised warm start (sft_metrics.jsonl), drawn when the run has one.
+SFT_FIGURES: tuple[FigureSpec, ...] = (
+    FigureSpec("sft", "Supervised warm start", (
+        Panel("SFT loss", ("sft/loss",), ylabel="cross-entropy (nats / target token)"),
+        Panel("SFT learning rate", ("sft/lr",), ylabel="learning rate"),
+    )),
+)  # fmt: skip
+
 
 @dataclass
 class PlotReport:
@@ -159,12 +167,19 @@ def plot_run(run_dir: str | Path, out_dir: str | Path | None = None) -> PlotRepo
     matplotlib.use("Agg")  # files only; never needs a display
     import matplotlib.pyplot as plt
 
-    records = read_metrics(run_dir)
-    available = sorted({key for record in records for key in record})
     out = Path(out_dir) if out_dir is not None else Path(run_dir) / "plots"
     out.mkdir(parents=True, exist_ok=True)
     report = PlotReport(written=[], skipped={})
-    for spec in FIGURES:
+    _write_figures(plt, read_metrics(run_dir), FIGURES, Path(run_dir).name, out, report)
+    sft_file = Path(run_dir) / SFT_METRICS_FILE
+    if sft_file.is_file():  # its own step axis (SFT steps), so its own figure
+        _write_figures(plt, read_metrics(sft_file), SFT_FIGURES, Path(run_dir).name, out, report)
+    return report
+
+
+def _write_figures(plt, records, specs, run_name: str, out: Path, report: PlotReport) -> None:
+    available = sorted({key for record in records for key in record})
+    for spec in specs:
         drawn = [(panel, panel.present(available)) for panel in spec.panels]
         drawn = [(panel, keys) for panel, keys in drawn if keys]
         if not drawn:
@@ -173,10 +188,9 @@ def plot_run(run_dir: str | Path, out_dir: str | Path | None = None) -> PlotRepo
         fig, axes = plt.subplots(1, len(drawn), figsize=(5.5 * len(drawn), 4), squeeze=False)
         for ax, (panel, keys) in zip(axes[0], drawn, strict=True):
             _draw_panel(ax, records, panel, keys)
-        fig.suptitle(f"{spec.title} — {Path(run_dir).name}")
+        fig.suptitle(f"{spec.title} — {run_name}")
         fig.tight_layout()
         path = out / f"{spec.name}.png"
         fig.savefig(path, dpi=100)
         plt.close(fig)
         report.written.append(path)
-    return report
