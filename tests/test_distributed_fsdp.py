@@ -48,6 +48,8 @@ FAST = [
     "train.lr=1e-2",
     "algo.beta=0.1",
     "train.fsdp=true",
+    "difficulty.trigger=all",  # augmented re-rollouts on some ranks only: must not hang
+    "difficulty.window=2",
     "model.tiny_sizes.text_layers=1",
     "model.tiny_sizes.vision_depth=1",
 ]
@@ -83,6 +85,7 @@ def test_fsdp_trains_saves_gathered_weights_and_exports(tmp_path):
     records = read_metrics(run / "metrics.jsonl")
     assert [r["step"] for r in records] == [1, 2]
     assert all(r["perf/grad_norm"] > 0 and r["loss/total"] == r["loss/total"] for r in records)
+    assert sum(r["difficulty/increase"] + r["difficulty/decrease"] for r in records) > 0
     ckpt = load_file(str(run / "checkpoints" / "checkpoint-2" / "model.safetensors"))
     from deepvideo_r1.models.adapter import load_policy
 

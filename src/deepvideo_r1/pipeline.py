@@ -310,6 +310,7 @@ def eval_stage(
         max_new_tokens=cfg.rollout.max_new_tokens,
         restart_if_stale=True,  # the run owns this directory: stale predictions are redone
         header=eval_header(model, model_path, data.eval_file, generation_settings(cfg)),
+        shared_prefix=cfg.model.shared_prefix,
     )
     ci = "" if report.ci95 is None else f" (95 % interval {report.ci95[0]:.3f}-{report.ci95[1]:.3f})"
     logger.info("%s: accuracy %.3f%s on %d samples", name, report.accuracy, ci, report.n_labelled)
@@ -454,4 +455,5 @@ def run_eval_only(
         max_new_tokens=cfg.rollout.max_new_tokens,
         sampled=sampled,
         header=eval_header(model, cfg.model.path, d.eval_file, generation),
+        shared_prefix=cfg.model.shared_prefix,
     )

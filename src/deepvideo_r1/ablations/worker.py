@@ -66,6 +66,7 @@ def evaluate_sampled(cfg: TrainConfig, model, adapter, data, out: Path, sampled,
         batch_size=cfg.train.eval_batch_size,
         max_new_tokens=cfg.rollout.max_new_tokens,
         sampled=sampled,
+        shared_prefix=cfg.model.shared_prefix,
     )
 
 

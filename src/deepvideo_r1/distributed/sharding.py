@@ -31,7 +31,8 @@ def is_fsdp2(module: nn.Module) -> bool:
     return bool(_fsdp2_modules(module))
 
 
-def _is_fsdp1(module: nn.Module) -> bool:
+def is_fsdp1(module: nn.Module) -> bool:
+    """True when any submodule is an FSDP1 `FullyShardedDataParallel` wrapper."""
     from torch.distributed.fsdp import FullyShardedDataParallel
 
     return any(isinstance(m, FullyShardedDataParallel) for m in module.modules())
@@ -44,7 +45,7 @@ def _zero3_parameters(module: nn.Module) -> list[nn.Parameter]:
 
 def is_sharded(module: nn.Module) -> bool:
     """Whether the module's parameters are split across ranks (FSDP1/2 or ZeRO-3)."""
-    return is_fsdp2(module) or _is_fsdp1(module) or bool(_zero3_parameters(module))
+    return is_fsdp2(module) or is_fsdp1(module) or bool(_zero3_parameters(module))
 
 
 def shard_units(model: nn.Module) -> list[nn.Module]:
@@ -93,7 +94,7 @@ def gathered_for_generation(module: nn.Module) -> Iterator[None]:
                 m.set_reshard_after_forward(True)
                 m.reshard()
         return
-    if _is_fsdp1(module):
+    if is_fsdp1(module):
         from torch.distributed.fsdp import FullyShardedDataParallel
 
         with FullyShardedDataParallel.summon_full_params(module, writeback=False, recurse=True):
@@ -117,7 +118,7 @@ def _options(**kwargs: Any):
 
 def full_model_state(module: nn.Module) -> dict[str, torch.Tensor]:
     """The full (unsharded) state dict on CPU; under sharding a collective, full on every rank."""
-    if is_fsdp2(module) or _is_fsdp1(module):
+    if is_fsdp2(module) or is_fsdp1(module):
         from torch.distributed.checkpoint.state_dict import get_model_state_dict
 
         return get_model_state_dict(module, options=_options())
@@ -153,18 +154,6 @@ def load_full_optimizer_state(
 
     set_optimizer_state_dict(module, optimizer, state, options=_options())
 
-
-class GatheredRolloutEngine:
-    """A rollout engine whose every `generate` runs with the sharded policy's parameters gathered
-    once (see `gathered_for_generation`); a plain pass-through for unsharded policies."""
-
-    def __init__(self, engine: Any, sharded: nn.Module) -> None:
-        self.engine = engine
-        self.sharded = sharded
-
-    def generate(self, batch: Any, group_size: int, *, seed: int | None = None) -> Any:
-        with gathered_for_generation(self.sharded):
-            return self.engine.generate(batch, group_size, seed=seed)
 
 
 def gather_policy_state(accelerator: Any, policy: nn.Module) -> dict[str, torch.Tensor]:

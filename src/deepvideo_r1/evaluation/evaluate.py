@@ -201,6 +201,7 @@ def predict(
     sampled: SampledDecoding | None = None,
     restart_if_stale: bool = False,
     progress: bool = False,
+    shared_prefix: bool = True,
 ) -> list[dict]:
     """Greedy predictions for `samples` (plus K sampled completions each when `sampled` is given),
     appended to `out_path`; returns all records (old + new).
@@ -209,9 +210,15 @@ def predict(
     weights, decoding and video settings; otherwise EvalResumeError, or with `restart_if_stale`
     the file is evaluated again from scratch. `progress`: a bar with ETA (samples).
     """
-    engine = HFRolloutEngine(model, adapter, SamplingOptions(max_new_tokens=max_new_tokens, temperature=0.0))
+    greedy = SamplingOptions(max_new_tokens=max_new_tokens, temperature=0.0)
+    engine = HFRolloutEngine(model, adapter, greedy, shared_prefix=shared_prefix)
     sampler = (
-        HFRolloutEngine(model, adapter, SamplingOptions(max_new_tokens, temperature=sampled.temperature))
+        HFRolloutEngine(
+            model,
+            adapter,
+            SamplingOptions(max_new_tokens, temperature=sampled.temperature),
+            shared_prefix=shared_prefix,
+        )
         if sampled
         else None
     )
@@ -326,6 +333,7 @@ def evaluate(
     sampled: SampledDecoding | None = None,
     restart_if_stale: bool = False,
     header: dict | None = None,
+    shared_prefix: bool = True,
 ) -> EvalReport:
     """Evaluate on `samples` (sharded over ranks); predictions land in out_dir/predictions*.jsonl.
 
@@ -349,6 +357,7 @@ def evaluate(
         sampled=sampled,
         restart_if_stale=restart_if_stale,
         progress=rank == 0,
+        shared_prefix=shared_prefix,
     )
     skipped = [s.id for s in shard if skips_media(media) and s.id in media.skipped]
     if world > 1:

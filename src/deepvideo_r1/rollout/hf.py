@@ -60,6 +60,10 @@ class HFRolloutEngine:
             # a generated placeholder would break the placeholder/feature count in later forwards
             "suppress_tokens": self.adapter.vision_token_ids,
             "use_cache": True,
+            # transformers turns on per-token cross-rank syncing for FSDP / ZeRO-3 modules; the
+            # trainer gathers sharded weights before any rollout, so ranks generate independently
+            # (and augmented re-rollouts happen on some ranks only).
+            "synced_gpus": False,
         }
 
     def _model_inputs(self, batch: PromptBatch, group_size: int) -> dict:

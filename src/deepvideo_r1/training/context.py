@@ -18,7 +18,7 @@ from deepvideo_r1.algos import LOSS_ADVANTAGE_SCALE
 from deepvideo_r1.config import TrainConfig
 from deepvideo_r1.data.sample import Sample
 from deepvideo_r1.difficulty import DifficultyController, HintBank
-from deepvideo_r1.distributed.sharding import GatheredRolloutEngine, fsdp2_shard, is_sharded
+from deepvideo_r1.distributed.sharding import fsdp2_shard
 from deepvideo_r1.models.adapter import ModelAdapter
 from deepvideo_r1.models.media import MediaLoader
 from deepvideo_r1.models.reference import ReferencePolicy, build_reference
@@ -197,8 +197,6 @@ def build_context(
     )
     model_for_rollout = accelerator.unwrap_model(policy).model
     engine: RolloutEngine = HFRolloutEngine(model_for_rollout, adapter, sampling, shared_prefix=shared)
-    if is_sharded(policy):
-        engine = GatheredRolloutEngine(engine, policy)
     return RunContext(
         cfg=cfg,
         accelerator=accelerator,

@@ -30,6 +30,7 @@ from deepvideo_r1.difficulty import DifficultyDecision
 from deepvideo_r1.difficulty.effect import augmentation_effect
 from deepvideo_r1.difficulty.plan import Augmentation, plan_augmentation
 from deepvideo_r1.difficulty.self_traces import generate_self_traces
+from deepvideo_r1.distributed.sharding import gathered_for_generation
 from deepvideo_r1.models.media import encode_sample
 from deepvideo_r1.training.context import RunContext
 from deepvideo_r1.training.groups import Groups, concat_groups, micro_batches, replace_groups, roll_out
@@ -340,7 +341,10 @@ def rollout_metrics(groups: Groups) -> dict[str, float]:
 def rl_step(ctx: RunContext, step: int) -> StepOutput:
     """One full step; returns metrics averaged over ranks."""
     t0 = time.perf_counter()
-    groups, stats = collect_rollouts(ctx, step)
+    # Sharded weights are gathered once, on every rank, for the whole collect phase: re-rollouts and
+    # self traces happen only on ranks whose groups need them, so they must not be collectives.
+    with gathered_for_generation(ctx.policy):
+        groups, stats = collect_rollouts(ctx, step)
     if groups is None:  # nothing readable was drawn: no update this step
         return StepOutput(metrics={**media_skip_metrics(ctx.media, ctx.accelerator), "perf/empty_steps": 1.0})
     t1 = time.perf_counter()

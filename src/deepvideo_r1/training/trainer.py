@@ -16,10 +16,14 @@ from deepvideo_r1.checkpoints.checkpoint import (
     read_optimizer_state,
     save_checkpoint,
 )
+from deepvideo_r1.checkpoints.integrity import CheckpointError
 from deepvideo_r1.distributed.sharding import (
     full_model_state,
     full_optimizer_state,
+    gather_policy_state,
+    is_fsdp1,
     is_fsdp2,
+    is_sharded,
     load_full_model_state,
     load_full_optimizer_state,
     strip_prefix,
@@ -54,12 +58,22 @@ def _local_optimizer(ctx: RunContext):
     return ctx.optimizer.optimizer if hasattr(ctx.optimizer, "optimizer") else ctx.optimizer
 
 
+def _fsdp(ctx: RunContext) -> bool:
+    return is_fsdp2(ctx.policy) or is_fsdp1(ctx.policy)
+
+
 def _sharded_states(ctx: RunContext) -> tuple[dict | None, dict | None]:
-    """(full weights, full optimizer state) of an FSDP2 policy, gathered by every rank; else Nones."""
-    if not is_fsdp2(ctx.policy):
-        return None, None
-    weights = strip_prefix(full_model_state(ctx.policy), "model.")
-    return weights, full_optimizer_state(ctx.policy, _local_optimizer(ctx))
+    """(full weights, full optimizer state) of a sharded policy, gathered by every rank; else Nones.
+
+    FSDP (ours or accelerate's): both. DeepSpeed ZeRO-3: the full weights; its optimizer state stays
+    the local partition (exact resume under ZeRO is not implemented: docs/gpu.md).
+    """
+    if _fsdp(ctx):
+        weights = strip_prefix(full_model_state(ctx.policy), "model.")
+        return weights, full_optimizer_state(ctx.policy, _local_optimizer(ctx))
+    if is_sharded(ctx.policy):
+        return strip_prefix(gather_policy_state(ctx.accelerator, ctx.policy), "model."), None
+    return None, None
 
 
 def save(ctx: RunContext, step: int) -> Path | None:
@@ -112,7 +126,12 @@ def restore(ctx: RunContext, path: Path) -> int:
     opt = _local_optimizer(ctx)
     wanted = [{k: g[k] for k in ("initial_lr", "weight_decay")} for g in opt.param_groups]
     rank = ctx.accelerator.process_index  # files verified by plan_resume just before
-    if is_fsdp2(ctx.policy):
+    if is_sharded(ctx.policy) and not _fsdp(ctx):
+        raise CheckpointError(
+            f"{path}: resuming under DeepSpeed ZeRO-3 is not supported (its parameters and optimizer "
+            "are partitioned); resume with FSDP (train.fsdp=true or an accelerate FSDP config) or DDP"
+        )
+    if _fsdp(ctx):
         load_full_model_state(ctx.policy, {f"model.{k}": v for k, v in read_model_weights(path).items()})
         load_full_optimizer_state(ctx.policy, opt, read_optimizer_state(path))
         state = load_checkpoint(path, None, None, ctx.scheduler, rank=rank, verify=False)
