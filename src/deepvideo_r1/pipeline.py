@@ -298,24 +298,38 @@ def eval_stage(
     """Greedy eval into <output_dir>/<name>; `model_path` is what the report header names."""
     if not data.eval:
         return None
-    media = media_loader(cfg, adapter)
-    report = evaluate(
+    report = evaluate_with_config(
+        cfg,
         model,
         adapter,
         data.eval,
-        media,
         Path(cfg.train.output_dir) / name,
-        accelerator=accelerator,
-        batch_size=cfg.train.eval_batch_size,
-        max_new_tokens=cfg.rollout.max_new_tokens,
+        accelerator,
         restart_if_stale=True,  # the run owns this directory: stale predictions are redone
         header=eval_header(model, model_path, data.eval_file, generation_settings(cfg)),
-        shared_prefix=cfg.model.shared_prefix,
     )
     ci = "" if report.ci95 is None else f" (95 % interval {report.ci95[0]:.3f}-{report.ci95[1]:.3f})"
     logger.info("%s: accuracy %.3f%s on %d samples", name, report.accuracy, ci, report.n_labelled)
     data.skipped[f"{name}_media"] = report.n_skipped
     return report
+
+
+def evaluate_with_config(
+    cfg: TrainConfig, model, adapter: ModelAdapter, samples: list[Sample], out: Path, accelerator, **options
+) -> EvalReport:
+    """`evaluate` with the run's batch size, decoding length, video settings and shared prefix."""
+    return evaluate(
+        model,
+        adapter,
+        samples,
+        media_loader(cfg, adapter),
+        out,
+        accelerator=accelerator,
+        batch_size=cfg.train.eval_batch_size,
+        max_new_tokens=cfg.rollout.max_new_tokens,
+        shared_prefix=cfg.model.shared_prefix,
+        **options,
+    )
 
 
 def eval_dir_name(step: int, max_steps: int) -> str:
@@ -444,16 +458,13 @@ def run_eval_only(
     check_unique_ids(samples, d.eval_file)
     model, adapter = load_model(cfg, Path(cfg.model.path), accelerator)
     generation = generation_settings(cfg) | {"sampled": asdict(sampled) if sampled else None}
-    return evaluate(
+    return evaluate_with_config(
+        cfg,
         model,
         adapter,
         samples,
-        media_loader(cfg, adapter),
         out_dir,
-        accelerator=accelerator,
-        batch_size=cfg.train.eval_batch_size,
-        max_new_tokens=cfg.rollout.max_new_tokens,
+        accelerator,
         sampled=sampled,
         header=eval_header(model, cfg.model.path, d.eval_file, generation),
-        shared_prefix=cfg.model.shared_prefix,
     )

@@ -19,11 +19,11 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from deepvideo_r1.config import TrainConfig, load_config
-from deepvideo_r1.evaluation.evaluate import EvalReport, SampledDecoding, evaluate
+from deepvideo_r1.evaluation.evaluate import EvalReport, SampledDecoding
 from deepvideo_r1.pipeline import (
     eval_stage,
+    evaluate_with_config,
     load_model,
-    media_loader,
     prepare_data,
     prepare_model_dir,
     run_training,
@@ -56,18 +56,7 @@ def warm_start(cfg: TrainConfig) -> dict:
 
 def evaluate_sampled(cfg: TrainConfig, model, adapter, data, out: Path, sampled, accelerator) -> EvalReport:
     """Greedy + K sampled completions per held-out sample (resumable, like every evaluation)."""
-    return evaluate(
-        model,
-        adapter,
-        data.eval,
-        media_loader(cfg, adapter),
-        out,
-        accelerator=accelerator,
-        batch_size=cfg.train.eval_batch_size,
-        max_new_tokens=cfg.rollout.max_new_tokens,
-        sampled=sampled,
-        shared_prefix=cfg.model.shared_prefix,
-    )
+    return evaluate_with_config(cfg, model, adapter, data.eval, out, accelerator, sampled=sampled)
 
 
 def headroom(report: EvalReport) -> dict[str, dict[str, float]]:
