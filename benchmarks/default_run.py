@@ -1,12 +1,14 @@
 """The embedded default run over several seeds: held-out accuracy
 before and after RL, wall time and peak memory, against the targets (≤ 10 minutes, ≥ +5 points).
 
-    python benchmarks/default_run.py [--seeds 0 1 2] [--root runs/bench_default] [--set KEY=VALUE ...]
+    python benchmarks/default_run.py [--seeds 0 1 2 3 4] [--root runs/bench_default] [--set KEY=VALUE ...]
 
 Each seed runs `deepvideo-r1 train -o ROOT/seed-S --seed S --set data.synth.seed=S` in a fresh
 directory (removed first), one seed after another, so the timings are of a whole run from nothing:
 data generation, tiny model, SFT, both evaluations, RL, plots. Run it alone on the machine.
-Writes benchmarks/results/default_run.json and prints a table.
+Writes benchmarks/results/default_run.json after every seed (a finished seed is kept if a later one
+fails), with each evaluation's 95 % interval, the paired interval of the change (the same held-out
+clips before and after), the library versions and the CPU, and prints a table.
 """
 
 from __future__ import annotations
@@ -21,7 +23,11 @@ import sys
 import time
 from pathlib import Path
 
+import accelerate
 import torch
+import transformers
+
+from deepvideo_r1.metrics.stats import paired_difference
 
 RESULTS = Path(__file__).parent / "results" / "default_run.json"
 TARGET_SECONDS = 600.0
@@ -45,51 +51,95 @@ def run_seed(root: Path, seed: int, overrides: list[str]) -> dict:
         raise SystemExit(f"seed {seed}: the run failed, see {root / f'seed-{seed}.log'}")
     summary = json.loads((out / "summary.json").read_text())
     before, after = summary["eval_accuracy_before"], summary["eval_accuracy_after"]
+    _, diff, _ = paired_difference(_scores(out / "eval_after"), _scores(out / "eval_before"))
     return {
         "seed": seed,
+        "n_eval": summary["eval_after"]["n_labelled"],
         "eval_accuracy_before": before,
+        "eval_before_ci95": summary["eval_before"]["ci95"],
         "eval_accuracy_after": after,
+        "eval_after_ci95": summary["eval_after"]["ci95"],
         "gain_points": 100 * (after - before),
+        "gain_ci95_points": [100 * x for x in diff] if diff else None,
         "wall_seconds": wall,
         "peak_rss_gib": usage.ru_maxrss / 2**20,  # Linux reports KiB
         "steps": summary["steps"],
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--root", default="runs/bench_default", help="where the run directories go")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], help="config override")
-    args = parser.parse_args()
-    root = Path(args.root)
-    root.mkdir(parents=True, exist_ok=True)
-    rows = [run_seed(root, s, args.overrides) for s in args.seeds]
-    for r in rows:
-        r["within_time"] = r["wall_seconds"] <= TARGET_SECONDS
-        r["gain_met"] = r["gain_points"] >= TARGET_GAIN_POINTS
+def _scores(eval_dir: Path) -> dict[str, float]:
+    """Per-sample held-out scores of one evaluation, by sample id."""
+    with open(eval_dir / "predictions.jsonl", encoding="utf-8") as f:
+        return {r["id"]: r["score"] for r in map(json.loads, f) if "score" in r}
+
+
+def machine() -> dict:
+    """Where the numbers were measured: CPU, cores, platform and the library versions."""
+    cpu = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        if Path("/proc/cpuinfo").exists()
+        else platform.processor()
+    )
+    return {
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "accelerate": accelerate.__version__,
+    }
+
+
+def write_results(overrides: list[str], rows: list[dict]) -> None:
+    """benchmarks/results/default_run.json with the seeds finished so far."""
     result = {
         "benchmark": "default_run",
         "targets": {"wall_seconds": TARGET_SECONDS, "gain_points": TARGET_GAIN_POINTS},
-        "overrides": args.overrides,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-        },
+        "overrides": overrides,
+        "machine": machine(),
         "runs": rows,
         "all_within_time": all(r["within_time"] for r in rows),
         "all_gain_met": all(r["gain_met"] for r in rows),
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{'seed':>4}  {'SFT':>6}  {'RL':>6}  {'change':>7}  {'wall':>8}  {'peak RSS':>8}  targets")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--root", default="runs/bench_default", help="where the run directories go")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="config override")
+    args = parser.parse_args()
+    root = Path(args.root)
+    root.mkdir(parents=True, exist_ok=True)
+    rows: list[dict] = []
+    for seed in args.seeds:
+        row = run_seed(root, seed, args.overrides)
+        row["within_time"] = row["wall_seconds"] <= TARGET_SECONDS
+        row["gain_met"] = row["gain_points"] >= TARGET_GAIN_POINTS
+        rows.append(row)
+        write_results(args.overrides, rows)
+    print(
+        f"{'seed':>4}  {'SFT':>6}  {'RL':>6}  {'change [95 % CI]':>18}  {'wall':>6}  {'peak RSS':>8}  targets"
+    )
     for r in rows:
         marks = f"time {'ok' if r['within_time'] else 'MISSED'}, gain {'ok' if r['gain_met'] else 'MISSED'}"
+        ci = r["gain_ci95_points"]
+        ci_text = f"[{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else ""
         print(
             f"{r['seed']:>4}  {100 * r['eval_accuracy_before']:5.1f}%  {100 * r['eval_accuracy_after']:5.1f}%"
-            f"  {r['gain_points']:+6.1f}  {r['wall_seconds']:7.0f}s  {r['peak_rss_gib']:6.2f}GiB  {marks}"
+            f"  {r['gain_points']:+5.1f} {ci_text:>12}  {r['wall_seconds']:5.0f}s"
+            f"  {r['peak_rss_gib']:6.2f}GiB  {marks}"
         )
     print(f"wrote {RESULTS}")
 

@@ -113,6 +113,10 @@ def test_settings_of_another_base_config_are_refused(tmp_path):
     other = BaseSpec(None, (*BASE.sets, "train.lr=0.001"))
     with pytest.raises(AblationError, match=r"train\.lr"):
         check_settings(tmp_path, base_settings(other))
+    two_threads = BaseSpec(None, BASE.sets, threads=2)  # CPU results depend on the thread count
+    with pytest.raises(AblationError, match="1 thread"):
+        check_settings(tmp_path, base_settings(two_threads))
+    assert json.loads((tmp_path / "settings.json").read_text())["threads"] == 1
 
 
 def test_resume_skips_finished_runs_and_links_the_warm_start(tmp_path):

@@ -318,7 +318,10 @@ def ablate(
         ..., "--output-dir", "-o", "--out", help="Output directory (resumable: finished row x seed kept)."
     ),
     rows: str | None = typer.Option(None, "--rows", help="Only these rows (a,b); baselines are kept."),
-    jobs: int = typer.Option(1, "--jobs", min=1, help="Runs at once, one thread each."),
+    jobs: int = typer.Option(1, "--jobs", min=1, help="Runs at once."),
+    threads: int = typer.Option(
+        1, "--threads", min=1, help="Torch threads per run (part of the settings: results depend on it)."
+    ),
     config: str | None = _CONFIG,
     overrides: list[str] = _SET,
 ) -> None:
@@ -333,7 +336,7 @@ def ablate(
     with _user_errors(UnknownRowError, AblationError, ConfigError, ValueError):
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
         chosen = build_tables(names, [r.strip() for r in rows.split(",")] if rows else None)
-        base = BaseSpec(config, tuple(overrides))
+        base = BaseSpec(config, tuple(overrides), threads)
         base.load()  # a config mistake fails here, before any run starts
         report = run_ablations(base, chosen, seed_list, out, jobs=jobs)
     for key, entry in report["tables"].items():

@@ -52,10 +52,11 @@ def base_settings(base: BaseSpec) -> dict:
         "transformers": transformers.__version__,
         "accelerate": accelerate.__version__,
     }
-    note = "train.seed and data.synth.seed are the row's seed; one thread per run"
+    note = f"train.seed and data.synth.seed are the row's seed; {base.threads} torch thread(s) per run"
     return {
         "config": base.config,
         "sets": list(base.sets),
+        "threads": base.threads,
         "base_config": data,
         "versions": versions,
         "note": note,

@@ -9,7 +9,8 @@ Layout of the output directory:
 
 <key> is a hash of the row's resolved config, so rows of different tables that resolve to the same
 config share one run, and a finished result is never recomputed. Every run is a subprocess with
-one thread (`OMP_NUM_THREADS=1`), whatever `jobs` is, so accuracy does not depend on `--jobs`.
+`threads` torch threads (`OMP_NUM_THREADS`, 1 by default), whatever `jobs` is, so accuracy does not
+depend on `--jobs`; the thread count is part of the settings, since CPU results depend on it.
 """
 
 from __future__ import annotations
@@ -62,10 +63,12 @@ class Job:
 
 @dataclass(frozen=True)
 class BaseSpec:
-    """The settings every row shares: a YAML config (None = the tiny CPU preset) and --set items."""
+    """The settings every row shares: a YAML config (None = the tiny CPU preset), --set items and the
+    torch threads of each run."""
 
     config: str | None
     sets: tuple[str, ...] = ()
+    threads: int = 1
 
     def load(self, *extra: str) -> TrainConfig:
         from deepvideo_r1.presets import TINY_CPU
@@ -91,6 +94,11 @@ def check_settings(out: Path, settings: dict) -> None:
     path = out / SETTINGS_FILE
     if path.exists():
         saved = json.loads(path.read_text())
+        if saved.get("threads", 1) != settings["threads"]:
+            raise AblationError(
+                f"{out} holds ablations run with {saved.get('threads', 1)} thread(s) per run, not "
+                f"{settings['threads']} (CPU results depend on it, see {path}); use another --out"
+            )
         if saved.get("base_config") != settings["base_config"]:
             differ = _differences(saved.get("base_config", {}), settings["base_config"])
             raise AblationError(
@@ -162,9 +170,11 @@ def prepare_row(out: Path, base: BaseSpec, key: str, row: Row, seed: int) -> Job
     return Job(seed, path, "row", f"{row.name} seed {seed}", result_path(out, key, seed))
 
 
-def run_job(job: Job) -> str | None:
-    """Run one job in a one-thread subprocess; None on success, else one line naming the log."""
-    env = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+def run_job(job: Job, threads: int = 1) -> str | None:
+    """Run one job in a subprocess with `threads` torch threads; None on success, else one line
+    naming the log."""
+    n = str(threads)
+    env = os.environ | {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "TOKENIZERS_PARALLELISM": "false"}
     cmd = [sys.executable, "-m", "deepvideo_r1.ablations.worker", job.kind, str(job.config_path)]
     logger.info("start: %s", job.label)
     with job.log_path.open("a") as log:
@@ -179,12 +189,12 @@ def run_job(job: Job) -> str | None:
     return None
 
 
-def run_all(jobs: list[Job], parallel: int) -> list[str]:
+def run_all(jobs: list[Job], parallel: int, threads: int = 1) -> list[str]:
     """Run jobs `parallel` at a time; return the failure lines (the others still run)."""
     if not jobs:
         return []
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        return [msg for msg in pool.map(run_job, jobs) if msg]
+        return [msg for msg in pool.map(lambda job: run_job(job, threads), jobs) if msg]
 
 
 def unique_rows(tables: list[Table], base: BaseSpec) -> dict[str, Row]:
@@ -205,7 +215,7 @@ def run_ablations(
     out = Path(out)
     check_settings(out, base_settings(base))
     warm = [j for s in seeds if (j := prepare_warm(out, base, s)) is not None]
-    failures = run_all(warm, jobs)
+    failures = run_all(warm, jobs, base.threads)
     failed_seeds = {j.seed for j in warm if not (warm_dir(out, j.seed) / WARM_FILE).exists()}
     keys = unique_rows(tables, base)
     runs = [
@@ -215,7 +225,7 @@ def run_ablations(
         if s not in failed_seeds and (job := prepare_row(out, base, key, row, s)) is not None
     ]
     runs.sort(key=lambda kj: (list(keys).index(kj[0]), kj[1].seed))  # row by row, seeds side by side
-    failures += run_all([j for _, j in runs], jobs)
+    failures += run_all([j for _, j in runs], jobs, base.threads)
     report = write_report(out, base, tables, seeds)
     if failures:
         raise AblationError("; ".join(failures))

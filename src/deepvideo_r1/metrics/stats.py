@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TypeVar
+
+K = TypeVar("K", int, str)
 
 # t(0.975, df) for df = 1..30 (two-sided 95 %), from the Student t table.
 _T975 = (
@@ -47,11 +50,12 @@ def t_interval(values: Sequence[float]) -> tuple[float, float] | None:
 
 
 def paired_difference(
-    values: dict[int, float], baseline: dict[int, float]
-) -> tuple[float, tuple[float, float] | None, list[int]]:
-    """Mean and 95 % t-interval of value - baseline over the seeds both have, and those seeds.
+    values: dict[K, float], baseline: dict[K, float]
+) -> tuple[float, tuple[float, float] | None, list[K]]:
+    """Mean and 95 % t-interval of value - baseline over the keys both have, and those keys.
 
-    Pairing by seed removes what the seeds share (data, warm start) from the spread.
+    Keys are seeds (pairing removes what a seed's data and warm start share from the spread) or
+    held-out sample ids (the same clips scored before and after training).
     """
     seeds = sorted(values.keys() & baseline.keys())
     diffs = [values[s] - baseline[s] for s in seeds]
