@@ -177,8 +177,20 @@ def test_headroom_lists_greedy_and_sampled_accuracy_per_task():
         n=2, n_labelled=2, accuracy=0.5, format_rate=1.0, per_category={"task=count": per_task},
         mean_at_k=0.25, maj_at_k=0.5, pass_at_k=1.0,
     )  # fmt: skip
-    expected = {"accuracy": 0.5, "mean_at_k": 0.25, "maj_at_k": 0.5, "pass_at_k": 1.0}
+    expected = {"n": 2, "accuracy": 0.5, "mean_at_k": 0.25, "maj_at_k": 0.5, "pass_at_k": 1.0}
     assert headroom(report) == {"all": expected, "task=count": expected}
+
+
+def test_headroom_is_sampled_on_a_prefix_of_the_held_out_split(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from deepvideo_r1.ablations import worker
+
+    seen = {}
+    monkeypatch.setattr(worker, "evaluate_with_config", lambda *a, **k: seen.setdefault("clips", a[4]))
+    data = SimpleNamespace(eval=list(range(worker.HEADROOM_CLIPS + 7)))
+    worker.evaluate_sampled(None, None, None, data, tmp_path, None, None)
+    assert seen["clips"] == list(range(worker.HEADROOM_CLIPS))
 
 
 @pytest.mark.slow

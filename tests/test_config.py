@@ -71,12 +71,22 @@ def test_round_trip(tmp_path):
         (["algo.beta=-1"], ["algo.beta", "greater than or equal to 0", "got -1"]),
         (["algo.loss=ppo"], ["algo.loss", "unknown policy loss 'ppo'", ", ".join(sorted(POLICY_LOSSES))]),
         # a loss option the chosen loss does not take is an error, naming the losses that take it
-        (["algo.loss=grpo", "algo.epsilon=0.5"], ["algo.epsilon=0.5 has no effect under algo.loss=grpo",
-                                                  "it takes clip_low, clip_high", "uses it: reg_grpo"]),
-        (["algo.clip_high=0.3"], ["algo.clip_high=0.3 has no effect under algo.loss=reg_grpo",
-                                  "dapo, dr_grpo, grpo, gspo"]),
-        (["algo.loss=rloo", "algo.eta=2"], ["algo.eta=2.0", "(it takes no options)",
-                                            "rebel, reward_regression"]),
+        (
+            ["algo.loss=grpo", "algo.epsilon=0.5"],
+            [
+                "algo.epsilon=0.5 has no effect under algo.loss=grpo",
+                "it takes clip_low, clip_high",
+                "uses it: reg_grpo",
+            ],
+        ),
+        (
+            ["algo.clip_high=0.3"],
+            ["algo.clip_high=0.3 has no effect under algo.loss=reg_grpo", "dapo, dr_grpo, grpo, gspo"],
+        ),
+        (
+            ["algo.loss=rloo", "algo.eta=2"],
+            ["algo.eta=2.0", "(it takes no options)", "rebel, reward_regression"],
+        ),
         (["rollout.group_size=3"], ["multiple of rollout.group_size=3", "set it to 6"]),
         (["rollout.group_size=1", "train.micro_batch_size=1"], ["group_size=1 must be >= 2"]),
         (["algo.num_iterations=0"], ["num_iterations=0 must be >= 1"]),

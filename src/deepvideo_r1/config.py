@@ -237,16 +237,10 @@ class DifficultyConfig(_Section):
     window_unit: WindowUnit = Field(
         "samples", description="W counts samples (paper appendix) or training steps."
     )
-    reference: Reference = Field(
-        "relative", description="r_ref = buffer mean, or the fixed `threshold`."
-    )
+    reference: Reference = Field("relative", description="r_ref = buffer mean, or the fixed `threshold`.")
     threshold: float = Field(1.0, description="r_ref under reference=absolute (reward scale 0..2).")
-    levels: Levels = Field(
-        "adaptive", description="adaptive: l = f(|dR|); fixed: level 1 always."
-    )
-    kinds: Kinds = Field(
-        "both", description="Which augmentations may fire."
-    )
+    levels: Levels = Field("adaptive", description="adaptive: l = f(|dR|); fixed: level 1 always.")
+    kinds: Kinds = Field("both", description="Which augmentations may fire.")
     trigger: Trigger = Field(
         "all", description="Augment every group, or only those whose advantage vanished."
     )

@@ -59,11 +59,12 @@ def task_lines(rows: list[dict]) -> list[str]:
 
 def headroom_lines(warm: dict) -> list[str]:
     """Greedy vs sampled accuracy (%) of each warm start per task: what RL could gain."""
-    lines = ["| seed | task | greedy | mean@8 | maj@8 | pass@8 |", "|---|---|---|---|---|---|"]
+    lines = ["| seed | task | clips | greedy | mean@8 | maj@8 | pass@8 |", "|---|---|---|---|---|---|---|"]
     for seed, info in warm.items():
         for task, m in (info.get("headroom") or {}).items():
             cells = [_pct(m.get(k)) for k in ("accuracy", "mean_at_k", "maj_at_k", "pass_at_k")]
-            lines.append(f"| {seed} | {task.removeprefix('task=')} | " + " | ".join(cells) + " |")
+            clips = m.get("n", "")
+            lines.append(f"| {seed} | {task.removeprefix('task=')} | {clips} | " + " | ".join(cells) + " |")
     return lines if len(lines) > 2 else []
 
 

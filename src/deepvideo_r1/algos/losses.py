@@ -69,6 +69,8 @@ def loss_option_names(name: str) -> tuple[str, ...]:
         raise ValueError(f"unknown policy loss {name!r}; known: {', '.join(sorted(POLICY_LOSSES))}")
     params = inspect.signature(POLICY_LOSSES[name]).parameters
     return tuple(p for p, v in params.items() if v.kind is v.KEYWORD_ONLY and p not in _COMMON_OPTIONS)
+
+
 def normalizer_units(name: str, mask: Tensor) -> int:
     """How many units the loss ``name`` averages over in a micro-batch with ``mask`` [b, T]:
     its rows (normalizer "sequences") or its masked tokens (normalizer "tokens")."""

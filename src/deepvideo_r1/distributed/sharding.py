@@ -155,7 +155,6 @@ def load_full_optimizer_state(
     set_optimizer_state_dict(module, optimizer, state, options=_options())
 
 
-
 def gather_policy_state(accelerator: Any, policy: nn.Module) -> dict[str, torch.Tensor]:
     """Full weights of the (possibly wrapped) PolicyModule, keys as in its own state_dict.
 

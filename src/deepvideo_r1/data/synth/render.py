@@ -22,7 +22,6 @@ COLOURS: dict[str, tuple[int, int, int]] = {
 SHAPES: tuple[str, ...] = ("square", "circle")
 
 
-
 # b-frames + macroblock-tree lookahead make x264 output vary from run to run even with one thread
 # (measured: 5-20 % of encodes of the same frames differed); without them it is byte-stable.
 X264_PARAMS = "bframes=0:mbtree=0"
