@@ -2,6 +2,7 @@
 before and after RL, wall time and peak memory, against the targets (≤ 10 minutes, ≥ +5 points).
 
     python benchmarks/default_run.py [--seeds 0 1 2 3 4] [--root runs/bench_default] [--set KEY=VALUE ...]
+    python benchmarks/default_run.py --collect --root ROOT   # recompute the numbers, keep the timings
 
 Each seed runs `deepvideo-r1 train -o ROOT/seed-S --seed S --set data.synth.seed=S` in a fresh
 directory (removed first), one seed after another, so the timings are of a whole run from nothing:
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shutil
@@ -27,7 +29,9 @@ import accelerate
 import torch
 import transformers
 
-from deepvideo_r1.metrics.stats import paired_difference
+from deepvideo_r1.ablations.report import RUN_MEANS, rescued_fractions
+from deepvideo_r1.metrics.logger import read_metrics
+from deepvideo_r1.metrics.stats import mean, paired_difference
 
 RESULTS = Path(__file__).parent / "results" / "default_run.json"
 TARGET_SECONDS = 600.0
@@ -35,7 +39,7 @@ TARGET_GAIN_POINTS = 5.0
 
 
 def run_seed(root: Path, seed: int, overrides: list[str]) -> dict:
-    """One whole default run; returns its summary numbers, wall time and the child's peak RSS."""
+    """One whole default run; returns its numbers, wall time and the child's peak RSS."""
     out = root / f"seed-{seed}"
     shutil.rmtree(out, ignore_errors=True)
     cmd = [sys.executable, "-m", "deepvideo_r1", "train", "-o", str(out), "--seed", str(seed)]
@@ -49,22 +53,36 @@ def run_seed(root: Path, seed: int, overrides: list[str]) -> dict:
     wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"seed {seed}: the run failed, see {root / f'seed-{seed}.log'}")
+    timing = {"wall_seconds": wall, "peak_rss_gib": usage.ru_maxrss / 2**20}  # Linux reports KiB
+    return {"seed": seed} | run_numbers(out) | timing
+
+
+def run_numbers(out: Path) -> dict:
+    """A finished run's held-out accuracies (with intervals) and what the augmentation did."""
     summary = json.loads((out / "summary.json").read_text())
     before, after = summary["eval_accuracy_before"], summary["eval_accuracy_after"]
     _, diff, _ = paired_difference(_scores(out / "eval_after"), _scores(out / "eval_before"))
-    return {
-        "seed": seed,
-        "n_eval": summary["eval_after"]["n_labelled"],
-        "eval_accuracy_before": before,
-        "eval_before_ci95": summary["eval_before"]["ci95"],
-        "eval_accuracy_after": after,
-        "eval_after_ci95": summary["eval_after"]["ci95"],
-        "gain_points": 100 * (after - before),
-        "gain_ci95_points": [100 * x for x in diff] if diff else None,
-        "wall_seconds": wall,
-        "peak_rss_gib": usage.ru_maxrss / 2**20,  # Linux reports KiB
-        "steps": summary["steps"],
+    records = read_metrics(out / "metrics.jsonl")
+    finite = {
+        name: [r[k] for r in records if k in r and math.isfinite(r[k])] for name, k in RUN_MEANS.items()
     }
+    run_means = {name: mean(values) if values else None for name, values in finite.items()}
+    return (
+        {
+            "n_eval": summary["eval_after"]["n_labelled"],
+            "eval_accuracy_before": before,
+            "eval_before_ci95": summary["eval_before"]["ci95"],
+            "eval_accuracy_after": after,
+            "eval_after_ci95": summary["eval_after"]["ci95"],
+            "gain_points": 100 * (after - before),
+            "gain_ci95_points": [100 * x for x in diff] if diff else None,
+            "per_task_before": {k: v["accuracy"] for k, v in summary["eval_before"]["per_category"].items()},
+            "per_task_after": {k: v["accuracy"] for k, v in summary["eval_after"]["per_category"].items()},
+            "steps": summary["steps"],
+        }
+        | run_means
+        | rescued_fractions(records)
+    )
 
 
 def _scores(eval_dir: Path) -> dict[str, float]:
@@ -101,6 +119,9 @@ def machine() -> dict:
 
 def write_results(overrides: list[str], rows: list[dict]) -> None:
     """benchmarks/results/default_run.json with the seeds finished so far."""
+    for row in rows:
+        row["within_time"] = row["wall_seconds"] <= TARGET_SECONDS
+        row["gain_met"] = row["gain_points"] >= TARGET_GAIN_POINTS
     result = {
         "benchmark": "default_run",
         "targets": {"wall_seconds": TARGET_SECONDS, "gain_points": TARGET_GAIN_POINTS},
@@ -119,16 +140,24 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--root", default="runs/bench_default", help="where the run directories go")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="config override")
+    parser.add_argument(
+        "--collect",
+        action="store_true",
+        help="recompute the run numbers of the seeds in the results file from ROOT (keeps their timings)",
+    )
     args = parser.parse_args()
     root = Path(args.root)
     root.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
-    for seed in args.seeds:
-        row = run_seed(root, seed, args.overrides)
-        row["within_time"] = row["wall_seconds"] <= TARGET_SECONDS
-        row["gain_met"] = row["gain_points"] >= TARGET_GAIN_POINTS
-        rows.append(row)
+    if args.collect:
+        saved = json.loads(RESULTS.read_text())
+        timings = ("seed", "wall_seconds", "peak_rss_gib")
+        rows = [{k: r[k] for k in timings} | run_numbers(root / f"seed-{r['seed']}") for r in saved["runs"]]
+        args.overrides = saved["overrides"]
+    for seed in [] if args.collect else args.seeds:
+        rows.append(run_seed(root, seed, args.overrides))
         write_results(args.overrides, rows)
+    write_results(args.overrides, rows)
     print(
         f"{'seed':>4}  {'SFT':>6}  {'RL':>6}  {'change [95 % CI]':>18}  {'wall':>6}  {'peak RSS':>8}  targets"
     )

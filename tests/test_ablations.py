@@ -168,6 +168,21 @@ def test_report_json_shape_and_numbers(tmp_path):
     assert "| `reg_grpo` | 0,1,2 | 70.0 [45.2, 94.8] | +16.7" in (tmp_path / "ablations.md").read_text()
 
 
+def test_report_only_runs_nothing_and_reports_the_finished_seeds(tmp_path):
+    from deepvideo_r1.ablations import run_ablations
+
+    tables = build_tables(["4"], rows=["reg_grpo"])
+    for name, acc in (("grpo", 0.5), ("reg_grpo", 0.75)):
+        write_json_atomic(result_path(tmp_path, row_key(BASE, tables[0].row(name)), 0), _result(acc))
+    report = run_ablations(BASE, tables, [0, 1], tmp_path, report_only=True)
+    assert not (tmp_path / "warm").exists()  # no warm start, no run: seed 1 is simply missing
+    rows = report["tables"]["4"]["rows"]
+    assert [(r["name"], r["seeds"], r["accuracy"]) for r in rows] == [
+        ("grpo", [0], [0.5]),
+        ("reg_grpo", [0], [0.75]),
+    ]
+
+
 def test_headroom_lists_greedy_and_sampled_accuracy_per_task():
     from deepvideo_r1.ablations.worker import headroom
     from deepvideo_r1.evaluation.evaluate import EvalReport

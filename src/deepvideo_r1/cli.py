@@ -322,6 +322,9 @@ def ablate(
     threads: int = typer.Option(
         1, "--threads", min=1, help="Torch threads per run (part of the settings: results depend on it)."
     ),
+    report_only: bool = typer.Option(
+        False, "--report-only", help="Run nothing: rewrite the report from the finished results in OUT."
+    ),
     config: str | None = _CONFIG,
     overrides: list[str] = _SET,
 ) -> None:
@@ -338,7 +341,7 @@ def ablate(
         chosen = build_tables(names, [r.strip() for r in rows.split(",")] if rows else None)
         base = BaseSpec(config, tuple(overrides), threads)
         base.load()  # a config mistake fails here, before any run starts
-        report = run_ablations(base, chosen, seed_list, out, jobs=jobs)
+        report = run_ablations(base, chosen, seed_list, out, jobs=jobs, report_only=report_only)
     for key, entry in report["tables"].items():
         done = sum(len(r["seeds"]) for r in entry["rows"])
         typer.echo(f"table {key}: {done} row x seed results")

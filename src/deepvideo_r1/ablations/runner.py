@@ -207,13 +207,23 @@ def unique_rows(tables: list[Table], base: BaseSpec) -> dict[str, Row]:
 
 
 def run_ablations(
-    base: BaseSpec, tables: list[Table], seeds: list[int], out: str | Path, jobs: int = 1
+    base: BaseSpec,
+    tables: list[Table],
+    seeds: list[int],
+    out: str | Path,
+    jobs: int = 1,
+    report_only: bool = False,
 ) -> dict:
-    """Warm starts, then every missing row × seed, then ablations.json / .md and the plots."""
+    """Warm starts, then every missing row × seed, then ablations.json / .md and the plots.
+
+    `report_only`: run nothing; rewrite the report from the results already in `out`.
+    """
     from deepvideo_r1.ablations.report import base_settings, write_report
 
     out = Path(out)
     check_settings(out, base_settings(base))
+    if report_only:
+        return write_report(out, base, tables, seeds)
     warm = [j for s in seeds if (j := prepare_warm(out, base, s)) is not None]
     failures = run_all(warm, jobs, base.threads)
     failed_seeds = {j.seed for j in warm if not (warm_dir(out, j.seed) / WARM_FILE).exists()}

@@ -38,7 +38,9 @@ class Augmentation:
 NO_AUGMENTATION = Augmentation()
 
 
-def _noise_transform(std: float, level: float, seed: int) -> Callable[[torch.Tensor], torch.Tensor]:
+def noise_transform(std: float, level: float, seed: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Frames [F, 3, H, W] in [0, 1] -> the same with Gaussian noise of std · level, seeded."""
+
     def transform(frames: torch.Tensor) -> torch.Tensor:  # [F, 3, H, W] in [0, 1]
         generator = torch.Generator(device=frames.device).manual_seed(seed)
         return add_frame_noise(frames, std=std, level=level, generator=generator)
@@ -46,7 +48,9 @@ def _noise_transform(std: float, level: float, seed: int) -> Callable[[torch.Ten
     return transform
 
 
-def _mask_transform(fraction: float, seed: int) -> Callable[[torch.Tensor], torch.Tensor]:
+def mask_transform(fraction: float, seed: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Frames [F, ...] -> the same with a seeded `fraction` of the frames zeroed."""
+
     def transform(frames: torch.Tensor) -> torch.Tensor:
         return mask_frames(frames, fraction, generator=torch.Generator().manual_seed(seed))[0]
 
@@ -80,8 +84,8 @@ def plan_augmentation(
         return Augmentation(unapplied="no_video")
     if cfg.increase_mode == "mask_frames":
         return Augmentation(
-            "increase", decision.level, frame_transform=_mask_transform(cfg.mask_fraction, seed)
+            "increase", decision.level, frame_transform=mask_transform(cfg.mask_fraction, seed)
         )
     return Augmentation(
-        "increase", decision.level, frame_transform=_noise_transform(cfg.noise_std, decision.level, seed)
+        "increase", decision.level, frame_transform=noise_transform(cfg.noise_std, decision.level, seed)
     )
