@@ -202,7 +202,7 @@ def test_headroom_is_sampled_on_a_prefix_of_the_held_out_split(tmp_path, monkeyp
     from deepvideo_r1.ablations import worker
 
     seen = {}
-    monkeypatch.setattr(worker, "evaluate_with_config", lambda *a, **k: seen.setdefault("clips", a[4]))
+    monkeypatch.setattr(worker, "evaluate_with_config", lambda *a, **k: seen.setdefault("clips", a[3]))
     data = SimpleNamespace(eval=list(range(worker.HEADROOM_CLIPS + 7)))
     worker.evaluate_sampled(None, None, None, data, tmp_path, None, None)
     assert seen["clips"] == list(range(worker.HEADROOM_CLIPS))
