@@ -168,6 +168,18 @@ def test_report_json_shape_and_numbers(tmp_path):
     assert "| `reg_grpo` | 0,1,2 | 70.0 [45.2, 94.8] | +16.7" in (tmp_path / "ablations.md").read_text()
 
 
+def test_accuracy_interval_is_clipped_to_the_unit_range(tmp_path):
+    tables = build_tables(["4"], rows=["reg_grpo"])
+    for name, accs in (("grpo", (0.1, 0.9)), ("reg_grpo", (0.2, 0.3))):
+        key = row_key(BASE, tables[0].row(name))
+        for seed, acc in enumerate(accs):
+            write_json_atomic(result_path(tmp_path, key, seed), _result(acc))
+    check_settings(tmp_path, base_settings(BASE))
+    rows = write_report(tmp_path, BASE, tables, [0, 1])["tables"]["4"]["rows"]
+    assert rows[0]["ci95"] == [0.0, 1.0]  # 0.5 ± 12.706 · 0.4 before clipping
+    assert rows[1]["diff_vs_baseline"]["ci95"][0] < -1.0  # a difference is not clipped
+
+
 def test_report_only_runs_nothing_and_reports_the_finished_seeds(tmp_path):
     from deepvideo_r1.ablations import run_ablations
 

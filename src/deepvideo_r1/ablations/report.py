@@ -111,6 +111,11 @@ def _rounded(x: float | None, digits: int = 4) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(x, digits)
 
 
+def _accuracy_range(ci: tuple[float, float] | None) -> tuple[float, float] | None:
+    """An accuracy's interval clipped to [0, 1] (few seeds give t-intervals wider than that)."""
+    return None if ci is None else (max(0.0, ci[0]), min(1.0, ci[1]))
+
+
 def _interval(ci: tuple[float, float] | None) -> list[float] | None:
     return None if ci is None else [round(ci[0], 4), round(ci[1], 4)]
 
@@ -137,7 +142,7 @@ def row_entry(row: Row, base_cfg, results: dict[int, dict], baseline: dict[int, 
         "seeds": list(acc),
         "accuracy": [round(a, 4) for a in acc.values()],
         "mean": _rounded(mean(list(acc.values()))),
-        "ci95": _interval(t_interval(list(acc.values()))),
+        "ci95": _interval(_accuracy_range(t_interval(list(acc.values())))),
         "diff_vs_baseline": {"mean": _rounded(diff), "ci95": _interval(diff_ci)},
         "vanishing_ratio_before": _mean_of(results, "vanishing_ratio_before"),
         "vanishing_ratio_after": _mean_of(results, "vanishing_ratio_after"),
