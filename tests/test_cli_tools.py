@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import yaml
 from typer.testing import CliRunner
@@ -10,6 +11,7 @@ from typer.testing import CliRunner
 from deepvideo_r1 import __version__
 from deepvideo_r1.cli import app
 from deepvideo_r1.config import describe_fields
+from deepvideo_r1.presets import TINY_CPU
 
 runner = CliRunner()
 
@@ -26,7 +28,8 @@ def test_config_show_prints_the_resolved_config():
     assert result.exit_code == 0, result.output
     shown = yaml.safe_load(result.output)
     assert shown["algo"]["beta"] == 0.5 and shown["train"]["report_to"] == ["wandb"]
-    assert shown["sft"]["steps"] == 700  # the tiny CPU preset is the default, as for `train`
+    preset = yaml.safe_load(Path(TINY_CPU).read_text())  # the default, as for `train`
+    assert shown["sft"]["steps"] == preset["sft"]["steps"] > 0 and shown["data"]["synth"]["n_eval"] == 2400
     bad = runner.invoke(app, ["config", "show", "--set", "algo.betta=1"])
     assert bad.exit_code == 2 and "did you mean beta" in bad.output
 
