@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import shutil
@@ -29,9 +28,9 @@ import accelerate
 import torch
 import transformers
 
-from deepvideo_r1.ablations.report import RUN_MEANS, rescued_fractions
+from deepvideo_r1.ablations.report import RUN_MEANS, rescued_fractions, run_mean
 from deepvideo_r1.metrics.logger import read_metrics
-from deepvideo_r1.metrics.stats import mean, paired_difference
+from deepvideo_r1.metrics.stats import paired_difference
 
 RESULTS = Path(__file__).parent / "results" / "default_run.json"
 TARGET_SECONDS = 600.0
@@ -63,10 +62,7 @@ def run_numbers(out: Path) -> dict:
     before, after = summary["eval_accuracy_before"], summary["eval_accuracy_after"]
     _, diff, _ = paired_difference(_scores(out / "eval_after"), _scores(out / "eval_before"))
     records = read_metrics(out / "metrics.jsonl")
-    finite = {
-        name: [r[k] for r in records if k in r and math.isfinite(r[k])] for name, k in RUN_MEANS.items()
-    }
-    run_means = {name: mean(values) if values else None for name, values in finite.items()}
+    run_means = {name: run_mean(records, key) for name, key in RUN_MEANS.items()}
     return (
         {
             "n_eval": summary["eval_after"]["n_labelled"],

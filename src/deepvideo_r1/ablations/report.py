@@ -63,7 +63,8 @@ def base_settings(base: BaseSpec) -> dict:
     }
 
 
-def _run_mean(records: list[dict], key: str) -> float | None:
+def run_mean(records: list[dict], key: str) -> float | None:
+    """Mean of a metric's finite values over a run's records (None when it never had one)."""
     values = [r[key] for r in records if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
     return mean(values) if values else None
 
@@ -100,7 +101,7 @@ def collect_result(run: Path) -> dict:
         "wall_seconds": summary["wall_seconds"],
         "steps": [r["step"] for r in records],
     }
-    out |= {name: _run_mean(records, key) for name, key in RUN_MEANS.items()}
+    out |= {name: run_mean(records, key) for name, key in RUN_MEANS.items()}
     out |= rescued_fractions(records)
     for side in ("before", "after"):
         out[f"vanishing_{side}_series"] = [r.get(f"adv/vanishing_ratio_{side}") for r in records]
