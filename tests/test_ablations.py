@@ -263,3 +263,13 @@ def test_ablate_cli_runs_resumes_and_writes_the_report(tmp_path):
     assert again.exit_code == 0, again.output
     assert [p.stat().st_mtime_ns for p in results] == stamps  # finished runs kept, not rerun
     assert json.loads((tmp_path / "ablations.json").read_text())["tables"] == report["tables"]
+
+
+def test_table_wall_time_adds_its_runs_and_the_warm_starts_of_its_seeds():
+    from deepvideo_r1.ablations.tables_md import table_wall_line
+
+    rows = [{"seeds": [0, 1], "wall_seconds": 180.0}, {"seeds": [0], "wall_seconds": 240.0}]
+    warm = {"0": {"wall_seconds": 300.0}, "1": {"wall_seconds": 360.0}, "2": {"wall_seconds": 1e6}}
+    # RL: 2 * 180 + 240 = 600 s = 10 min; warm starts of seeds 0 and 1 (not 2): 660 s = 11 min
+    line = table_wall_line({"rows": rows}, warm)
+    assert line.startswith("Wall time: 21 min = 3 RL runs (10 min) + the warm starts of seeds 0,1 (11 min)")

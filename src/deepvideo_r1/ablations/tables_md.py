@@ -68,6 +68,20 @@ def headroom_lines(warm: dict) -> list[str]:
     return lines if len(lines) > 2 else []
 
 
+def table_wall_line(table: dict, warm: dict) -> str:
+    """What the table costs to run on its own: its RL runs plus the warm starts of its seeds."""
+    rl = sum(r["wall_seconds"] * len(r["seeds"]) for r in table["rows"] if r["wall_seconds"] is not None)
+    seeds = sorted({s for r in table["rows"] for s in r["seeds"]})
+    warm = {int(k): v for k, v in warm.items()}  # JSON made the seeds strings
+    sft = sum(warm[s]["wall_seconds"] for s in seeds if s in warm)
+    runs = sum(len(r["seeds"]) for r in table["rows"])
+    return (
+        f"Wall time: {(rl + sft) / 60:.0f} min = {runs} RL runs ({rl / 60:.0f} min) + "
+        f"the warm starts of seeds {','.join(map(str, seeds)) or '–'} ({sft / 60:.0f} min), "
+        "one run at a time."
+    )
+
+
 def _preamble(s: dict) -> list[str]:
     """Seeds, versions, definitions, and the warm starts with their headroom."""
     lines = ["# Ablations", ""]
@@ -112,6 +126,7 @@ def report_markdown(report: dict) -> str:
         )
         lines.append("|---|---|---|---|---|---|---|")
         lines += [row_line(r) for r in table["rows"]]
+        lines += ["", table_wall_line(table, report["settings"].get("warm_starts") or {})]
         per_task = task_lines(table["rows"])
         if per_task:
             lines += ["", "Per-task accuracy (%):", "", *per_task]
