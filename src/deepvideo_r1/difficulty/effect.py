@@ -59,3 +59,37 @@ def augmentation_effect(
                 out[f"difficulty/{name}_accuracy_{side}"] = float(picked.mean()) if rows else math.nan
     out["difficulty/rescued_fraction"] = _ratio(rescued_all, vanished_all)
     return out
+
+
+def _is_count(key: str) -> bool:
+    return key == "difficulty/unapplied" or (
+        key.startswith(("difficulty/vanished_", "difficulty/rescued_")) and "fraction" not in key
+    )
+
+
+def pool_batch_stats(batches: list[dict[str, float]]) -> dict[str, float]:
+    """One optimizer step's metrics from those of its rollout batches (train.grad_accumulation).
+
+    Counts add up and the rescued fractions are recomputed from the pooled counts; every other
+    metric is the mean over the batches that have a number for it (nan when none has).
+    """
+    keys = list(dict.fromkeys(k for b in batches for k in b))
+    out: dict[str, float] = {}
+    for key in keys:
+        values = [b[key] for b in batches if key in b]
+        if _is_count(key):
+            out[key] = float(sum(values))
+        else:
+            finite = [v for v in values if not math.isnan(v)]
+            out[key] = sum(finite) / len(finite) if finite else math.nan
+    kinds = [k for k in GROUP_NAMES if f"difficulty/vanished_{k}" in out]
+    for kind in kinds:
+        out[f"difficulty/rescued_fraction_{kind}"] = _ratio(
+            out[f"difficulty/rescued_{kind}"], out[f"difficulty/vanished_{kind}"]
+        )
+    if kinds:
+        out["difficulty/rescued_fraction"] = _ratio(
+            sum(out[f"difficulty/rescued_{k}"] for k in kinds),
+            sum(out[f"difficulty/vanished_{k}"] for k in kinds),
+        )
+    return out

@@ -27,7 +27,7 @@ from deepvideo_r1.algos import (
 from deepvideo_r1.algos.advantages import vanishing_groups
 from deepvideo_r1.config import LOSS_OPTION_FIELDS, AlgoConfig, ConfigError, loss_option_problems
 from deepvideo_r1.difficulty import DifficultyDecision
-from deepvideo_r1.difficulty.effect import augmentation_effect
+from deepvideo_r1.difficulty.effect import augmentation_effect, pool_batch_stats
 from deepvideo_r1.difficulty.plan import Augmentation, plan_augmentation
 from deepvideo_r1.difficulty.self_traces import generate_self_traces
 from deepvideo_r1.distributed.sharding import gathered_for_generation
@@ -170,7 +170,7 @@ def collect_rollouts(ctx: RunContext, step: int) -> tuple[Groups | None, dict[st
 
     Rollout batch k of optimizer step s is seeded as rollout (s - 1) · K + k + 1, so K = 1 draws
     what it always drew. The difficulty controller sees every batch as it comes and closes its
-    step once per optimizer step; the per-batch stats are averaged (equal batch sizes).
+    step once per optimizer step; the per-batch stats are pooled (`pool_batch_stats`).
     """
     k = ctx.cfg.train.grad_accumulation
     drawn = [collect_groups(ctx, (step - 1) * k + i + 1) for i in range(k)]
@@ -179,7 +179,7 @@ def collect_rollouts(ctx: RunContext, step: int) -> tuple[Groups | None, dict[st
     parts = [(g, p) for g, p in drawn if g is not None]  # None: nothing readable (on_error: skip)
     if not parts:
         return None, {}
-    stats = {key: _mean([p[key] for _, p in parts if key in p]) for key in parts[0][1]}
+    stats = pool_batch_stats([p for _, p in parts])
     return concat_groups([g for g, _ in parts], ctx.adapter.pad_id), stats
 
 
