@@ -45,13 +45,31 @@ from deepvideo_r1.training.step import StepOutput, rl_step
 logger = logging.getLogger(__name__)
 
 
-def trainer_state(ctx: RunContext) -> dict:
-    """The JSON part of a checkpoint: controller buffer, hint bank, data position."""
-    return {
+def trainer_state(ctx: RunContext, hints_by_rank: list[dict]) -> dict:
+    """The JSON part of a checkpoint: controller buffer, hint banks, data position.
+
+    Each rank keeps its own hint bank (the self-generated traces of the samples it drew), so every
+    rank's is saved; "hints" (rank 0's) is what a single-process checkpoint has always held.
+    """
+    state = {
         "controller": ctx.controller.state_dict(),
-        "hints": ctx.hints.state_dict(),
+        "hints": hints_by_rank[0],
         "sampler": ctx.sampler.state_dict(),
     }
+    if len(hints_by_rank) > 1:
+        state["hints_by_rank"] = hints_by_rank
+    return state
+
+
+def hints_for_rank(state: dict, rank: int, world_size: int) -> dict:
+    """The hint bank `rank` resumes with: its own when the world size is the one saved (exact
+    resume); after a change of world size, every saved rank's traces together."""
+    banks = state.get("hints_by_rank") or [state["hints"]]
+    if len(banks) == world_size:
+        return banks[rank]
+    if len(banks) > 1:
+        logger.warning("hint banks of %d ranks merged for %d processes", len(banks), world_size)
+    return {"entries": {sid: e for bank in banks for sid, e in bank["entries"].items()}}
 
 
 def _local_optimizer(ctx: RunContext):
@@ -81,6 +99,7 @@ def save(ctx: RunContext, step: int) -> Path | None:
     sharded, its shards: gathering is collective)."""
     acc = ctx.accelerator
     rng = gather_object([capture_rng_state()]) if acc.num_processes > 1 else [capture_rng_state()]
+    hints = gather_object([ctx.hints.state_dict()]) if acc.num_processes > 1 else [ctx.hints.state_dict()]
     weights, optimizer_state = _sharded_states(ctx)
     path = None
     if acc.is_main_process:
@@ -96,7 +115,7 @@ def save(ctx: RunContext, step: int) -> Path | None:
             optimizer_state=optimizer_state,
             scheduler=ctx.scheduler,
             rng_states=rng,
-            trainer_state=trainer_state(ctx),
+            trainer_state=trainer_state(ctx, hints),
             config=ctx.cfg,
             keep_last=ctx.cfg.train.keep_last,
         )
@@ -139,7 +158,7 @@ def restore(ctx: RunContext, path: Path) -> int:
         state = load_checkpoint(path, ctx.model, opt, ctx.scheduler, rank=rank, verify=False)
     _apply_hyperparameters(opt, ctx.scheduler, wanted)
     ctx.controller.load_state_dict(state["controller"])
-    ctx.hints.load_state_dict(state["hints"])
+    ctx.hints.load_state_dict(hints_for_rank(state, rank, ctx.accelerator.num_processes))
     ctx.sampler.load_state_dict(state["sampler"])
     logger.info("resumed from %s (step %d)", path, state["step"])
     return int(state["step"])
