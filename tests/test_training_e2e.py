@@ -232,6 +232,7 @@ def test_two_process_accelerate_launch(tmp_path, shared_assets):
     ckpt = run / "checkpoints" / "checkpoint-2"
     assert (ckpt / "COMPLETE").exists()
     assert len(json.loads((ckpt / "rng.json").read_text())) == 2  # one RNG state per rank
+    assert len(json.loads((ckpt / "trainer_state.json").read_text())["hints_by_rank"]) == 2
 
 
 @pytest.mark.slow
