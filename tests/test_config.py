@@ -204,3 +204,19 @@ def test_options_come_from_their_registries():
     assert get_args(AlgoConfig.model_fields["advantage_scale"].annotation)[0] is AdvantageScale
     assert AlgoConfig().reward_weights == dict(DEFAULT_WEIGHTS)
     assert AlgoConfig(reward_weights={"my_rewards.py:bonus": 1.0}).reward_weights  # checked when first used
+
+
+def test_hand_listed_options_match_their_registries():
+    """Families, data formats and trackers are typed as literals (for the docs and the error
+    message); each list must stay equal to the registry that implements it."""
+    from typing import get_args
+
+    from deepvideo_r1.config import DataConfig, ModelConfig, TrainerConfig
+    from deepvideo_r1.data.registry import FORMATS
+    from deepvideo_r1.metrics.trackers import TRACKER_BUILDERS
+    from deepvideo_r1.models.families import FAMILIES
+
+    assert set(get_args(ModelConfig.model_fields["family"].annotation)) == set(FAMILIES)
+    assert set(get_args(DataConfig.model_fields["format"].annotation)) == {"auto", *FORMATS}
+    (tracker,) = get_args(TrainerConfig.model_fields["report_to"].annotation)
+    assert set(get_args(tracker)) == set(TRACKER_BUILDERS)
