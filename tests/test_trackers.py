@@ -13,6 +13,7 @@ from accelerate import Accelerator
 
 from deepvideo_r1.metrics.logger import MetricsLogger
 from deepvideo_r1.metrics.trackers import (
+    TRACKER_RUNS_FILE,
     TrackerError,
     build_trackers,
     check_tracker_packages,
@@ -155,3 +156,54 @@ def test_mlflow_file_store_reads_back(tmp_path, monkeypatch):
     assert [(m.step, m.value) for m in history] == [(4, 0.5), (5, 0.75)]
     (artifact,) = list((run / "mlruns").glob("*/*/artifacts/completions/step_0000005.json"))
     assert json.loads(artifact.read_text()) == [{"completion": "<answer>A</answer>", "reward": 2.0}]
+
+
+def _session(run, names, steps, purge_step=None):
+    """One process's share of a run: start (resuming when `purge_step`), log `steps`, close."""
+    acc = Accelerator(cpu=True, log_with=build_trackers(names, "proj", "my-run", run))
+    start_trackers(acc, "proj", CONFIG, purge_step=purge_step, run_dir=run)
+    with MetricsLogger(run, mirror=acc.log, step_offset=3) as log:
+        for step in steps:
+            log.log(step, {"reward/mean": step / 10})
+    acc.end_training()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="mlflow is not installed")
+def test_a_resumed_run_continues_its_mlflow_and_wandb_runs(tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    names = ["mlflow"] + (["wandb"] if importlib.util.find_spec("wandb") else [])
+    run = tmp_path / "run"
+    _session(run, names, [1, 2])
+    first = json.loads((run / TRACKER_RUNS_FILE).read_text())
+    assert set(first) == set(names)
+    _session(run, names, [3], purge_step=3 + 3)  # resumed from checkpoint-2
+    assert json.loads((run / TRACKER_RUNS_FILE).read_text()) == first
+    client = MlflowClient(tracking_uri=(run / "mlruns").as_uri())
+    (experiment,) = [e for e in client.search_experiments() if e.name == "proj"]
+    (mlrun,) = client.search_runs([experiment.experiment_id])  # one run, not two
+    history = client.get_metric_history(mlrun.info.run_id, "reward/mean")
+    assert [(m.step, m.value) for m in history] == [(4, 0.1), (5, 0.2), (6, 0.3)]
+    if "wandb" in names:  # offline: one directory per process, both for the same run id
+        dirs = sorted((run / "wandb").glob("offline-run-*"))
+        assert len(dirs) == 2 and all(d.name.endswith(first["wandb"]) for d in dirs)
+
+
+def test_a_fresh_start_does_not_continue_the_recorded_runs(tmp_path, monkeypatch):
+    from accelerate.tracking import MLflowTracker
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / TRACKER_RUNS_FILE).write_text(json.dumps({"mlflow": "0123"}))
+    (tracker,) = build_trackers(["mlflow"], "proj", "my-run", run)
+    acc = Accelerator(cpu=True, log_with=[tracker])
+    monkeypatch.setattr(acc, "init_trackers", lambda *a, **k: None)
+    start_trackers(acc, "proj", CONFIG, run_dir=run)  # no checkpoint: a new run
+    assert isinstance(tracker, MLflowTracker) and tracker.run_id is None
+    start_trackers(acc, "proj", CONFIG, purge_step=5, run_dir=run)
+    assert tracker.run_id == "0123"

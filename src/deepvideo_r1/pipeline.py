@@ -90,10 +90,17 @@ def make_accelerator(cfg: TrainConfig) -> Accelerator:
 
 def start_run_trackers(cfg: TrainConfig, accelerator: Accelerator, checkpoint: Path | None = None) -> None:
     """Start the trackers with the resolved config; resuming from `checkpoint` (checkpoint-N),
-    TensorBoard drops its events after step N (they are logged again)."""
+    TensorBoard drops its events after step N (they are logged again) and W&B and MLflow
+    continue the run's earlier tracker runs."""
     match = re.fullmatch(r"checkpoint-(\d+)", checkpoint.name) if checkpoint is not None else None
     purge = cfg.sft.steps + int(match.group(1)) + 1 if match else None
-    start_trackers(accelerator, cfg.train.project, cfg.model_dump(mode="json"), purge_step=purge)
+    start_trackers(
+        accelerator,
+        cfg.train.project,
+        cfg.model_dump(mode="json"),
+        purge_step=purge,
+        run_dir=cfg.train.output_dir,
+    )
 
 
 def log_eval(cfg: TrainConfig, report: EvalReport | None, step: int, accelerator: Accelerator) -> None:

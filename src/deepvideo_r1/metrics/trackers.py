@@ -94,17 +94,54 @@ def flat_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, bool |
     return flat
 
 
+TRACKER_RUNS_FILE = "tracker_runs.json"
+"""<output_dir>/tracker_runs.json: {"wandb": run id, "mlflow": run id} of the run's tracker runs."""
+
+
+def _run_id(tracker: GeneralTracker) -> str | None:
+    if isinstance(tracker, WandBTracker):
+        return tracker.run.id
+    if isinstance(tracker, MLflowTracker):
+        return tracker.active_run.info.run_id
+    return None
+
+
+def _continue_run(tracker: GeneralTracker, run_id: str) -> None:
+    """Make `tracker` (not started yet) log into its earlier run `run_id`."""
+    if isinstance(tracker, WandBTracker):
+        tracker.init_kwargs |= {"id": run_id, "resume": "allow"}
+    elif isinstance(tracker, MLflowTracker):
+        tracker.run_id = run_id  # mlflow.start_run(run_id=...) in start()
+
+
 def start_trackers(
-    accelerator: Accelerator, project: str, config: Mapping[str, Any], *, purge_step: int | None = None
+    accelerator: Accelerator,
+    project: str,
+    config: Mapping[str, Any],
+    *,
+    purge_step: int | None = None,
+    run_dir: str | Path | None = None,
 ) -> None:
     """init_trackers with the resolved config (flattened) as the run's hyperparameters.
-    `purge_step`: TensorBoard drops events at and after it (a resumed run logs them again)."""
+
+    `purge_step` (resuming from a checkpoint): TensorBoard drops events at and after it (the
+    resumed run logs them again), and W&B and MLflow continue the runs recorded in
+    `run_dir`/tracker_runs.json instead of starting new ones. The run ids are recorded there.
+    """
     if not accelerator.log_with:
         return
+    ids_file = Path(run_dir) / TRACKER_RUNS_FILE if run_dir is not None else None
+    saved = json.loads(ids_file.read_text()) if ids_file and ids_file.exists() else {}
     for tracker in accelerator.log_with:
         if isinstance(tracker, TensorBoardTracker) and purge_step is not None:
             tracker.init_kwargs["purge_step"] = purge_step  # read by SummaryWriter in start()
+        if purge_step is not None and tracker.name in saved:
+            _continue_run(tracker, saved[tracker.name])
     accelerator.init_trackers(project, config=flat_config(config))
+    ids = {t.name: run_id for t in accelerator.trackers if (run_id := _run_id(t)) is not None}
+    if ids_file is not None and ids and accelerator.is_main_process:
+        ids_file.parent.mkdir(parents=True, exist_ok=True)
+        ids_file.write_text(json.dumps(saved | ids, indent=1))
 
 
 def _markdown(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
