@@ -76,7 +76,16 @@ def _gradients(model_dir, loss: str, prompts: int, accumulate: int, micro: int, 
         return step(*args, **kwargs)
 
     ctx.optimizer.step = recording_step
+    backward, syncs = ctx.accelerator.backward, []
+
+    def recording_backward(loss, **kwargs):
+        syncs.append(ctx.accelerator.sync_gradients)  # DeepSpeed's engine steps only where True
+        return backward(loss, **kwargs)
+
+    ctx.accelerator.backward = recording_backward
     metrics = rl_step(ctx, 1).metrics
+    assert syncs == ([False] * (len(syncs) // iterations - 1) + [True]) * iterations
+    assert ctx.accelerator.sync_gradients  # left as accelerate expects outside the loop
     return seen, ctx.engine.calls, metrics
 
 

@@ -270,6 +270,8 @@ def update_policy(ctx: RunContext, groups: Groups, advantages: torch.Tensor) -> 
         loss_sum = 0.0
         for j, (which, host_batch) in enumerate(batches):
             sync = j == len(batches) - 1
+            # DeepSpeed steps its engine inside backward unless told this is not the last micro-batch
+            acc.sync_gradients = sync
             batch = host_batch.to(acc.device)
             with nullcontext() if sync else acc.no_sync(ctx.policy):
                 out = ctx.policy(batch)
