@@ -273,3 +273,16 @@ def test_table_wall_time_adds_its_runs_and_the_warm_starts_of_its_seeds():
     # RL: 2 * 180 + 240 = 600 s = 10 min; warm starts of seeds 0 and 1 (not 2): 660 s = 11 min
     line = table_wall_line({"rows": rows}, warm)
     assert line.startswith("Wall time: 21 min = 3 RL runs (10 min) + the warm starts of seeds 0,1 (11 min)")
+
+
+def test_a_resumed_run_has_no_wall_time(tmp_path):
+    from deepvideo_r1.ablations.report import collect_result
+
+    ratios = {"adv/vanishing_ratio_before": 0.5, "adv/vanishing_ratio_after": 0.5}
+    records = [{"step": s, **ratios} for s in (1, 2)]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    summary = {"eval_accuracy_after": 0.5, "eval_accuracy_before": 0.4, "wall_seconds": 99.0}
+    for resumed, wall in ((None, 99.0), ("checkpoint-20", None)):
+        (tmp_path / "summary.json").write_text(json.dumps(summary | {"resumed_from": resumed}))
+        result = collect_result(tmp_path)
+        assert result["wall_seconds"] == wall and result["accuracy"] == 0.5 and result["steps"] == [1, 2]

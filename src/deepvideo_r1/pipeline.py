@@ -377,7 +377,8 @@ def run_training(cfg: TrainConfig, *, overwrite: bool = False, resume_with_chang
         summary = _run_stages(cfg, accelerator, resume)
     finally:
         accelerator.end_training()  # closes the tracker runs (W&B, MLflow) even after an error
-    summary["wall_seconds"] = round(time.time() - start, 1)
+    summary["wall_seconds"] = round(time.time() - start, 1)  # of this process only
+    summary["resumed_from"] = resume.checkpoint.name if resume.checkpoint else None
     if accelerator.is_main_process:
         (Path(cfg.train.output_dir) / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary

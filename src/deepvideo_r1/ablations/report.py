@@ -98,7 +98,8 @@ def collect_result(run: Path) -> dict:
         "accuracy_before": summary["eval_accuracy_before"],
         "ci95_samples": (summary.get("eval_after") or {}).get("ci95"),
         "per_task": per_task,
-        "wall_seconds": summary["wall_seconds"],
+        # a resumed run's time covers only its last part: no measurement of the whole run
+        "wall_seconds": None if summary.get("resumed_from") else summary["wall_seconds"],
         "steps": [r["step"] for r in records],
     }
     out |= {name: run_mean(records, key) for name, key in RUN_MEANS.items()}
