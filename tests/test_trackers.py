@@ -190,7 +190,8 @@ def test_a_resumed_run_continues_its_mlflow_and_wandb_runs(tmp_path, monkeypatch
     assert [(m.step, m.value) for m in history] == [(4, 0.1), (5, 0.2), (6, 0.3)]
     if "wandb" in names:  # offline: one directory per process, both for the same run id
         dirs = sorted((run / "wandb").glob("offline-run-*"))
-        assert len(dirs) == 2 and all(d.name.endswith(first["wandb"]) for d in dirs)
+        # offline-run-<time>-<id>, with "-1" appended when both started in the same second
+        assert len(dirs) == 2 and all(f"-{first['wandb']}" in d.name for d in dirs)
 
 
 def test_a_fresh_start_does_not_continue_the_recorded_runs(tmp_path, monkeypatch):
