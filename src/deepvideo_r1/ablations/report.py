@@ -21,6 +21,7 @@ from deepvideo_r1.ablations.runner import (
     warm_dir,
     write_json_atomic,
 )
+from deepvideo_r1.difficulty.effect import pooled_fractions
 from deepvideo_r1.metrics.logger import read_metrics
 from deepvideo_r1.metrics.stats import mean, paired_difference, t_interval
 
@@ -75,15 +76,9 @@ def _run_sum(records: list[dict], key: str) -> float:
 
 def rescued_fractions(records: list[dict]) -> dict[str, float | None]:
     """Pooled over the run: Σ rescued / Σ vanished augmented groups, per kind and both (None: none)."""
-    out: dict[str, float | None] = {}
-    totals = [0.0, 0.0]
-    for kind in KINDS:
-        rescued = _run_sum(records, f"difficulty/rescued_{kind}")
-        vanished = _run_sum(records, f"difficulty/vanished_{kind}")
-        out[f"rescued_fraction_{kind}"] = rescued / vanished if vanished else None
-        totals = [totals[0] + rescued, totals[1] + vanished]
-    out["rescued_fraction"] = totals[0] / totals[1] if totals[1] else None
-    return out
+    rescued = {k: _run_sum(records, f"difficulty/rescued_{k}") for k in KINDS}
+    vanished = {k: _run_sum(records, f"difficulty/vanished_{k}") for k in KINDS}
+    return {k: None if math.isnan(v) else v for k, v in pooled_fractions(rescued, vanished).items()}
 
 
 def collect_result(run: Path) -> dict:

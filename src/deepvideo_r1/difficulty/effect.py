@@ -27,6 +27,14 @@ def _ratio(num: float, den: float) -> float:
     return num / den if den else math.nan
 
 
+def pooled_fractions(rescued: dict[str, float], vanished: dict[str, float]) -> dict[str, float]:
+    """`rescued_fraction_<kind>` per kind and `rescued_fraction` (all kinds) from counts per kind
+    (nan where nothing had vanished)."""
+    out = {f"rescued_fraction_{k}": _ratio(rescued[k], vanished[k]) for k in rescued}
+    out["rescued_fraction"] = _ratio(sum(rescued.values()), sum(vanished.values()))
+    return out
+
+
 def augmentation_effect(
     kinds: list[str],
     vanished_before: list[bool],
@@ -44,21 +52,24 @@ def augmentation_effect(
     """
     out: dict[str, float] = {}
     flat_after = vanishing_groups(total_after.flatten(), total_after.shape[-1]).tolist() if kinds else []
-    vanished_all = rescued_all = 0
     for kind, name in GROUP_NAMES.items():
         rows = [k for k, kd in enumerate(kinds) if kd == kind]
         vanished = [k for k in rows if vanished_before[k]]
-        rescued = sum(not flat_after[k] for k in vanished)
         out[f"difficulty/vanished_{kind}"] = float(len(vanished))
-        out[f"difficulty/rescued_{kind}"] = float(rescued)
-        out[f"difficulty/rescued_fraction_{kind}"] = _ratio(rescued, len(vanished))
-        vanished_all, rescued_all = vanished_all + len(vanished), rescued_all + rescued
+        out[f"difficulty/rescued_{kind}"] = float(sum(not flat_after[k] for k in vanished))
         for side, acc in (("after", accuracy_after), ("before", accuracy_before)):
             if acc is not None:
                 picked = acc[torch.tensor(rows, dtype=torch.long)] if rows else None
                 out[f"difficulty/{name}_accuracy_{side}"] = float(picked.mean()) if rows else math.nan
-    out["difficulty/rescued_fraction"] = _ratio(rescued_all, vanished_all)
-    return out
+    return out | _fractions_of_counts(out)
+
+
+def _fractions_of_counts(stats: dict[str, float]) -> dict[str, float]:
+    """The difficulty/rescued_fraction* metrics from the per-kind counts in `stats`."""
+    kinds = [k for k in GROUP_NAMES if f"difficulty/vanished_{k}" in stats]
+    rescued = {k: stats[f"difficulty/rescued_{k}"] for k in kinds}
+    vanished = {k: stats[f"difficulty/vanished_{k}"] for k in kinds}
+    return {f"difficulty/{k}": v for k, v in pooled_fractions(rescued, vanished).items()} if kinds else {}
 
 
 def _is_count(key: str) -> bool:
@@ -82,14 +93,4 @@ def pool_batch_stats(batches: list[dict[str, float]]) -> dict[str, float]:
         else:
             finite = [v for v in values if not math.isnan(v)]
             out[key] = sum(finite) / len(finite) if finite else math.nan
-    kinds = [k for k in GROUP_NAMES if f"difficulty/vanished_{k}" in out]
-    for kind in kinds:
-        out[f"difficulty/rescued_fraction_{kind}"] = _ratio(
-            out[f"difficulty/rescued_{kind}"], out[f"difficulty/vanished_{kind}"]
-        )
-    if kinds:
-        out["difficulty/rescued_fraction"] = _ratio(
-            sum(out[f"difficulty/rescued_{k}"] for k in kinds),
-            sum(out[f"difficulty/vanished_{k}"] for k in kinds),
-        )
-    return out
+    return out | _fractions_of_counts(out)
