@@ -230,6 +230,15 @@ def test_missing_optimizer_file_is_named(tmp_path):
         load_checkpoint(tmp_path / "checkpoint-4")
 
 
+def test_checkpoint_without_optimizer_state_refuses_an_optimizer_resume(tmp_path):
+    model = nn.Linear(2, 2)  # DeepSpeed runs save weights but no optimizer state
+    path = save_checkpoint(tmp_path, 1, model_state=model.state_dict())
+    opt = torch.optim.AdamW(nn.Linear(2, 2).parameters())
+    with pytest.raises(CheckpointError, match="checkpoint-1: holds no optimizer state"):
+        load_checkpoint(path, None, opt)
+    load_checkpoint(path, nn.Linear(2, 2))  # the weights alone still load
+
+
 def test_partial_checkpoint_folders_are_removed(tmp_path):
     (kept,) = _saved(tmp_path, 1)
     for name in ("checkpoint-2.tmp-4242", "checkpoint-1.old-99"):

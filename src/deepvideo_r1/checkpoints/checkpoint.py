@@ -339,6 +339,8 @@ def load_checkpoint(
     if model is not None:
         _load_weights(path, model)
     if optimizer is not None:
+        if not (path / "optimizer.json").is_file():
+            raise CheckpointError(f"{path}: holds no optimizer state (saved under DeepSpeed): cannot resume")
         optimizer.load_state_dict(_load_tree(path, "optimizer"))
     if scheduler is not None:
         scheduler.load_state_dict(_load_tree(path, "scheduler"))

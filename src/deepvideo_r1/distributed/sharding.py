@@ -168,6 +168,25 @@ def gather_policy_state(accelerator: Any, policy: nn.Module) -> dict[str, torch.
     return full_model_state(accelerator.unwrap_model(policy))
 
 
+def is_deepspeed(accelerator: Any) -> bool:
+    """Whether accelerate runs this process under DeepSpeed (any ZeRO stage)."""
+    from accelerate.utils import DistributedType
+
+    return accelerator.distributed_type == DistributedType.DEEPSPEED
+
+
+def set_deepspeed_micro_batch(accelerator: Any, micro_batch_size: int) -> None:
+    """Give DeepSpeed its per-GPU micro-batch size before `accelerator.prepare`.
+
+    accelerate reads it from a dataloader, and the trainer passes none (it batches rollouts
+    itself); DeepSpeed only books it (train_batch_size = micro · accumulation · world size).
+    """
+    if is_deepspeed(accelerator):
+        accelerator.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = (
+            micro_batch_size
+        )
+
+
 def strip_prefix(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     """Keys without `prefix` (the PolicyModule's "model."); every key must carry it."""
     missing = [k for k in state if not k.startswith(prefix)]

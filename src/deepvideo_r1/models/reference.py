@@ -1,7 +1,9 @@
 """The frozen reference policy of the KL term: kl_t = exp(ref_t - logp_t) - (ref_t - logp_t) - 1.
 
 Under LoRA the reference is the base model with adapters disabled (no second copy); otherwise a
-frozen deep copy taken when the policy is wrapped. With beta = 0 nothing is built.
+frozen deep copy taken when the policy is wrapped (of the full weights: a policy that DeepSpeed
+ZeRO-3 partitioned at load is gathered for the copy, so the reference is whole on every rank).
+With beta = 0 nothing is built.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import copy
 import torch
 from torch import nn
 
+from deepvideo_r1.distributed.sharding import gathered_for_generation
 from deepvideo_r1.models.batch import SequenceBatch
 from deepvideo_r1.models.logprobs import completion_logprobs
 from deepvideo_r1.models.trainable import is_lora
@@ -29,7 +32,8 @@ class ReferencePolicy:
         self.shares_weights = is_lora(policy)
         self.model: nn.Module | None = None
         if not self.shares_weights:
-            self.model = copy.deepcopy(policy).eval()
+            with gathered_for_generation(policy):  # a no-op unless ZeRO-3 partitioned the weights
+                self.model = copy.deepcopy(policy).eval()
             self.model.requires_grad_(False)
 
     @torch.no_grad()

@@ -18,7 +18,7 @@ from deepvideo_r1.algos import LOSS_ADVANTAGE_SCALE
 from deepvideo_r1.config import TrainConfig
 from deepvideo_r1.data.sample import Sample
 from deepvideo_r1.difficulty import DifficultyController, HintBank
-from deepvideo_r1.distributed.sharding import fsdp2_shard
+from deepvideo_r1.distributed.sharding import fsdp2_shard, set_deepspeed_micro_batch
 from deepvideo_r1.models.adapter import ModelAdapter
 from deepvideo_r1.models.media import MediaLoader
 from deepvideo_r1.models.reference import ReferencePolicy, build_reference
@@ -187,6 +187,7 @@ def build_context(
         t.max_steps * cfg.algo.num_iterations,
         t.schedule,
     )
+    set_deepspeed_micro_batch(accelerator, t.micro_batch_size)
     if cfg.train.fsdp:
         optimizer = accelerator.prepare(optimizer)  # FSDP2 syncs gradients itself: no DDP wrapper
     else:

@@ -17,6 +17,7 @@ from torch import nn
 from deepvideo_r1.config import SftConfig
 from deepvideo_r1.data.prompts import build_target_text
 from deepvideo_r1.data.sample import Sample
+from deepvideo_r1.distributed.sharding import set_deepspeed_micro_batch
 from deepvideo_r1.metrics.logger import SFT_METRICS_FILE, MetricsLogger, TrainProgress
 from deepvideo_r1.models.adapter import ModelAdapter
 from deepvideo_r1.models.media import MediaLoader, encode_sample
@@ -63,6 +64,7 @@ def run_sft(
     pairs = sft_pairs(samples)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer, scheduler = make_optimizer(params, cfg.lr, 0.0, cfg.warmup_steps, cfg.steps, "constant")
+    set_deepspeed_micro_batch(accelerator, cfg.batch_size)
     policy, optimizer = accelerator.prepare(
         PolicyModule(model, shared_prefix=False), optimizer
     )  # SFT: CE only

@@ -21,6 +21,7 @@ from deepvideo_r1.distributed.sharding import (
     full_model_state,
     full_optimizer_state,
     gather_policy_state,
+    is_deepspeed,
     is_fsdp1,
     is_fsdp2,
     is_sharded,
@@ -83,8 +84,7 @@ def _fsdp(ctx: RunContext) -> bool:
 def _sharded_states(ctx: RunContext) -> tuple[dict | None, dict | None]:
     """(full weights, full optimizer state) of a sharded policy, gathered by every rank; else Nones.
 
-    FSDP (ours or accelerate's): both. DeepSpeed ZeRO-3: the full weights; its optimizer state stays
-    the local partition (exact resume under ZeRO is not implemented: docs/gpu.md).
+    FSDP (ours or accelerate's): both. DeepSpeed ZeRO-3: the full weights only (see `save`).
     """
     if _fsdp(ctx):
         weights = strip_prefix(full_model_state(ctx.policy), "model.")
@@ -111,7 +111,9 @@ def save(ctx: RunContext, step: int) -> Path | None:
             if weights is not None
             else model_state_for_saving(ctx.model, adapters_only=lora),
             adapters_only=lora,
-            optimizer=_local_optimizer(ctx),
+            # DeepSpeed's ZeRO optimizer state is partitioned and not a plain state dict: not saved,
+            # so its checkpoints export weights but cannot resume (refused in `restore`).
+            optimizer=None if is_deepspeed(acc) else _local_optimizer(ctx),
             optimizer_state=optimizer_state,
             scheduler=ctx.scheduler,
             rng_states=rng,
@@ -145,10 +147,10 @@ def restore(ctx: RunContext, path: Path) -> int:
     opt = _local_optimizer(ctx)
     wanted = [{k: g[k] for k in ("initial_lr", "weight_decay")} for g in opt.param_groups]
     rank = ctx.accelerator.process_index  # files verified by plan_resume just before
-    if is_sharded(ctx.policy) and not _fsdp(ctx):
+    if is_deepspeed(ctx.accelerator):
         raise CheckpointError(
-            f"{path}: resuming under DeepSpeed ZeRO-3 is not supported (its parameters and optimizer "
-            "are partitioned); resume with FSDP (train.fsdp=true or an accelerate FSDP config) or DDP"
+            f"{path}: resuming under DeepSpeed is not supported (checkpoints hold no ZeRO optimizer "
+            "state); resume with FSDP (train.fsdp=true or an accelerate FSDP config) or DDP"
         )
     if _fsdp(ctx):
         load_full_model_state(ctx.policy, {f"model.{k}": v for k, v in read_model_weights(path).items()})
