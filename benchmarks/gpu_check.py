@@ -38,6 +38,7 @@ from pathlib import Path
 import torch
 
 RESULTS = Path(__file__).parent / "results" / "gpu_check.json"
+LOGS: Path | None = None  # --logs: every accelerate launch's whole output is written here
 REPO = Path(__file__).resolve().parent.parent
 
 # The published Qwen2.5-VL-3B-Instruct configuration (text and vision widths).
@@ -201,6 +202,71 @@ def _timed(device: str, fn):
     return out, time.perf_counter() - start
 
 
+LAST_BATCH: dict[bool, tuple] = {}  # shared -> (policy, batch) of the last measure_step, for the profile
+
+
+def _update(policy, batch):
+    result = policy(batch)
+    loss = -(result.logps * batch.completion_mask).sum() / batch.completion_mask.sum()
+    loss.backward()
+    return loss
+
+
+def profile_update(model, device: str) -> dict:
+    """Where one shared-prefix update's time goes: the vision tower's share (timed by hooks), the
+    update without gradient checkpointing, the device's busy time and the top operators."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from deepvideo_r1.models.vision import vision_tower
+
+    policy, batch = LAST_BATCH[True]
+    spans: list[float] = []
+    tower = vision_tower(model)
+
+    def enter(*_):
+        _sync(device)
+        spans.append(-time.perf_counter())
+
+    def leave(*_):
+        _sync(device)
+        spans[-1] += time.perf_counter()
+
+    hooks = [tower.register_forward_pre_hook(enter), tower.register_forward_hook(leave)]
+    _, with_hooks_s = _timed(device, lambda: _update(policy, batch))
+    for h in hooks:
+        h.remove()
+    model.zero_grad(set_to_none=True)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
+    with profile(activities=activities) as prof:
+        _update(policy, batch)
+        _sync(device)
+    model.zero_grad(set_to_none=True)
+    events = prof.key_averages()
+
+    def device_us(e) -> float:
+        return getattr(e, "self_device_time_total", getattr(e, "self_cuda_time_total", 0.0))
+
+    key = device_us if device == "cuda" else (lambda e: e.self_cpu_time_total)
+    top = sorted(events, key=key, reverse=True)[:20]
+    model.activation_checkpointing_disable()
+    _update(policy, batch)  # warm-up without checkpointing
+    model.zero_grad(set_to_none=True)
+    _, plain_s = _timed(device, lambda: _update(policy, batch))
+    model.zero_grad(set_to_none=True)
+    return {
+        "update_s_with_vision_hooks": round(with_hooks_s, 3),
+        "vision_forward_s": round(sum(spans), 3),
+        "vision_forward_calls": len(spans),
+        "device_busy_s": round(sum(device_us(e) for e in events) / 1e6, 3),
+        "update_s_without_checkpointing": round(plain_s, 3),
+        "top_ops": [
+            {"name": e.key[:80], "calls": e.count, "self_cpu_ms": round(e.self_cpu_time_total / 1e3, 2),
+             "self_device_ms": round(device_us(e) / 1e3, 2)}
+            for e in top
+        ],
+    }  # fmt: skip
+
+
 def measure_step(model, adapter, prompts, device: str, group: int, new: int, shared: bool) -> dict:
     """Rollout, old/ref log-prob and update seconds of one group, with or without the shared prefix."""
     from deepvideo_r1.models.batch import join_completions
@@ -213,6 +279,7 @@ def measure_step(model, adapter, prompts, device: str, group: int, new: int, sha
     out, rollout_s = _timed(device, lambda: engine.generate(prompts, group, seed=1))
     batch = join_completions(prompts, out.completion_ids, out.completion_mask, group).to(device)
     policy = PolicyModule(model, chunk_size=512, shared_prefix=shared)
+    LAST_BATCH[shared] = (policy, batch)
     new_tokens = int(out.completion_mask.sum())
     prompt_tokens = int(prompts.attention_mask.sum())
     # Tokens through the language model: P + G·C with the shared prefix, G·(P + C) without.
@@ -223,10 +290,7 @@ def measure_step(model, adapter, prompts, device: str, group: int, new: int, sha
             return policy(batch).logps
 
     def update():
-        result = policy(batch)
-        loss = -(result.logps * batch.completion_mask).sum() / batch.completion_mask.sum()
-        loss.backward()
-        return loss
+        return _update(policy, batch)
 
     logprobs()  # warm-up
     _, logprob_s = _timed(device, logprobs)
@@ -249,7 +313,7 @@ def measure_step(model, adapter, prompts, device: str, group: int, new: int, sha
     }
 
 
-def part_step(device: str, tiny: bool) -> dict:
+def part_step(device: str, tiny: bool, profile: bool = False) -> dict:
     from deepvideo_r1.models.trainable import prepare_trainable
 
     sizes, vocab = (SIZES_TINY, None) if tiny else (SIZES_3B, VOCAB_3B)
@@ -267,6 +331,7 @@ def part_step(device: str, tiny: bool) -> dict:
         # The trained tokens are what each path computes; MFU counts the model FLOPs it needs.
         result["mfu_update"] = 6 * trainable * result["trained_tokens"] / result["update_s"] / rate
     main = paths["shared_prefix"]
+    extra = {"profile": profile_update(model, device)} if profile else {}
     return {
         "sizes": sizes,
         "vocab": vocab,
@@ -276,6 +341,7 @@ def part_step(device: str, tiny: bool) -> dict:
         **main,
         "paths": paths,
         "matmul_bf16_flops": rate,
+        **extra,
         "ok": True,
     }
 
@@ -295,7 +361,14 @@ def _launch(args: list[str], run: Path, overrides: list[str], timeout: int) -> t
            *[a for o in overrides for a in ("--set", o)]]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO)
-    return done.returncode, (done.stdout + done.stderr)[-2000:]
+    text = done.stdout + done.stderr
+    if LOGS is not None:
+        LOGS.mkdir(parents=True, exist_ok=True)
+        n = len(list(LOGS.iterdir()))
+        (LOGS / f"launch{n}_{run.name}.log").write_text(" ".join(cmd) + "\n\n" + text)
+    # The child's traceback comes before the launcher's own: report it, not the launcher's.
+    start = text.find("Traceback (most recent call last)")
+    return done.returncode, text[start : start + 3000] if start >= 0 else text[-3000:]
 
 
 def sharded_case(
@@ -401,11 +474,15 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="test widths and sizes (the CPU dry run)")
     parser.add_argument("--parts", default="rl,step,sharded")
     parser.add_argument("--json", type=Path, default=RESULTS)
+    parser.add_argument("--logs", type=Path, help="write each accelerate launch's output here")
+    parser.add_argument("--profile", action="store_true", help="step: where the update's time goes")
     args = parser.parse_args()
+    global LOGS
+    LOGS = args.logs
     work = Path(tempfile.mkdtemp(prefix="gpu_check_"))
     runners = {
         "rl": lambda: part_rl(args.device, args.tiny, work),
-        "step": lambda: part_step(args.device, args.tiny),
+        "step": lambda: part_step(args.device, args.tiny, args.profile),
         "sharded": lambda: part_sharded(args.device, args.tiny, work),
     }
     report = {"device": device_name(args.device), "mfu_update": None, "tiny": args.tiny,
