@@ -378,12 +378,11 @@ def sharded_case(
     tiny: bool,
     work: Path,
     timeout: int,
-    resumable: bool = True,
+    resume: bool = True,
 ) -> dict:
-    """Train N steps, a second run cut at N/2 and resumed; compare rewards, load final_model.
-
-    `resumable=False` (DeepSpeed): the resume must be refused with the trainer's one-line error.
-    """
+    """Train N steps (generation, a checkpoint at N/2, final_model, which must load); with `resume`,
+    a second run cut at N/2 and resumed must log the same rewards. DeepSpeed runs cannot resume
+    (their checkpoints hold no ZeRO optimizer state), so that case trains and exports only."""
     from deepvideo_r1.metrics.logger import read_metrics
     from deepvideo_r1.models.adapter import load_policy
 
@@ -404,14 +403,13 @@ def sharded_case(
         "final_model_parameters": sum(p.numel() for p in model.parameters()),
         "checkpoint_files": sorted(p.name for p in (full / "checkpoints").glob("*/*.safetensors")),
     }
+    if not resume:
+        return {**result, "ok": bool(result["rewards"] and result["checkpoint_files"])}
     cut_base = [o.replace(f"train.max_steps={steps}", f"train.max_steps={steps // 2}") for o in base]
     rc, log = _launch(launch, cut, [*cut_base, *extra], timeout)
     if rc != 0:
         return {**result, "ok": False, "error": log}
     rc, log = _launch(launch, cut, [*base, "train.resume=auto", *extra], timeout)
-    if not resumable:
-        refused = rc != 0 and "resuming under DeepSpeed is not supported" in log
-        return {**result, "ok": refused, "resume": "refused as documented" if refused else log}
     if rc != 0:
         return {**result, "ok": False, "error": log}
     b = [r for r in read_metrics(cut / "metrics.jsonl") if "reward/mean" in r]
@@ -443,8 +441,8 @@ def part_sharded(device: str, tiny: bool, work: Path) -> dict:
     fsdp_args = ["--num_processes", "1", "--use_fsdp", "--fsdp_version", "2", "--mixed_precision", "bf16"]
     zero3 = str(REPO / "configs" / "accelerate" / "multi_node_deepspeed_zero3.yaml")
     ds_args = ["--config_file", zero3, "--num_processes", "1", "--num_machines", "1", "--machine_rank", "0"]
-    fsdp = _case(lambda: sharded_case("fsdp2", fsdp_args, [], tiny, work, 150))
-    zero = _case(lambda: sharded_case("zero3", ds_args, [], tiny, work, 150, resumable=False))
+    fsdp = _case(lambda: sharded_case("fsdp2", fsdp_args, [], tiny, work, 120))
+    zero = _case(lambda: sharded_case("zero3", ds_args, [], tiny, work, 120, resume=False))
     return {"fsdp2": fsdp, "deepspeed_zero3": zero, "ok": bool(fsdp.get("ok") and zero.get("ok"))}
 
 

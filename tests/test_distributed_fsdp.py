@@ -151,3 +151,66 @@ def test_strip_prefix_refuses_foreign_keys():
 def test_fsdp_with_lora_is_a_config_error():
     with pytest.raises(ConfigError, match=r"train.fsdp"):
         load_config(TINY_CPU, ["train.fsdp=true", "model.lora.enabled=true"])
+
+
+ROOT_AFTER_GENERATION = """
+import os, sys
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.distributed.fsdp import fully_shard
+from torch.utils.checkpoint import checkpoint
+
+from deepvideo_r1.distributed.sharding import gathered_for_generation
+
+os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=sys.argv[1])
+dist.init_process_group("gloo", rank=0, world_size=1)
+
+
+@dataclass
+class Output:  # like the policy's: a dataclass, which FSDP cannot hook for backward
+    logps: torch.Tensor
+
+
+class Root(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inner, self.head = nn.Linear(4, 4), nn.Linear(4, 4)
+
+    def forward(self, x):
+        # the head recomputed in backward, as the chunked log-probs do
+        return Output(checkpoint(self.head, self.inner(x), use_reentrant=False))
+
+
+root = Root()
+fully_shard(root.inner)
+fully_shard(root)
+with gathered_for_generation(root):
+    root.inner(torch.ones(1, 4))  # generation runs the inner model
+
+
+def reshards_after_forward(module):
+    (group,) = module._get_fsdp_state()._fsdp_param_groups
+    return group.post_forward_mesh_info is not None
+
+
+# FSDP2's defaults again: units reshard after forward, the root keeps its parameters for backward
+assert reshards_after_forward(root.inner) and not reshards_after_forward(root)
+root(torch.ones(2, 4)).logps.sum().backward()
+assert root.head.weight.grad is not None
+dist.destroy_process_group()
+print("ok")
+"""
+
+
+def test_root_keeps_its_parameters_for_backward_after_generation(tmp_path):
+    """Leaving generation used to set every FSDP2 module, the root too, to reshard after forward:
+    the root's parameters were then sharded when backward recomputed the head (a GPU failure:
+    "aten.mm.default got mixed torch.Tensor and DTensor")."""
+    script = tmp_path / "root.py"
+    script.write_text(ROOT_AFTER_GENERATION)
+    port = str(random.randint(20000, 40000))
+    done = subprocess.run([sys.executable, str(script), port], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]

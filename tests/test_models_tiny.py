@@ -83,3 +83,24 @@ def test_load_errors_name_the_directory(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
     with pytest.raises(ModelLoadError, match=re.escape(str(tmp_path))):
         load_policy(tmp_path)
+
+
+def test_built_whole_while_accelerate_runs_deepspeed_zero3(tmp_path):
+    """Under a ZeRO-3 accelerate launch transformers partitions every sub-model it builds from a
+    config (and needs deepspeed to do so); the tiny model must still be built and saved whole."""
+    from safetensors.torch import load_file
+    from transformers.integrations import deepspeed as hf_deepspeed
+
+    class Zero3Config:  # what accelerate registers with transformers for a ZeRO-3 run
+        def is_zero3(self) -> bool:
+            return True
+
+    config = Zero3Config()
+    hf_deepspeed.set_hf_deepspeed_config(config)
+    try:
+        out = make_tiny_model(tmp_path / "m", **TEST_SIZES)
+        assert hf_deepspeed.is_deepspeed_zero3_enabled()  # the launch's setting is back afterwards
+    finally:
+        hf_deepspeed.unset_hf_deepspeed_config()
+    weights = load_file(str(out / "model.safetensors"))
+    assert weights and all(t.numel() > 0 for t in weights.values())

@@ -86,12 +86,14 @@ def gathered_for_generation(module: nn.Module) -> Iterator[None]:
         fsdp2[0]._get_fsdp_state()._lazy_init()
         for m in fsdp2:
             m.unshard()
-            m.set_reshard_after_forward(False)
+            m.set_reshard_after_forward(False, recurse=False)
         try:
             yield
         finally:
             for m in fsdp2:
-                m.set_reshard_after_forward(True)
+                # A root keeps its parameters after forward (FSDP2's default: backward needs them at
+                # once, and the policy's output is a dataclass FSDP cannot hook to unshard them).
+                m.set_reshard_after_forward(not m._get_fsdp_state()._is_root, recurse=False)
                 m.reshard()
         return
     if is_fsdp1(module):

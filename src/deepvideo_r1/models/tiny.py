@@ -9,7 +9,9 @@ the synthetic tasks use, plus the family's special tokens and the reasoning tags
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -167,6 +169,20 @@ def tiny_config(family: ModelFamily, tokenizer: PreTrainedTokenizerFast, sizes: 
     )
 
 
+@contextlib.contextmanager
+def _whole_under_zero3() -> Iterator[None]:
+    """Build and save a whole model even when accelerate runs DeepSpeed ZeRO-3: transformers would
+    otherwise partition the sub-models it builds from config and save their empty shards."""
+    from transformers.integrations import deepspeed as hf_deepspeed
+
+    ref = hf_deepspeed._hf_deepspeed_config_weak_ref
+    hf_deepspeed.unset_hf_deepspeed_config()
+    try:
+        yield
+    finally:
+        hf_deepspeed._hf_deepspeed_config_weak_ref = ref
+
+
 def make_tiny_model(out_dir: str | Path, family: str = "qwen2.5-vl", seed: int = 0, **sizes: int) -> Path:
     """Write a random-init tiny model + tokenizer to `out_dir`; returns the directory.
 
@@ -179,15 +195,15 @@ def make_tiny_model(out_dir: str | Path, family: str = "qwen2.5-vl", seed: int =
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = train_tiny_tokenizer(fam, vocab_size=size_cfg.vocab_size)
     config = tiny_config(fam, tokenizer, size_cfg)
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), _whole_under_zero3():
         torch.manual_seed(seed)
         model = fam.model_cls()(config)
-    model.generation_config = GenerationConfig(
-        eos_token_id=[tokenizer.convert_tokens_to_ids(IM_END), tokenizer.pad_token_id],
-        pad_token_id=tokenizer.pad_token_id,
-        do_sample=False,
-    )
-    model.save_pretrained(out)
+        model.generation_config = GenerationConfig(
+            eos_token_id=[tokenizer.convert_tokens_to_ids(IM_END), tokenizer.pad_token_id],
+            pad_token_id=tokenizer.pad_token_id,
+            do_sample=False,
+        )
+        model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     write_processor_configs(out, fam)
     (out / "tiny_preset.json").write_text(
