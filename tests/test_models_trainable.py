@@ -77,3 +77,46 @@ def unwrap_is_checkpointing(model) -> bool:
     from deepvideo_r1.models.vision import unwrap
 
     return bool(unwrap(model).is_activation_checkpointing)
+
+
+def _vision_calls_in_backward(model, ad, shared_prefix: bool) -> int:
+    """Vision-tower blocks that backward runs through, for one update of a video prompt."""
+    calls = []
+    hooks = [b.register_full_backward_hook(lambda *a: calls.append(1)) for b in vision_tower(model).blocks]
+    batch = join_completions(
+        ad.collate([ad.build_prompt("Q?", random_video(ad.family))]), torch.tensor([[5, 6, 7]]),
+        torch.tensor([[1, 1, 1]]), 1,
+    )  # fmt: skip
+    completion_logprobs(model, batch, shared_prefix=shared_prefix).logps.sum().backward()
+    for h in hooks:
+        h.remove()
+    return len(calls)
+
+
+@pytest.mark.parametrize("shared_prefix", [True, False])
+def test_a_frozen_vision_tower_stays_out_of_backward_under_checkpointing(tmp_path, shared_prefix):
+    """transformers' enable_input_require_grads hooks the tower's patch embedding too, which put a
+    frozen tower into backward (and its recompute): on a GPU, 45 % of a 3B-shaped update."""
+    model, ad = tiny_policy(tmp_path)
+    frozen = prepare_trainable(model, "none", gradient_checkpointing=True)
+    frozen.train()
+    assert _vision_calls_in_backward(frozen, ad, shared_prefix) == 0
+    assert all(p.grad is not None for p in frozen.get_input_embeddings().parameters())
+    trained, ad = tiny_policy(tmp_path / "all")
+    trained = prepare_trainable(trained, "all", gradient_checkpointing=True)
+    trained.train()
+    assert _vision_calls_in_backward(trained, ad, shared_prefix) == len(vision_tower(trained).blocks)
+
+
+def test_frozen_tower_outputs_carry_no_graph_even_when_hooked(tmp_path):
+    """encode_vision (the shared-prefix path) runs a frozen tower without a graph, whatever hooks
+    (peft, transformers) made its patch embedding's output require grad."""
+    from deepvideo_r1.models.vision import encode_vision
+
+    model, ad = tiny_policy(tmp_path)
+    prepare_trainable(model, "none")
+    model.enable_input_require_grads()  # hooks the vision patch embedding as well
+    prompts = ad.collate([ad.build_prompt("Q?", random_video(ad.family))])
+    assert not encode_vision(model, prompts)["video"].pooler_output[0].requires_grad
+    prepare_trainable(model, "all")
+    assert encode_vision(model, prompts)["video"].pooler_output[0].requires_grad

@@ -405,7 +405,8 @@ def _run_stages(cfg: TrainConfig, accelerator: Accelerator, resume: ResumePlan) 
         model_dir = sft_stage(cfg, model_dir, data, accelerator)
     model, adapter = load_model(cfg, model_dir, accelerator)
     stage("eval before RL", f"{len(data.eval)} samples, greedy, {cfg.rollout.max_new_tokens} new tokens")
-    before = eval_stage(cfg, model, adapter, data, "eval_before", accelerator, model_path=model_dir)
+    with gathered_for_generation(model):  # ZeRO-3 partitions the weights at load
+        before = eval_stage(cfg, model, adapter, data, "eval_before", accelerator, model_path=model_dir)
     r = cfg.rollout
     rl = f"{cfg.train.max_steps} steps x {r.prompts_per_step} prompts x G={r.group_size} ({cfg.algo.loss})"
     stage("RL", rl)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
+import torch
 from torch import nn
 
 from deepvideo_r1.models.vision import unwrap, vision_tower
@@ -50,6 +51,10 @@ def _set_vision_trainable(model: nn.Module, train_vision: str) -> None:
             p.requires_grad_(True)
 
 
+def _output_requires_grad(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+    output.requires_grad_(True)
+
+
 def prepare_trainable(
     model: nn.Module,
     train_vision: TrainVision = "none",
@@ -66,8 +71,10 @@ def prepare_trainable(
     if gradient_checkpointing:
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
-        # checkpointed blocks need an input that requires grad when the embeddings are frozen (LoRA)
-        model.enable_input_require_grads()
+        # checkpointed blocks need an input that requires grad when the embeddings are frozen (LoRA).
+        # Only the language model's: transformers' enable_input_require_grads also hooks the vision
+        # tower's patch embedding, which puts a frozen tower into the backward graph.
+        model.get_input_embeddings().register_forward_hook(_output_requires_grad)
     if lora is not None:
         from peft import LoraConfig, get_peft_model
 

@@ -55,14 +55,18 @@ def encode_vision(model: nn.Module, batch: PromptBatch) -> dict[str, Any]:
     only for modalities the batch has). Gradients flow when the tower is trainable."""
     base = unwrap(model)
     outputs: dict[str, Any] = {}
-    if batch.pixel_values_videos is not None:
-        outputs["video"] = base.model.get_video_features(
-            batch.pixel_values_videos, batch.video_grid_thw, return_dict=True
-        )
-    if batch.pixel_values is not None:
-        outputs["image"] = base.model.get_image_features(
-            batch.pixel_values, batch.image_grid_thw, return_dict=True
-        )
+    # A frozen tower has nothing upstream to train: without the graph, backward and activation
+    # checkpointing do not run through it again (its windowed attention is hundreds of kernels).
+    trainable = any(p.requires_grad for p in vision_tower(model).parameters())
+    with torch.set_grad_enabled(torch.is_grad_enabled() and trainable):
+        if batch.pixel_values_videos is not None:
+            outputs["video"] = base.model.get_video_features(
+                batch.pixel_values_videos, batch.video_grid_thw, return_dict=True
+            )
+        if batch.pixel_values is not None:
+            outputs["image"] = base.model.get_image_features(
+                batch.pixel_values, batch.image_grid_thw, return_dict=True
+            )
     return outputs
 
 

@@ -192,6 +192,9 @@ def build_context(
         optimizer = accelerator.prepare(optimizer)  # FSDP2 syncs gradients itself: no DDP wrapper
     else:
         policy, optimizer = accelerator.prepare(policy, optimizer)
+        # accelerate's FSDP2 replaces the parameters: clip the ones the prepared policy holds (in its
+        # order, which accelerate's FSDP clipping matches against the model's own list)
+        params = [p for p in policy.parameters() if p.requires_grad]
     r = cfg.rollout
     sampling = SamplingOptions(
         max_new_tokens=r.max_new_tokens, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k or 0
