@@ -101,3 +101,17 @@ def test_every_evaluation_decodes_with_gathered_weights(tmp_path, monkeypatch):
         f"train.output_dir={tmp_path / 'run'}",
     ]))  # fmt: skip
     assert inside == {"eval_before": True, "eval_after": True}
+
+
+def test_sft_clips_the_parameters_prepare_returns(tmp_path):
+    from deepvideo_r1.config import SftConfig
+    from deepvideo_r1.training.sft import run_sft
+
+    model, adapter = tiny_policy(tmp_path)
+    accelerator, clipped = ReplacingAccelerator(cpu=True), []
+    accelerator.clip_grad_norm_ = lambda params, norm: clipped.append(list(params))
+    sample = Sample(id="s", question="?", problem_type="multiple_choice", answer="A", options=["a", "b"])
+    media = lambda s: SampleMedia(None, None, None, None)  # noqa: E731
+    run_sft(model, adapter, [sample], media, SftConfig(steps=1, batch_size=1), accelerator, seed=0)
+    held = [p for p in model.parameters() if p.requires_grad]  # prepare replaced them in place
+    assert len(clipped) == 1 and all(a is b for a, b in zip(clipped[0], held, strict=True))

@@ -91,8 +91,8 @@ def gathered_for_generation(module: nn.Module) -> Iterator[None]:
             yield
         finally:
             for m in fsdp2:
-                # A root keeps its parameters after forward (FSDP2's default: backward needs them at
-                # once, and the policy's output is a dataclass FSDP cannot hook to unshard them).
+                # Units reshard after forward again; a root keeps its parameters, FSDP2's own default.
+                # Resharding the root too left the lm_head sharded when backward recomputed it (GPU).
                 m.set_reshard_after_forward(not m._get_fsdp_state()._is_root, recurse=False)
                 m.reshard()
         return

@@ -68,6 +68,7 @@ def run_sft(
     policy, optimizer = accelerator.prepare(
         PolicyModule(model, shared_prefix=False), optimizer
     )  # SFT: CE only
+    params = [p for p in policy.parameters() if p.requires_grad]  # accelerate's FSDP2 replaced them
     sampler = PromptSampler(len(pairs), seed=seed)
     losses = []
     main = accelerator.is_main_process
