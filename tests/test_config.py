@@ -91,6 +91,8 @@ def test_round_trip(tmp_path):
         (["rollout.group_size=1", "train.micro_batch_size=1"], ["group_size=1 must be >= 2"]),
         (["algo.num_iterations=0"], ["num_iterations=0 must be >= 1"]),
         (["train.lr=0"], ["train.lr=0.0 must be > 0"]),
+        (["sft.vision_lr=0"], ["sft.vision_lr=0.0 must be > 0, or null to use sft.lr"]),
+        (["sft.schedule=linear"], ["sft.schedule", "'cosine' or 'constant'"]),
         (["difficulty.window=0"], ["difficulty.window=0 must be >= 1"]),
         (["video.fps=2"], ["exactly one of video.num_frames and video.fps"]),
         (["video.min_pixels=100000"], ["video.min_pixels=100000 exceeds video.max_pixels=63504"]),

@@ -15,6 +15,7 @@ FLOAT_FIELDS = [
     "difficulty.threshold",
     "algo.reward_weights.accuracy",
     "train.vision_lr",
+    "sft.vision_lr",
     "algo.clip_high",
 ]
 

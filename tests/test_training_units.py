@@ -190,3 +190,30 @@ def test_overwrite_clears_intermediate_evaluations_and_keeps_reusable_assets(tmp
         (tmp_path / name / "predictions.jsonl").write_text("{}\n")
     clear_run(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sft_model"]
+
+
+def test_sft_follows_its_schedule_and_gives_the_vision_tower_its_lr(tmp_path, monkeypatch):
+    import json
+
+    from accelerate import Accelerator
+
+    import deepvideo_r1.training.sft as sft
+    from deepvideo_r1.config import SftConfig
+    from deepvideo_r1.models.testing import tiny_policy
+    from deepvideo_r1.models.vision import vision_tower
+
+    model, adapter = tiny_policy(tmp_path)
+    model.requires_grad_(True)
+    seen = []
+    real = sft.make_optimizer
+    monkeypatch.setattr(sft, "make_optimizer", lambda groups, *a: seen.append(groups) or real(groups, *a))
+    sample = Sample(id="s", question="?", problem_type="multiple_choice", answer="A", options=["a", "b"])
+    cfg = SftConfig(steps=4, batch_size=1, lr=1e-3, vision_lr=3e-3, warmup_steps=1, schedule="cosine")
+    media = lambda s: SampleMedia(None, None, None, None)  # noqa: E731
+    sft.run_sft(model, adapter, [sample], media, cfg, Accelerator(cpu=True), seed=0, run_dir=tmp_path)
+    lang, vis = seen[0]
+    assert (lang["lr"], vis["lr"]) == (1e-3, 3e-3)
+    assert {id(p) for p in vis["params"]} == {id(p) for p in vision_tower(model).parameters()}
+    rows = [json.loads(line) for line in (tmp_path / sft.SFT_METRICS_FILE).read_text().splitlines()]
+    # warmup 1 step, then cosine over the 3 others: 1, cos 0, cos π/3, cos 2π/3 → ×1, 1, 0.75, 0.25
+    assert [r["sft/lr"] for r in rows] == pytest.approx([1e-3, 1e-3, 7.5e-4, 2.5e-4])

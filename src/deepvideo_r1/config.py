@@ -265,6 +265,10 @@ class SftConfig(_Section):
     lr: float = Field(1e-5, description="Learning rate of the supervised stage.")
     batch_size: int = Field(8, ge=1, description="Samples per supervised step (per process).")
     warmup_steps: int = Field(0, ge=0, description="Linear warmup steps of the supervised stage.")
+    schedule: Literal["cosine", "constant"] = Field("constant", description="LR schedule after warmup.")
+    vision_lr: float | None = Field(
+        None, description="Learning rate of the vision tower when it trains; null = sft.lr."
+    )
 
 
 class TrainerConfig(_Section):
@@ -368,6 +372,10 @@ def cross_field_problems(cfg: TrainConfig) -> list[str]:
             f"train.vision_lr={cfg.train.vision_lr} must be > 0, or null to use train.lr",
         ),
         (cfg.sft.steps > 0 and cfg.sft.lr <= 0, f"sft.lr={cfg.sft.lr} must be > 0 when sft.steps > 0"),
+        (
+            cfg.sft.vision_lr is not None and cfg.sft.vision_lr <= 0,
+            f"sft.vision_lr={cfg.sft.vision_lr} must be > 0, or null to use sft.lr",
+        ),
         (cfg.difficulty.window < 1, f"difficulty.window={cfg.difficulty.window} must be >= 1 (paper: 100)"),
         (
             (cfg.video.num_frames is None) == (cfg.video.fps is None),

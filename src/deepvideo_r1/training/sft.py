@@ -21,7 +21,7 @@ from deepvideo_r1.distributed.sharding import set_deepspeed_micro_batch
 from deepvideo_r1.metrics.logger import SFT_METRICS_FILE, MetricsLogger, TrainProgress
 from deepvideo_r1.models.adapter import ModelAdapter
 from deepvideo_r1.models.media import MediaLoader, encode_sample
-from deepvideo_r1.training.context import make_optimizer
+from deepvideo_r1.training.context import make_optimizer, parameter_groups
 from deepvideo_r1.training.media_skips import keep_readable
 from deepvideo_r1.training.policy import PolicyModule
 from deepvideo_r1.training.sampler import PromptSampler
@@ -62,8 +62,8 @@ def run_sft(
     step's `sft/loss` and `sft/lr` go to `<run_dir>/sft_metrics.jsonl` and the accelerator's trackers.
     """
     pairs = sft_pairs(samples)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer, scheduler = make_optimizer(params, cfg.lr, 0.0, cfg.warmup_steps, cfg.steps, "constant")
+    groups = parameter_groups(model, cfg.lr, cfg.vision_lr)
+    optimizer, scheduler = make_optimizer(groups, cfg.lr, 0.0, cfg.warmup_steps, cfg.steps, cfg.schedule)
     set_deepspeed_micro_batch(accelerator, cfg.batch_size)
     policy, optimizer = accelerator.prepare(
         PolicyModule(model, shared_prefix=False), optimizer
