@@ -3,11 +3,13 @@ before and after RL, wall time and peak memory, against the targets (≤ 10 minu
 
     python benchmarks/default_run.py [--seeds 0 1 2 3 4] [--root runs/bench_default] [--set KEY=VALUE ...]
     python benchmarks/default_run.py --collect --root ROOT   # recompute the numbers, keep the timings
+    python benchmarks/default_run.py --out OTHER.json ...    # write elsewhere (trials of other settings)
 
 Each seed runs `deepvideo-r1 train -o ROOT/seed-S --seed S --set data.synth.seed=S` in a fresh
 directory (removed first), one seed after another, so the timings are of a whole run from nothing:
-data generation, tiny model, SFT, both evaluations, RL, plots. Run it alone on the machine.
-Writes benchmarks/results/default_run.json after every seed (a finished seed is kept if a later one
+data generation, the warm start (installed from the package with the preset's `sft.shipped`, or
+trained), both evaluations, RL, plots. Run it alone on the machine.
+Writes benchmarks/results/default_run.json (or --out) after every seed (a finished seed is kept if a later one
 fails), with each evaluation's 95 % interval, the paired interval of the change (the same held-out
 clips before and after), the library versions and the CPU, and prints a table.
 """
@@ -29,8 +31,11 @@ import torch
 import transformers
 
 from deepvideo_r1.ablations.report import RUN_MEANS, rescued_fractions, run_mean
+from deepvideo_r1.config import load_config
 from deepvideo_r1.metrics.logger import read_metrics
 from deepvideo_r1.metrics.stats import paired_difference
+from deepvideo_r1.presets import TINY_CPU
+from deepvideo_r1.presets.warm_start import read_recipe
 
 RESULTS = Path(__file__).parent / "results" / "default_run.json"
 TARGET_SECONDS = 600.0
@@ -113,8 +118,17 @@ def machine() -> dict:
     }
 
 
-def write_results(overrides: list[str], rows: list[dict]) -> None:
-    """benchmarks/results/default_run.json with the seeds finished so far."""
+def warm_start(overrides: list[str]) -> dict:
+    """Which warm start the runs started from: the shipped one (its SHA-256 and build) or trained."""
+    if not load_config(TINY_CPU, overrides).sft.shipped:
+        return {"shipped": False}
+    recipe = read_recipe()
+    weights = recipe["sha256"]["model.safetensors"]
+    return {"shipped": True, "sha256": weights, "built_with": recipe["built_with"]}
+
+
+def write_results(overrides: list[str], rows: list[dict], path: Path = RESULTS) -> None:
+    """The results file with the seeds finished so far."""
     for row in rows:
         row["within_time"] = row["wall_seconds"] <= TARGET_SECONDS
         row["gain_met"] = row["gain_points"] >= TARGET_GAIN_POINTS
@@ -123,12 +137,13 @@ def write_results(overrides: list[str], rows: list[dict]) -> None:
         "targets": {"wall_seconds": TARGET_SECONDS, "gain_points": TARGET_GAIN_POINTS},
         "overrides": overrides,
         "machine": machine(),
+        "warm_start": warm_start(overrides),
         "runs": rows,
         "all_within_time": all(r["within_time"] for r in rows),
         "all_gain_met": all(r["gain_met"] for r in rows),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
 
 
 def main() -> None:
@@ -136,6 +151,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--root", default="runs/bench_default", help="where the run directories go")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="config override")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results file")
     parser.add_argument(
         "--collect",
         action="store_true",
@@ -146,14 +162,14 @@ def main() -> None:
     root.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
     if args.collect:
-        saved = json.loads(RESULTS.read_text())
+        saved = json.loads(args.out.read_text())
         timings = ("seed", "wall_seconds", "peak_rss_gib")
         rows = [{k: r[k] for k in timings} | run_numbers(root / f"seed-{r['seed']}") for r in saved["runs"]]
         args.overrides = saved["overrides"]
     for seed in [] if args.collect else args.seeds:
         rows.append(run_seed(root, seed, args.overrides))
-        write_results(args.overrides, rows)
-    write_results(args.overrides, rows)
+        write_results(args.overrides, rows, args.out)
+    write_results(args.overrides, rows, args.out)
     print(
         f"{'seed':>4}  {'SFT':>6}  {'RL':>6}  {'change [95 % CI]':>18}  {'wall':>6}  {'peak RSS':>8}  targets"
     )
@@ -166,7 +182,7 @@ def main() -> None:
             f"  {r['gain_points']:+5.1f} {ci_text:>12}  {r['wall_seconds']:5.0f}s"
             f"  {r['peak_rss_gib']:6.2f}GiB  {marks}"
         )
-    print(f"wrote {RESULTS}")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

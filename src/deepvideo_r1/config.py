@@ -269,6 +269,12 @@ class SftConfig(_Section):
     vision_lr: float | None = Field(
         None, description="Learning rate of the vision tower when it trains; null = sft.lr."
     )
+    shipped: bool = Field(
+        False,
+        description="Install the warm start shipped with the package (the tiny preset's recipe trained at "
+        "seed 0) instead of training, when this run's model, data and sft settings are its recipe's; "
+        "otherwise train as configured.",
+    )
 
 
 class TrainerConfig(_Section):

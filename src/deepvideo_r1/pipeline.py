@@ -39,6 +39,7 @@ from deepvideo_r1.models.adapter import ModelAdapter, load_policy
 from deepvideo_r1.models.export import save_hf_model
 from deepvideo_r1.models.media import MediaLoader, pixel_budget
 from deepvideo_r1.preflight import preflight
+from deepvideo_r1.presets.warm_start import INSTALLED_RECIPE, install_shipped, mismatch
 from deepvideo_r1.training.context import build_context, trainable_model
 from deepvideo_r1.training.media_skips import media_skip_metrics
 from deepvideo_r1.training.resume import EVAL_STEP_DIR, ResumePlan, differing_keys, plan_resume
@@ -283,6 +284,47 @@ def sft_stage(cfg: TrainConfig, model_dir: Path, data: RunData, accelerator: Acc
     return save_model(model, adapter, out, accelerator, base_dir=model_dir)
 
 
+def shipped_fits(cfg: TrainConfig) -> bool:
+    """sft.shipped, and the shipped warm start is this run's recipe (if not, the log says why)."""
+    if not cfg.sft.shipped:
+        return False
+    why_not = mismatch(sft_settings(cfg))
+    if why_not:
+        logger.info("sft.shipped: the shipped warm start does not fit this run (%s); not using it", why_not)
+    return why_not is None
+
+
+def shipped_sft_stage(cfg: TrainConfig, accelerator: Accelerator) -> Path:
+    """The shipped warm start, checked and installed into <output_dir>/sft_model."""
+    out = Path(cfg.train.output_dir) / "sft_model"
+    settings = sft_settings(cfg)
+
+    def install() -> Path:
+        if (out / DONE_MARKER).exists():
+            check_sft_settings(out, settings)
+            return out
+        install_shipped(out, settings)
+        (out / SFT_SETTINGS).write_text(json.dumps(settings, indent=2))
+        (out / DONE_MARKER).write_text("ok")
+        return out
+
+    return _main_first(accelerator, install)
+
+
+def warm_start_model(cfg: TrainConfig, data: RunData, accelerator: Accelerator) -> Path:
+    """The model RL starts from: model.path or the tiny preset after the SFT stage (the shipped
+    warm start when sft.shipped and it fits, else trained when sft.steps > 0)."""
+    s = cfg.sft
+    if shipped_fits(cfg):
+        stage("SFT", f"the shipped warm start ({s.steps} steps x {s.batch_size} samples, trained at seed 0)")
+        return shipped_sft_stage(cfg, accelerator)
+    model_dir = prepare_model_dir(cfg, accelerator)
+    if s.steps > 0:
+        stage("SFT", f"{s.steps} steps x {s.batch_size} samples from {model_dir}")
+        model_dir = sft_stage(cfg, model_dir, data, accelerator)
+    return model_dir
+
+
 def generation_settings(cfg: TrainConfig) -> dict:
     """Decoding of the greedy eval, as the report header names it."""
     return {
@@ -399,10 +441,7 @@ def _run_stages(cfg: TrainConfig, accelerator: Accelerator, resume: ResumePlan) 
     data = prepare_data(cfg, accelerator)
     sizes = f"{len(data.train)} train / {len(data.eval)} eval samples"
     stage("model", f"{sizes}; {cfg.model.path or 'tiny preset'}")
-    model_dir = prepare_model_dir(cfg, accelerator)
-    if cfg.sft.steps > 0:
-        stage("SFT", f"{cfg.sft.steps} steps x {cfg.sft.batch_size} samples from {model_dir}")
-        model_dir = sft_stage(cfg, model_dir, data, accelerator)
+    model_dir = warm_start_model(cfg, data, accelerator)
     model, adapter = load_model(cfg, model_dir, accelerator)
     stage("eval before RL", f"{len(data.eval)} samples, greedy, {cfg.rollout.max_new_tokens} new tokens")
     with gathered_for_generation(model):  # ZeRO-3 partitions the weights at load
@@ -429,6 +468,7 @@ def _run_stages(cfg: TrainConfig, accelerator: Accelerator, resume: ResumePlan) 
         "eval_after": after.to_json() if after else None,
         "steps": cfg.train.max_steps,
         "world_size": accelerator.num_processes,
+        "shipped_warm_start": (model_dir / INSTALLED_RECIPE).exists(),
         "last_metrics": last,
         "skipped": data.skipped,
     }
@@ -448,6 +488,8 @@ def run_sft_only(cfg: TrainConfig) -> Path:
     try:
         set_seed(cfg.train.seed)
         data = prepare_data(cfg, accelerator, require_labels=False)  # SFT leaves unlabelled samples out
+        if shipped_fits(cfg):
+            return shipped_sft_stage(cfg, accelerator)
         return sft_stage(cfg, prepare_model_dir(cfg, accelerator), data, accelerator)
     finally:
         accelerator.end_training()

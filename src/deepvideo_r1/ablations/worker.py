@@ -26,9 +26,8 @@ from deepvideo_r1.pipeline import (
     evaluate_with_config,
     load_model,
     prepare_data,
-    prepare_model_dir,
     run_training,
-    sft_stage,
+    warm_start_model,
 )
 
 HEADROOM_SAMPLES = 8
@@ -43,9 +42,7 @@ def warm_start(cfg: TrainConfig) -> dict:
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     set_seed(cfg.train.seed)
     data = prepare_data(cfg, accelerator)
-    model_dir = prepare_model_dir(cfg, accelerator)
-    if cfg.sft.steps > 0:
-        model_dir = sft_stage(cfg, model_dir, data, accelerator)
+    model_dir = warm_start_model(cfg, data, accelerator)
     model, adapter = load_model(cfg, model_dir, accelerator)
     report = eval_stage(cfg, model, adapter, data, "eval_before", accelerator)
     info = {"seed": cfg.train.seed, "eval_accuracy": report.accuracy if report else None}

@@ -1,0 +1,113 @@
+"""The warm start shipped with the package: the embedded default's SFT model, trained once.
+
+Training it takes longer than the embedded default's time budget on a 2-core CPU, and a warm start
+trained on each machine is a different model on each (CPU kernels differ). So the package ships
+the result of the preset's `sft` section at seed 0 (a complete model directory, ~7 MB) with its
+recipe: the settings it was trained with, the versions it was built with, the command that
+rebuilds it, and the SHA-256 of every file. With `sft.shipped: true` a run whose model, data, video
+and sft settings are the recipe's (seeds and data sizes aside) installs it as its sft_model/ instead
+of training; any other run trains as configured. `scripts/build_warm_start.py` rebuilds it (bit for
+bit on the same machine).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from deepvideo_r1.evaluation.report import file_sha256
+from deepvideo_r1.training.resume import differing_keys
+
+SHIPPED_DIR = Path(__file__).with_name("warm_start")
+RECIPE = "recipe.json"
+INSTALLED_RECIPE = "shipped_recipe.json"  # in a run's sft_model/: where it came from
+
+# The shipped model serves every seed and data size: these settings may differ from its recipe.
+_ANY_VALUE = (
+    "seed",
+    "data.synth.seed",
+    "data.synth.n_train",
+    "data.synth.n_eval",
+    "data.synth.dir",
+    "data.on_error",
+    "sft.shipped",
+)
+
+
+class ShippedWarmStartError(RuntimeError):
+    """The shipped warm start is damaged, or does not fit the run's settings."""
+
+
+def read_recipe(directory: Path | None = None) -> dict:
+    path = (directory or SHIPPED_DIR) / RECIPE
+    if not path.exists():
+        raise ShippedWarmStartError(f"{path} is missing: the package has no shipped warm start")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def recipe_differences(recipe_settings: dict, settings: dict) -> dict:
+    """{dotted key: (recipe, run)} for what differs, leaving out the keys any run may change."""
+    diff = differing_keys(recipe_settings, settings)
+    return {k: v for k, v in diff.items() if not any(k == a or k.startswith(a + ".") for a in _ANY_VALUE)}
+
+
+def mismatch(settings: dict, directory: Path | None = None) -> str | None:
+    """Why the shipped warm start is not the one a run with `settings` (pipeline.sft_settings)
+    would train, or None when it is."""
+    if settings["model"]["path"] is not None:
+        return "model.path is set (the shipped warm start is of the tiny preset)"
+    if settings["data"]["train_file"] is not None:
+        return "data.train_file is set (the shipped warm start is trained on the synthetic tasks)"
+    differ = recipe_differences(read_recipe(directory)["settings"], settings)
+    if not differ:
+        return None
+    return ", ".join(f"{k}: {a!r} shipped, {b!r} here" for k, (a, b) in differ.items())
+
+
+def check_files(directory: Path, recipe: dict) -> None:
+    """Raise unless every file the recipe lists is present with its SHA-256."""
+    for name, digest in recipe["sha256"].items():
+        path = directory / name
+        if not path.exists():
+            raise ShippedWarmStartError(f"{path} is missing (listed in {directory / RECIPE})")
+        if file_sha256(path) != digest:
+            raise ShippedWarmStartError(
+                f"{path} does not match its SHA-256 in {directory / RECIPE}: the file is damaged; "
+                "reinstall the package or rebuild it with scripts/build_warm_start.py"
+            )
+
+
+def install_shipped(out: Path, settings: dict, directory: Path | None = None) -> dict:
+    """Copy the shipped warm start (or the one in `directory`) into `out` once its files and recipe
+    check out against the run's `settings` (pipeline.sft_settings); returns the recipe."""
+    directory = directory or SHIPPED_DIR
+    why_not = mismatch(settings, directory)
+    if why_not:
+        raise ShippedWarmStartError(f"the shipped warm start does not fit this run: {why_not}")
+    recipe = read_recipe(directory)
+    check_files(directory, recipe)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in recipe["sha256"]:
+        shutil.copyfile(directory / name, out / name)
+    shutil.copyfile(directory / RECIPE, out / INSTALLED_RECIPE)
+    return recipe
+
+
+def write_shipped(model_dir: Path, settings: dict, record: dict, directory: Path) -> dict:
+    """Replace the shipped warm start with the model files of `model_dir` and write its recipe
+    (`settings`, the hashes and `record`: command, versions, losses); returns the recipe."""
+    names = sorted(
+        p.name for p in model_dir.iterdir() if p.is_file() and p.suffix in (".json", ".jinja", ".safetensors")
+    )
+    names = [n for n in names if n not in (RECIPE, "sft_settings.json", "sft_losses.json")]
+    if "model.safetensors" not in names:
+        raise ShippedWarmStartError(f"{model_dir} has no model.safetensors")
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    for name in names:
+        shutil.copyfile(model_dir / name, directory / name)
+    recipe = {**record, "settings": settings, "sha256": {n: file_sha256(directory / n) for n in names}}
+    (directory / RECIPE).write_text(json.dumps(recipe, indent=2) + "\n", encoding="utf-8")
+    return recipe
