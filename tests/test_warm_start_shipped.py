@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from accelerate import Accelerator
 from safetensors.torch import load_file
+from typer.testing import CliRunner
 
+from deepvideo_r1.cli import app
 from deepvideo_r1.config import load_config
 from deepvideo_r1.models.tiny import make_tiny_model
 from deepvideo_r1.pipeline import (
@@ -163,3 +165,15 @@ def test_a_whole_run_starts_from_the_shipped_warm_start(tmp_path, monkeypatch, s
     assert not (run / "tiny_model").exists() and not (run / "sft_metrics.jsonl").exists()  # nothing trained
     shipped = load_file(directory / "model.safetensors")
     assert all(t.equal(shipped[k]) for k, t in load_file(run / "sft_model" / "model.safetensors").items())
+
+
+def test_a_damaged_shipped_file_stops_the_cli_with_one_line(tmp_path, monkeypatch, small_shipped):
+    directory, _ = small_shipped
+    monkeypatch.setattr("deepvideo_r1.presets.warm_start.SHIPPED_DIR", directory)
+    (directory / "config.json").write_text("{}")
+    sets = [SMALL, "data.synth.n_train=2", "data.synth.n_eval=2", "train.report_to=[]"]
+    args = ["sft", "-o", str(tmp_path / "run"), *[a for item in sets for a in ("--set", item)]]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert "config.json does not match its SHA-256" in result.output
+    assert not (tmp_path / "run" / "sft_model" / DONE_MARKER).exists()

@@ -164,12 +164,14 @@ def make_tiny_model_cmd(
 
 
 def _run_errors(*errors: type[Exception]):
-    """`_user_errors` for a run command: its own `errors`, plus preflight, data and media errors."""
+    """`_user_errors` for a run command: its own `errors`, plus preflight, data, media and shipped
+    warm start errors."""
     from deepvideo_r1.data import DataError
     from deepvideo_r1.models.media import SampleMediaError
     from deepvideo_r1.preflight import PreflightError
+    from deepvideo_r1.presets.warm_start import ShippedWarmStartError
 
-    return _user_errors(PreflightError, DataError, SampleMediaError, *errors)
+    return _user_errors(PreflightError, DataError, SampleMediaError, ShippedWarmStartError, *errors)
 
 
 def _run_config(config: str | None, overrides: list[str], flags: dict[str, object]):
@@ -226,7 +228,7 @@ def train(
         False, "--check-media/--no-check-media", help="With --dry-run: every video/image must exist."
     ),
 ) -> None:
-    """SFT warm start (if sft.steps > 0), eval, Reg-GRPO with difficulty-aware augmentation, eval."""
+    """SFT warm start (shipped or trained), eval, Reg-GRPO with difficulty-aware augmentation, eval."""
     from deepvideo_r1.checkpoints.integrity import CheckpointError
     from deepvideo_r1.evaluation import DuplicateIdError
     from deepvideo_r1.metrics.trackers import TrackerError
@@ -268,7 +270,7 @@ def sft(
     overrides: list[str] = _SET,
     output_dir: str | None = typer.Option(None, "--output-dir", "-o", help="Run directory."),
 ) -> None:
-    """Supervised warm start only; writes <output-dir>/sft_model."""
+    """Supervised warm start only (the shipped one when sft.shipped fits); writes <output-dir>/sft_model."""
     from deepvideo_r1.metrics.trackers import TrackerError
     from deepvideo_r1.pipeline import StaleModelError, run_sft_only
 
