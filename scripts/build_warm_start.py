@@ -53,6 +53,15 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="warm_start_"))
     torch.set_num_threads(2)  # the preset's machine: 2 cores
+    try:
+        return build_and_write(workdir, args.check)
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(workdir)
+
+
+def build_and_write(workdir: Path, check: bool) -> int:
+    """Train in `workdir`, then replace the shipped files, or (check) compare with them."""
     model_dir, settings, seconds = build(workdir)
     losses = json.loads((model_dir / "sft_losses.json").read_text())
     record = {
@@ -66,7 +75,7 @@ def main() -> int:
         },
         "final_sft_loss": losses[-1] if losses else None,
     }
-    if args.check:
+    if check:
         shipped = read_recipe()
         with tempfile.TemporaryDirectory() as tmp:
             rebuilt = write_shipped(model_dir, settings, record, Path(tmp) / "warm_start")
@@ -75,8 +84,6 @@ def main() -> int:
         return 1 if differ else 0
     recipe = write_shipped(model_dir, settings, record, SHIPPED_DIR)
     print(f"wrote {SHIPPED_DIR} ({len(recipe['sha256'])} files, SFT {seconds:.0f} s)")
-    if args.workdir is None:
-        shutil.rmtree(workdir)
     return 0
 
 

@@ -52,14 +52,14 @@ def recipe_differences(recipe_settings: dict, settings: dict) -> dict:
     return {k: v for k, v in diff.items() if not any(k == a or k.startswith(a + ".") for a in _ANY_VALUE)}
 
 
-def mismatch(settings: dict, directory: Path | None = None) -> str | None:
-    """Why the shipped warm start is not the one a run with `settings` (pipeline.sft_settings)
-    would train, or None when it is."""
+def mismatch(settings: dict, recipe: dict | None = None) -> str | None:
+    """Why the shipped warm start (`recipe`, read when not given) is not the one a run with
+    `settings` (pipeline.sft_settings) would train, or None when it is."""
     if settings["model"]["path"] is not None:
         return "model.path is set (the shipped warm start is of the tiny preset)"
     if settings["data"]["train_file"] is not None:
         return "data.train_file is set (the shipped warm start is trained on the synthetic tasks)"
-    differ = recipe_differences(read_recipe(directory)["settings"], settings)
+    differ = recipe_differences((recipe or read_recipe())["settings"], settings)
     if not differ:
         return None
     return ", ".join(f"{k}: {a!r} shipped, {b!r} here" for k, (a, b) in differ.items())
@@ -82,10 +82,10 @@ def install_shipped(out: Path, settings: dict, directory: Path | None = None) ->
     """Copy the shipped warm start (or the one in `directory`) into `out` once its files and recipe
     check out against the run's `settings` (pipeline.sft_settings); returns the recipe."""
     directory = directory or SHIPPED_DIR
-    why_not = mismatch(settings, directory)
+    recipe = read_recipe(directory)
+    why_not = mismatch(settings, recipe)
     if why_not:
         raise ShippedWarmStartError(f"the shipped warm start does not fit this run: {why_not}")
-    recipe = read_recipe(directory)
     check_files(directory, recipe)
     out.mkdir(parents=True, exist_ok=True)
     for name in recipe["sha256"]:
