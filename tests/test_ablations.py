@@ -9,18 +9,12 @@ from pathlib import Path
 import pytest
 
 from deepvideo_r1.ablations import BaseSpec, build_tables
+from deepvideo_r1.ablations.layout import result_path, row_key, warm_dir
 from deepvideo_r1.ablations.report import base_settings, write_report
 from deepvideo_r1.ablations.rows import UnknownRowError
-from deepvideo_r1.ablations.runner import (
-    AblationError,
-    check_settings,
-    prepare_row,
-    result_path,
-    row_key,
-    warm_dir,
-    write_json_atomic,
-)
+from deepvideo_r1.ablations.runner import AblationError, check_settings, prepare_row
 from deepvideo_r1.algos import POLICY_LOSSES
+from deepvideo_r1.artifacts import write_json_atomic
 from deepvideo_r1.metrics.stats import paired_difference, t_interval, t_quantile_975
 
 ROW_KEYS = [

@@ -14,8 +14,8 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "api.md"
 
 def test_root_exports_the_cli_functions():
     from deepvideo_r1.api import evaluate, sft, train
-    from deepvideo_r1.checkpoints.export import export_checkpoint
     from deepvideo_r1.config import load_config
+    from deepvideo_r1.export import export_checkpoint
 
     assert deepvideo_r1.load_config is load_config and deepvideo_r1.train is train
     assert deepvideo_r1.evaluate is evaluate and deepvideo_r1.sft is sft

@@ -14,6 +14,7 @@ from deepvideo_r1.data.sample import Sample, VideoRef
 from deepvideo_r1.models.media import MediaLoader, SampleMediaError
 from deepvideo_r1.video import FrameCache, VideoDecodeError, load_video, write_video
 from deepvideo_r1.video._pyav import decode_size
+from deepvideo_r1.video.options import FrameSampling
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +54,8 @@ def test_frames_under_the_cap_decode_at_their_own_size(big_video):
 
 def test_the_cache_key_includes_the_decode_cap(big_video, tmp_path):
     cache = FrameCache(tmp_path / "cache")
-    small, _ = cache.load_video(big_video, num_frames=2, max_decode_pixels=64 * 64)
-    other, _ = cache.load_video(big_video, num_frames=2, max_decode_pixels=32 * 32)
+    small, _ = cache.load_video(big_video, FrameSampling(num_frames=2, max_decode_pixels=64 * 64))
+    other, _ = cache.load_video(big_video, FrameSampling(num_frames=2, max_decode_pixels=32 * 32))
     assert small.shape[1:3] == (64, 64) and other.shape[1:3] == (32, 32) and cache.misses == 2
 
 

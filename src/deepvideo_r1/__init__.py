@@ -10,7 +10,7 @@ _API = {
     "train": "deepvideo_r1.api",
     "sft": "deepvideo_r1.api",
     "evaluate": "deepvideo_r1.api",
-    "export_checkpoint": "deepvideo_r1.checkpoints.export",
+    "export_checkpoint": "deepvideo_r1.export",
 }
 __all__ = ["__version__", *_API]
 

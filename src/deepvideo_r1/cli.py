@@ -382,8 +382,8 @@ def export(
 ) -> None:
     """Write a checkpoint as a complete Hugging Face model directory (weights, tokenizer, processor)."""
     from deepvideo_r1.checkpoints.checkpoint import CheckpointError
-    from deepvideo_r1.checkpoints.export import export_checkpoint
     from deepvideo_r1.config import ConfigError
+    from deepvideo_r1.export import export_checkpoint
     from deepvideo_r1.models.export import ExportError
 
     with _user_errors(ExportError, CheckpointError, ConfigError):

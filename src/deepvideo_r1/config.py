@@ -14,39 +14,26 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from deepvideo_r1.algos import POLICY_LOSSES, loss_option_names
 from deepvideo_r1.algos.advantages import AdvantageScale
 from deepvideo_r1.algos.reg_grpo import RatioNormalization
-from deepvideo_r1.difficulty.controller import Kinds, Levels, Reference, Timing, Trigger, WindowUnit
+from deepvideo_r1.difficulty.options import DifficultyConfig
+from deepvideo_r1.models.options import LoraConfig
 from deepvideo_r1.models.trainable import TrainVision
+from deepvideo_r1.options import Section
 from deepvideo_r1.rewards.registry import DEFAULT_WEIGHTS, reward_name_problem
-
-PAPER_PIXELS = 252 * 252  # 16 frames at 252x252 per frame (paper, Implementation details)
+from deepvideo_r1.video.options import VideoConfig
 
 
 class ConfigError(ValueError):
     """A user mistake in a config file or override: says what is wrong and how to fix it."""
 
 
-class _Section(BaseModel):
-    # allow_inf_nan=False: every float (also inside dicts such as reward_weights) must be finite;
-    # `lr <= 0` is False for NaN, so range checks alone would let NaN and inf through.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+_Section = Section
 
 
-class LoraConfig(_Section):
-    """LoRA adapters on the language model (peft); weights saved adapter-only."""
-
-    enabled: bool = Field(False, description="Train LoRA adapters instead of full weights.")
-    r: int = Field(16, ge=1, description="Adapter rank.")
-    alpha: int = Field(32, ge=1, description="Scaling numerator: update = (alpha / r) * B A.")
-    dropout: float = Field(0.05, ge=0.0, lt=1.0, description="Dropout on the adapter input.")
-    target_modules: list[str] = Field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
-        description="Language-model module names that get adapters (also gate_proj, up_proj, down_proj).",
-    )
 
 
 class ModelConfig(_Section):
@@ -119,25 +106,6 @@ class DataConfig(_Section):
     synth: SynthDataConfig = Field(default_factory=SynthDataConfig, description="Synthetic dataset settings.")
 
 
-class VideoConfig(_Section):
-    """Frame sampling and Qwen-VL resizing."""
-
-    num_frames: int | None = Field(16, ge=1, description="Frames sampled uniformly per clip. Paper: 16.")
-    fps: float | None = Field(None, gt=0, description="Sample at this rate instead (set num_frames: null).")
-    min_frames: int = Field(4, ge=1, description="Lower bound on the frame count when sampling by fps.")
-    max_frames: int = Field(
-        768, ge=1, description="Frames per video at most: caps fps sampling; a larger num_frames is an error."
-    )
-    max_decode_pixels: int = Field(
-        1920 * 1080,
-        ge=784,
-        description="Larger frames are scaled down in the decoder to this many pixels (aspect kept), "
-        "so a huge stream never materialises at full size; smaller ones decode at their own size.",
-    )
-    min_pixels: int = Field(PAPER_PIXELS, ge=784, description="Min pixels per frame after smart_resize.")
-    max_pixels: int = Field(PAPER_PIXELS, ge=784, description="Max pixels per frame. Paper: 252*252.")
-    total_pixels: int | None = Field(None, ge=784, description="Budget over all frames; None = no budget.")
-    cache_dir: str | None = Field(None, description="Decoded-frame cache. None = <train.output_dir>/cache.")
 
 
 class RolloutConfig(_Section):
@@ -229,33 +197,6 @@ def loss_option_problems(loss: str, algo: AlgoConfig) -> list[str]:
     return problems
 
 
-class DifficultyConfig(_Section):
-    """Difficulty-aware augmentation; each option is an ablation in the paper."""
-
-    enabled: bool = Field(True, description="Turn difficulty-aware augmentation on.")
-    window: int = Field(100, description="W, size of the reward buffer. Paper: 100.")
-    window_unit: WindowUnit = Field(
-        "samples", description="W counts samples (paper appendix) or training steps."
-    )
-    reference: Reference = Field("relative", description="r_ref = buffer mean, or the fixed `threshold`.")
-    threshold: float = Field(1.0, description="r_ref under reference=absolute (reward scale 0..2).")
-    levels: Levels = Field("adaptive", description="adaptive: l = f(|dR|); fixed: level 1 always.")
-    kinds: Kinds = Field("both", description="Which augmentations may fire.")
-    trigger: Trigger = Field(
-        "all", description="Augment every group, or only those whose advantage vanished."
-    )
-    timing: Timing = Field(
-        "same_step", description="Re-roll the augmented input this step, or apply it on the next visit."
-    )
-    noise_std: float = Field(0.1, ge=0, description="Gaussian noise std on [0,1] frames, times l_perturb.")
-    increase_mode: Literal["noise", "mask_frames"] = Field(
-        "noise", description="Increase difficulty by frame noise, or by dropping frames."
-    )
-    mask_fraction: float = Field(0.25, gt=0, lt=1, description="Fraction of frames dropped (mask_frames).")
-    guidance: Literal["partial_trace", "answer_and_traces"] = Field(
-        "partial_trace", description="Hint = first l_guide trace steps, or answer + l_guide traces."
-    )
-    self_hint_samples: int = Field(4, ge=1, description="k, answer-conditioned traces tried per hint.")
 
 
 class SftConfig(_Section):

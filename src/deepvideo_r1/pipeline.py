@@ -20,6 +20,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
+from deepvideo_r1.artifacts import differing_keys
 from deepvideo_r1.checkpoints.integrity import check_finite
 from deepvideo_r1.config import TrainConfig, save_config
 from deepvideo_r1.data import load_samples
@@ -42,7 +43,7 @@ from deepvideo_r1.preflight import preflight
 from deepvideo_r1.presets.warm_start import INSTALLED_RECIPE, install_shipped, mismatch
 from deepvideo_r1.training.context import build_context, trainable_model
 from deepvideo_r1.training.media_skips import media_skip_metrics
-from deepvideo_r1.training.resume import EVAL_STEP_DIR, ResumePlan, differing_keys, plan_resume
+from deepvideo_r1.training.resume import EVAL_STEP_DIR, ResumePlan, plan_resume
 from deepvideo_r1.training.sft import run_sft
 from deepvideo_r1.training.trainer import train_loop
 

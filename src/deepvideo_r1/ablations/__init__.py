@@ -1,7 +1,8 @@
 """The paper's ablations (Tables 4, 5, 7, 8 and a mechanism table) as one resumable command.
 
-rows.py defines each row as config overrides, stats.py the intervals, runner.py the shared warm
-starts and the row runs, report.py ablations.json / ablations.md and the plots.
+rows.py defines each row as config overrides, layout.py where the suite keeps its files,
+runner.py the shared warm starts and the row runs, worker.py one run in a subprocess, report.py
+ablations.json (intervals from metrics/stats.py), tables_md.py ablations.md, plots.py the plots.
 """
 
 from deepvideo_r1.ablations.rows import TABLE_NAMES, Row, Table, build_tables

@@ -12,15 +12,9 @@ import math
 import platform
 from pathlib import Path
 
+from deepvideo_r1.ablations.layout import WARM_FILE, BaseSpec, result_path, row_key, warm_dir
 from deepvideo_r1.ablations.rows import Row, Table
-from deepvideo_r1.ablations.runner import (
-    WARM_FILE,
-    BaseSpec,
-    result_path,
-    row_key,
-    warm_dir,
-    write_json_atomic,
-)
+from deepvideo_r1.artifacts import write_json_atomic
 from deepvideo_r1.difficulty.effect import pooled_fractions
 from deepvideo_r1.metrics.logger import read_metrics
 from deepvideo_r1.metrics.stats import mean, paired_difference, t_interval

@@ -15,31 +15,34 @@ depend on `--jobs`; the thread count is part of the settings, since CPU results 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from deepvideo_r1.ablations.layout import (
+    COPIED,
+    LINKED,
+    SETTINGS_FILE,
+    WARM_FILE,
+    BaseSpec,
+    result_path,
+    row_key,
+    run_dir,
+    seeded,
+    warm_dir,
+)
+from deepvideo_r1.ablations.report import base_settings, collect_result, write_report
 from deepvideo_r1.ablations.rows import Row, Table
-from deepvideo_r1.config import TrainConfig, load_config, save_config
+from deepvideo_r1.artifacts import differing_keys, write_json_atomic
+from deepvideo_r1.config import save_config
 
 logger = logging.getLogger(__name__)
-
-SETTINGS_FILE = "settings.json"
-WARM_FILE = "warm.json"
-# What a row run takes from its seed's warm start (absent ones are skipped, e.g. no SFT stage):
-# read-only folders are linked (the frame cache writes atomically); the SFT model's predictions
-# are copied, since each run rewrites its eval_before/eval_report.json.
-LINKED = ("synth", "tiny_model", "sft_model", "cache")
-COPIED = ("eval_before",)
-
 
 class AblationError(RuntimeError):
     """A setting conflicts with an existing output directory, or a run failed."""
@@ -61,34 +64,6 @@ class Job:
         return self.config_path.parent / "log.txt"
 
 
-@dataclass(frozen=True)
-class BaseSpec:
-    """The settings every row shares: a YAML config (None = the tiny CPU preset), --set items and the
-    torch threads of each run."""
-
-    config: str | None
-    sets: tuple[str, ...] = ()
-    threads: int = 1
-
-    def load(self, *extra: str) -> TrainConfig:
-        from deepvideo_r1.presets import TINY_CPU
-
-        return load_config(self.config or TINY_CPU, [*self.sets, *extra])
-
-
-def seeded(base: BaseSpec, seed: int, sets: Sequence[str], output_dir: Path) -> TrainConfig:
-    """The base config, run and data seed = `seed`, writing into `output_dir`, then `sets`."""
-    own = [f"train.seed={seed}", f"data.synth.seed={seed}", f"train.output_dir={output_dir}"]
-    return base.load(*own, *sets)
-
-
-def row_key(base: BaseSpec, row: Row) -> str:
-    """12 hex digits of the row's resolved config (seeds and directories left out)."""
-    data = seeded(base, 0, row.as_sets(base.load()), Path("row")).model_dump(mode="json")
-    data["train"].pop("output_dir")
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
-
-
 def check_settings(out: Path, settings: dict) -> None:
     """Write DIR/settings.json, or check that an existing one records the same base config."""
     path = out / SETTINGS_FILE
@@ -100,7 +75,7 @@ def check_settings(out: Path, settings: dict) -> None:
                 f"{settings['threads']} (CPU results depend on it, see {path}); use another --out"
             )
         if saved.get("base_config") != settings["base_config"]:
-            differ = _differences(saved.get("base_config", {}), settings["base_config"])
+            differ = list(differing_keys(saved.get("base_config", {}), settings["base_config"]))
             raise AblationError(
                 f"{out} holds ablations run with other settings ({', '.join(differ[:5])} differ, "
                 f"see {path}); use another --out or the same --config/--set"
@@ -108,38 +83,6 @@ def check_settings(out: Path, settings: dict) -> None:
         return
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, settings)
-
-
-def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
-    keys = sorted(a.keys() | b.keys())
-    out: list[str] = []
-    for k in keys:
-        x, y = a.get(k), b.get(k)
-        if isinstance(x, dict) and isinstance(y, dict):
-            out += _differences(x, y, f"{prefix}{k}.")
-        elif x != y:
-            out.append(f"{prefix}{k}")
-    return out
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    """Write through a temp file in the same folder and os.replace it: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
-
-
-def warm_dir(out: Path, seed: int) -> Path:
-    return out / "warm" / f"seed{seed}"
-
-
-def run_dir(out: Path, key: str, seed: int) -> Path:
-    return out / "runs" / key / f"seed{seed}"
-
-
-def result_path(out: Path, key: str, seed: int) -> Path:
-    return out / "runs" / key / f"seed{seed}.json"
 
 
 def prepare_warm(out: Path, base: BaseSpec, seed: int) -> Job | None:
@@ -182,8 +125,6 @@ def run_job(job: Job, threads: int = 1) -> str | None:
     if code != 0:
         return f"{job.label} failed (exit {code}); see {job.log_path}"
     if job.result is not None:  # now, not after the others: an interrupted suite keeps it
-        from deepvideo_r1.ablations.report import collect_result
-
         write_json_atomic(job.result, collect_result(job.config_path.parent))
     logger.info("done: %s", job.label)
     return None
@@ -218,8 +159,6 @@ def run_ablations(
 
     `report_only`: run nothing; rewrite the report from the results already in `out`.
     """
-    from deepvideo_r1.ablations.report import base_settings, write_report
-
     out = Path(out)
     check_settings(out, base_settings(base))
     if report_only:

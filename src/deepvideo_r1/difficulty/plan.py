@@ -15,12 +15,12 @@ from dataclasses import dataclass
 
 import torch
 
-from deepvideo_r1.config import DifficultyConfig
 from deepvideo_r1.data.prompts import format_answer
 from deepvideo_r1.data.sample import Sample
 from deepvideo_r1.difficulty.controller import DifficultyDecision
 from deepvideo_r1.difficulty.frames import add_frame_noise, mask_frames
 from deepvideo_r1.difficulty.guidance import HintBank, format_answer_and_traces_hint, format_hint
+from deepvideo_r1.difficulty.options import DifficultyConfig
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from deepvideo_r1.artifacts import differing_keys
 from deepvideo_r1.data.prompts import build_question_text
 from deepvideo_r1.data.sample import Sample
 from deepvideo_r1.models.adapter import ModelAdapter
@@ -113,5 +114,5 @@ def record_key(settings: dict, prompt: str) -> str:
 
 
 def settings_differences(saved: dict, current: dict) -> list[str]:
-    """Top-level settings whose values differ (sorted), e.g. ["max_new_tokens", "model_weights"]."""
-    return sorted(k for k in saved.keys() | current.keys() if saved.get(k) != current.get(k))
+    """Settings whose values differ, as sorted dotted keys, e.g. ["max_new_tokens", "video.num_frames"]."""
+    return list(differing_keys(saved, current))

@@ -1,6 +1,7 @@
 """Sample completions of an RL step: what the policy wrote, how it was scored and what was augmented.
 
-Every `train.log_completions_every` steps the first `MAX_GROUPS` groups of the step are written,
+Every `train.log_completions_every` steps the first `MAX_GROUPS` groups of the step (rows built by
+`training.groups.completion_rows`) are written,
 one row per completion, to `<output_dir>/completions.jsonl` and to the trackers as a table
 ("completions"). This is where reward hacking (a format reward earned with an empty answer) and
 the augmentation (the hint text a decrease added, the level of an increase) can be read.
@@ -11,14 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from deepvideo_r1.data.prompts import build_question_text, format_answer
-
-if TYPE_CHECKING:
-    import torch
-
-    from deepvideo_r1.training.groups import Groups
+from typing import Any
 
 COMPLETIONS_FILE = "completions.jsonl"
 MAX_GROUPS = 2
@@ -26,38 +20,6 @@ TABLE_COLUMNS = (
     "step", "sample_id", "prompt", "gold", "completion",
     "reward", "advantage", "augmentation", "level", "hint",
 )  # fmt: skip
-
-
-def completion_rows(
-    groups: Groups, advantages: torch.Tensor, step: int, max_groups: int = MAX_GROUPS
-) -> list[dict]:
-    """One dict per completion of the first `max_groups` groups; advantages [B] row-aligned with texts.
-
-    Row r = n·G + i is completion i of group n (groups are stored group by group).
-    """
-    g = groups.group_size
-    rows = []
-    for n in range(min(max_groups, groups.num_groups)):
-        sample, aug = groups.samples[n], groups.augmentations[n]
-        prompt = build_question_text(sample, aug.hint)
-        for i in range(g):
-            r = n * g + i
-            rows.append(
-                {
-                    "step": step,
-                    "sample_id": sample.id,
-                    "prompt": prompt,
-                    "gold": format_answer(sample),
-                    "completion": groups.texts[r],
-                    "reward": float(groups.rewards.total[r]),
-                    "rewards": {k: float(v[r]) for k, v in groups.rewards.components.items()},
-                    "advantage": float(advantages[r]),
-                    "augmentation": aug.kind,
-                    "level": float(aug.level),
-                    "hint": aug.hint,
-                }
-            )
-    return rows
 
 
 def table_rows(rows: Sequence[dict]) -> list[list[Any]]:

@@ -16,12 +16,12 @@ from typing import Literal
 
 import numpy as np
 
-from deepvideo_r1.config import VideoConfig
 from deepvideo_r1.data.sample import Sample
 from deepvideo_r1.models.adapter import ModelAdapter, PixelBudget
 from deepvideo_r1.models.batch import PromptInputs
 from deepvideo_r1.video import VideoDecodeError, load_image
 from deepvideo_r1.video.cache import FrameCache
+from deepvideo_r1.video.options import VideoConfig
 from deepvideo_r1.video.qwen import smart_resize
 
 logger = logging.getLogger(__name__)
@@ -117,18 +117,7 @@ class MediaLoader:
     def _video(self, sample: Sample) -> tuple[np.ndarray, list[float], float]:
         ref, v = sample.videos[0], self.video
         frames, info = self.cache.load_video(
-            ref.path,
-            num_frames=v.num_frames,
-            fps=v.fps if v.num_frames is None else None,
-            start=ref.start,
-            end=ref.end,
-            min_frames=v.min_frames,
-            max_frames=v.max_frames,
-            min_pixels=v.min_pixels,
-            max_pixels=v.max_pixels,
-            total_pixels=v.total_pixels,
-            factor=self.factor,
-            max_decode_pixels=v.max_decode_pixels,
+            ref.path, v.sampling(), ref.start, ref.end, v.resize(self.factor)
         )
         return frames, list(info.timestamps), float(info.sample_fps)
 

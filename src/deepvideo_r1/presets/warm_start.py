@@ -16,8 +16,8 @@ import json
 import shutil
 from pathlib import Path
 
+from deepvideo_r1.artifacts import differing_keys
 from deepvideo_r1.evaluation.report import file_sha256
-from deepvideo_r1.training.resume import differing_keys
 
 SHIPPED_DIR = Path(__file__).with_name("warm_start")
 RECIPE = "recipe.json"

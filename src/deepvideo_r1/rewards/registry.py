@@ -15,15 +15,18 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
-from deepvideo_r1.data.sample import Sample
 from deepvideo_r1.rewards.accuracy import accuracy_reward
 from deepvideo_r1.rewards.errors import RewardError
 from deepvideo_r1.rewards.parsing import format_reward
 
-RewardFn = Callable[[str, Sample], float]
+if TYPE_CHECKING:  # rewards sit below data: a Sample is only read here (data imports the scorer)
+    from deepvideo_r1.data.sample import Sample
+
+RewardFn = Callable[[str, "Sample"], float]
 REWARD_FUNCTIONS: dict[str, RewardFn] = {}
 DEFAULT_WEIGHTS: Mapping[str, float] = {"format": 1.0, "accuracy": 1.0}
 

@@ -18,11 +18,12 @@ from deepvideo_r1.algos import LOSS_ADVANTAGE_SCALE
 from deepvideo_r1.config import TrainConfig
 from deepvideo_r1.data.sample import Sample
 from deepvideo_r1.difficulty import DifficultyController, HintBank
+from deepvideo_r1.difficulty.options import build_controller
 from deepvideo_r1.distributed.sharding import fsdp2_shard, set_deepspeed_micro_batch
 from deepvideo_r1.models.adapter import ModelAdapter
 from deepvideo_r1.models.media import MediaLoader
 from deepvideo_r1.models.reference import ReferencePolicy, build_reference
-from deepvideo_r1.models.trainable import LoraOptions, prepare_trainable
+from deepvideo_r1.models.trainable import prepare_trainable
 from deepvideo_r1.models.vision import vision_tower
 from deepvideo_r1.rollout import HFRolloutEngine, RolloutEngine, SamplingOptions
 from deepvideo_r1.training.guard import UpdateGuard
@@ -112,28 +113,7 @@ def make_optimizer(
 def trainable_model(model: nn.Module, cfg: TrainConfig) -> nn.Module:
     """requires_grad per config (frozen vision by default), LoRA, gradient checkpointing."""
     m = cfg.model
-    lora = (
-        LoraOptions(
-            r=m.lora.r, alpha=m.lora.alpha, dropout=m.lora.dropout, target_modules=list(m.lora.target_modules)
-        )
-        if m.lora.enabled
-        else None
-    )
-    return prepare_trainable(model, m.train_vision, lora, m.gradient_checkpointing)
-
-
-def build_controller(cfg: TrainConfig) -> DifficultyController:
-    d = cfg.difficulty
-    return DifficultyController(
-        window=d.window,
-        reference=d.reference,
-        threshold=d.threshold,
-        levels=d.levels,
-        kinds=d.kinds,
-        trigger=d.trigger,
-        timing=d.timing,
-        window_unit=d.window_unit,
-    )
+    return prepare_trainable(model, m.train_vision, m.lora.adapter_options(), m.gradient_checkpointing)
 
 
 def dataset_hints(dataset: list[Sample]) -> HintBank:
@@ -211,7 +191,7 @@ def build_context(
         dataset=dataset,
         media=media,
         sampler=PromptSampler(len(dataset), seed=t.seed),
-        controller=build_controller(cfg),
+        controller=build_controller(cfg.difficulty),
         hints=dataset_hints(dataset),
         optimizer=optimizer,
         scheduler=scheduler,

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from deepvideo_r1.data.prompts import build_question_text, format_answer
 from deepvideo_r1.data.sample import Sample
 from deepvideo_r1.difficulty.plan import Augmentation
+from deepvideo_r1.metrics.completions import MAX_GROUPS
 from deepvideo_r1.models.adapter import ModelAdapter
 from deepvideo_r1.models.batch import PromptInputs, SequenceBatch, join_completions
 from deepvideo_r1.rewards import RewardBreakdown, compute_rewards
@@ -149,3 +151,35 @@ def micro_batches(
         )
         out.append((which, batch))
     return out
+
+
+def completion_rows(
+    groups: Groups, advantages: torch.Tensor, step: int, max_groups: int = MAX_GROUPS
+) -> list[dict]:
+    """One dict per completion of the first `max_groups` groups; advantages [B] row-aligned with texts.
+
+    Row r = n·G + i is completion i of group n (groups are stored group by group).
+    """
+    g = groups.group_size
+    rows = []
+    for n in range(min(max_groups, groups.num_groups)):
+        sample, aug = groups.samples[n], groups.augmentations[n]
+        prompt = build_question_text(sample, aug.hint)
+        for i in range(g):
+            r = n * g + i
+            rows.append(
+                {
+                    "step": step,
+                    "sample_id": sample.id,
+                    "prompt": prompt,
+                    "gold": format_answer(sample),
+                    "completion": groups.texts[r],
+                    "reward": float(groups.rewards.total[r]),
+                    "rewards": {k: float(v[r]) for k, v in groups.rewards.components.items()},
+                    "advantage": float(advantages[r]),
+                    "augmentation": aug.kind,
+                    "level": float(aug.level),
+                    "hint": aug.hint,
+                }
+            )
+    return rows

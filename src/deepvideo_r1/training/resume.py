@@ -25,6 +25,7 @@ import yaml
 from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list
 
+from deepvideo_r1.artifacts import differing_keys
 from deepvideo_r1.checkpoints.checkpoint import latest_intact_checkpoint
 from deepvideo_r1.checkpoints.integrity import (
     CheckpointError,
@@ -90,23 +91,6 @@ class ResumePlan:
 
     checkpoint: Path | None = None
     changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)
-
-
-def flatten_settings(tree: dict, prefix: str = "") -> dict[str, Any]:
-    """{"algo": {"beta": 0.1, "w": {"a": 1}}} -> {"algo.beta": 0.1, "algo.w.a": 1}."""
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            flat |= flatten_settings(value, f"{prefix}{key}.")
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def differing_keys(old: dict, new: dict) -> dict[str, tuple[Any, Any]]:
-    """{dotted key: (old, new)} for every leaf that differs between two nested settings trees."""
-    a, b = flatten_settings(old), flatten_settings(new)
-    return {k: (a.get(k), b.get(k)) for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)}
 
 
 def config_changes(checkpoint: Path, cfg: TrainConfig) -> dict[str, tuple[Any, Any]]:

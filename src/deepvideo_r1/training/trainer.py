@@ -32,7 +32,6 @@ from deepvideo_r1.distributed.sharding import (
 from deepvideo_r1.metrics.completions import (
     TABLE_COLUMNS,
     append_completions,
-    completion_rows,
     table_rows,
     truncate_completions,
 )
@@ -40,6 +39,7 @@ from deepvideo_r1.metrics.logger import MetricsLogger, TrainProgress
 from deepvideo_r1.metrics.trackers import log_table
 from deepvideo_r1.models.trainable import is_lora
 from deepvideo_r1.training.context import RunContext
+from deepvideo_r1.training.groups import completion_rows
 from deepvideo_r1.training.resume import CHECKPOINT_DIR, ResumePlan, format_changes, plan_resume
 from deepvideo_r1.training.step import StepOutput, rl_step
 

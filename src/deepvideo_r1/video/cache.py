@@ -12,16 +12,18 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
+from deepvideo_r1.artifacts import atomic_write
 from deepvideo_r1.video import _pyav
 from deepvideo_r1.video.decode import VideoInfo, load_video
 from deepvideo_r1.video.errors import VideoDecodeError
+from deepvideo_r1.video.options import FrameResize, FrameSampling
 from deepvideo_r1.video.qwen import resize_frames, smart_resize, video_max_pixels
 
 logger = logging.getLogger(__name__)
@@ -30,24 +32,13 @@ _FORMAT_VERSION = 1
 VideoLoader = Callable[..., tuple[np.ndarray, VideoInfo]]
 
 
-def _atomic_write(target: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write through a same-directory temp file, then os.replace (atomic on POSIX and Windows)."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class FrameCache:
-    """`FrameCache(dir).load_video(path, ...)` = `load_video(path, ...)`, decoded once per key.
+    """`FrameCache(dir).load_video(path, sampling, ...)` = `load_video(path, **sampling)`, decoded
+    once per key.
 
-    With `min_pixels` and `max_pixels` the frames are stored smart-resized (uint8, factor
-    `factor`, per-frame cap `video_max_pixels(T, min, max, total_pixels)`), so `qwen_video_inputs`
-    with the same limits resizes nothing. `hits` / `misses` count lookups; `loader` (default
+    With a FrameResize the frames are stored smart-resized (uint8, per-frame cap
+    `video_max_pixels(T, min, max, total_pixels)`), so `qwen_video_inputs` with the same limits
+    resizes nothing. `hits` / `misses` count lookups; `loader` (default
     `load_video`) is what a miss calls.
     """
 
@@ -83,48 +74,32 @@ class FrameCache:
 
     def _write(self, key: str, frames: np.ndarray, info: VideoInfo) -> None:
         npy, meta = self._paths(key)
-        _atomic_write(npy, lambda f: np.save(f, frames, allow_pickle=False))
-        _atomic_write(meta, lambda f: f.write(json.dumps(info.to_dict()).encode()))
+        atomic_write(npy, lambda f: np.save(f, frames, allow_pickle=False))
+        atomic_write(meta, lambda f: f.write(json.dumps(info.to_dict()).encode()))
 
     def load_video(
         self,
         path: str | os.PathLike,
-        num_frames: int | None = None,
-        fps: float | None = None,
+        sampling: FrameSampling,
         start: float | None = None,
         end: float | None = None,
-        min_frames: int = 4,
-        max_frames: int = 768,
-        *,
-        min_pixels: int | None = None,
-        max_pixels: int | None = None,
-        total_pixels: int | None = None,
-        factor: int = 28,
-        max_decode_pixels: int | None = None,
+        resize: FrameResize | None = None,
     ) -> tuple[np.ndarray, VideoInfo]:
-        """Frames uint8 [T, H, W, 3] (resized when min/max_pixels are given) and their VideoInfo.
-
-        `max_decode_pixels` goes to the loader (frames above it are scaled while decoding). A frame
-        shape smart_resize refuses (aspect ratio over 200) is a VideoDecodeError naming the file.
-        """
-        sampling = dict(num_frames=num_frames, fps=fps, start=start, end=end)
-        sampling |= dict(min_frames=min_frames, max_frames=max_frames)
-        if max_decode_pixels is not None:
-            sampling["max_decode_pixels"] = max_decode_pixels
-        resize = dict(min_pixels=min_pixels, max_pixels=max_pixels, total_pixels=total_pixels, factor=factor)
-        if (min_pixels is None) != (max_pixels is None):
-            raise ValueError("give both min_pixels and max_pixels to cache resized frames, or neither")
-        key = self.key(path, **sampling, **(resize if min_pixels is not None else {}))
+        """Frames uint8 [T, H, W, 3] of the clip [start, end) and their VideoInfo; stored smart-resized
+        to `resize` when given. A frame shape smart_resize refuses (aspect ratio over 200) is a
+        VideoDecodeError naming the file."""
+        params = {**sampling.as_kwargs(), "start": start, "end": end}
+        key = self.key(path, **params, **(asdict(resize) if resize is not None else {}))
         cached = self._read(key)
         if cached is not None:
             self.hits += 1
             return cached
         self.misses += 1
-        frames, info = self.loader(path, **sampling)
-        if min_pixels is not None:
-            cap = video_max_pixels(len(frames), min_pixels, max_pixels, total_pixels)
+        frames, info = self.loader(path, **params)
+        if resize is not None:
+            cap = video_max_pixels(len(frames), resize.min_pixels, resize.max_pixels, resize.total_pixels)
             try:
-                h, w = smart_resize(frames.shape[1], frames.shape[2], factor, min_pixels, cap)
+                h, w = smart_resize(frames.shape[1], frames.shape[2], resize.factor, resize.min_pixels, cap)
             except ValueError as e:
                 raise VideoDecodeError(f"{info.path}: {e}") from e
             frames = resize_frames(frames, h, w).permute(0, 2, 3, 1).contiguous().numpy()

@@ -14,8 +14,9 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from deepvideo_r1.artifacts import atomic_write
 from deepvideo_r1.data.fields import check_type, optional, parse_segments, require, string_list
 from deepvideo_r1.data.registry import RecordContext, register_format
 from deepvideo_r1.data.sample import Sample, VideoRef
@@ -102,17 +103,13 @@ def write_samples_jsonl(samples: Iterable[Sample], path: str | Path, root: str |
     Atomic: the lines go to a temp file in the same directory, renamed over `path` only when all
     are written, so a failure (e.g. text that is not valid Unicode) leaves no partial file.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     count = 0
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as f:
-            for sample in samples:
-                f.write(json.dumps(sample_record(sample, root), ensure_ascii=False) + "\n")
-                count += 1
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+    def write(f: IO[bytes]) -> None:
+        nonlocal count
+        for sample in samples:
+            f.write((json.dumps(sample_record(sample, root), ensure_ascii=False) + "\n").encode("utf-8"))
+            count += 1
+
+    atomic_write(path, write)
     return count

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from deepvideo_r1.artifacts import write_text_atomic
 from deepvideo_r1.data.sample import Sample, VideoRef
 from deepvideo_r1.data.synth.config import SynthConfig
 from deepvideo_r1.data.synth.render import add_noise, render_clip, write_mp4
@@ -82,7 +83,7 @@ def generate_synthetic_dataset(
     _write_jsonl(out / "train.jsonl", train.samples)
     _write_jsonl(out / "eval.jsonl", evals.samples)
     marker = {"config": config.to_json(), "hash": config.config_hash(), "counts": counts}
-    _atomic_write(out / CONFIG_FILE, json.dumps(marker, indent=2, ensure_ascii=True) + "\n")
+    write_text_atomic(out / CONFIG_FILE, json.dumps(marker, indent=2, ensure_ascii=True) + "\n")
     seconds = time.perf_counter() - t0
     logger.info("generated %d synthetic samples in %s (%.1f s)", config.n, out, seconds)
     return _result(out, counts, reused=False, seconds=seconds)
@@ -233,10 +234,4 @@ def sample_line(sample: Sample) -> str:
 
 
 def _write_jsonl(path: Path, samples: list[Sample]) -> None:
-    _atomic_write(path, "".join(sample_line(s) + "\n" for s in samples))
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="ascii")
-    tmp.replace(path)
+    write_text_atomic(path, "".join(sample_line(s) + "\n" for s in samples), encoding="ascii")
