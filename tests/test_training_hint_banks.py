@@ -17,7 +17,7 @@ def _bank(**traces: str) -> dict:
 
 def _ctx() -> SimpleNamespace:
     stateful = SimpleNamespace(state_dict=lambda: {})
-    return SimpleNamespace(controller=stateful, sampler=stateful)
+    return SimpleNamespace(augment=SimpleNamespace(controller=stateful), sampler=stateful)
 
 
 def test_one_process_keeps_the_single_bank_format():

@@ -17,8 +17,8 @@ from torch import nn
 from deepvideo_r1.algos import LOSS_ADVANTAGE_SCALE
 from deepvideo_r1.config import TrainConfig
 from deepvideo_r1.data.sample import Sample
-from deepvideo_r1.difficulty import DifficultyController, HintBank
-from deepvideo_r1.difficulty.options import build_controller
+from deepvideo_r1.difficulty import HintBank
+from deepvideo_r1.difficulty.stage import AugmentationStage
 from deepvideo_r1.distributed.sharding import fsdp2_shard, set_deepspeed_micro_batch
 from deepvideo_r1.models.adapter import ModelAdapter
 from deepvideo_r1.models.media import MediaLoader
@@ -44,8 +44,7 @@ class RunContext:
     dataset: list[Sample]
     media: MediaLoader
     sampler: PromptSampler
-    controller: DifficultyController
-    hints: HintBank
+    augment: AugmentationStage
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     trainable_parameters: list[nn.Parameter]
@@ -191,8 +190,7 @@ def build_context(
         dataset=dataset,
         media=media,
         sampler=PromptSampler(len(dataset), seed=t.seed),
-        controller=build_controller(cfg.difficulty),
-        hints=dataset_hints(dataset),
+        augment=AugmentationStage(cfg.difficulty, dataset_hints(dataset)),
         optimizer=optimizer,
         scheduler=scheduler,
         trainable_parameters=params,

@@ -22,14 +22,13 @@ from deepvideo_r1.algos import (
     micro_batch_weight,
     normalizer_units,
     policy_loss,
-    vanishing_ratio,
 )
-from deepvideo_r1.algos.advantages import vanishing_groups
 from deepvideo_r1.config import LOSS_OPTION_FIELDS, AlgoConfig, ConfigError, loss_option_problems
-from deepvideo_r1.difficulty import DifficultyDecision
-from deepvideo_r1.difficulty.effect import augmentation_effect, pool_batch_stats
-from deepvideo_r1.difficulty.plan import Augmentation, plan_augmentation
+from deepvideo_r1.data.sample import Sample
+from deepvideo_r1.difficulty.effect import pool_batch_stats
+from deepvideo_r1.difficulty.plan import Augmentation
 from deepvideo_r1.difficulty.self_traces import generate_self_traces
+from deepvideo_r1.difficulty.stage import StageCalls
 from deepvideo_r1.distributed.sharding import gathered_for_generation
 from deepvideo_r1.models.media import encode_sample
 from deepvideo_r1.training.context import RunContext
@@ -48,9 +47,10 @@ class StepOutput:
     """[B] advantages, row-aligned with groups.texts."""
 
 
-def step_seed(base: int, step: int, rank: int, phase: int) -> int:
-    """A distinct, reproducible seed per (run seed, step, rank, phase) — resume draws the same."""
-    return (base * 1_000_003 + step * 1_009 + rank * 101 + phase) % (2**31 - 1)
+def step_seed(base: int, step: int, stream: int, phase: int) -> int:
+    """A distinct, reproducible seed per (run seed, step, stream, phase) — resume draws the same.
+    `stream` is the rank for a rank's rollout, the dataset index for one sample's augmentation."""
+    return (base * 1_000_003 + step * 1_009 + stream * 101 + phase) % (2**31 - 1)
 
 
 def loss_options(name: str, algo: AlgoConfig, max_new_tokens: int) -> dict:
@@ -79,89 +79,41 @@ def build_groups(ctx: RunContext, indices: list[int], augs: list[Augmentation], 
     )
 
 
-def assess_groups(ctx: RunContext, groups: Groups, indices: list[int]) -> list[DifficultyDecision]:
-    """Run the controller over the groups of every rank in one global order; return this rank's.
+def stage_calls(ctx: RunContext, indices: list[int], step: int) -> StageCalls[Groups]:
+    """The model-side callbacks the augmentation stage runs through for one rollout batch."""
+    acc, seed = ctx.accelerator, ctx.cfg.train.seed
+    rank = acc.process_index
 
-    All ranks gather the same [N·world, G] rewards and update identical controllers.
-    """
-    g = groups.group_size
-    rewards = groups.rewards.total.view(-1, g).to(ctx.accelerator.device)
-    ids = torch.tensor(indices, device=ctx.accelerator.device)
-    all_rewards = ctx.accelerator.gather(rewards).cpu()
-    all_ids = ctx.accelerator.gather(ids).cpu().tolist()
-    decisions = [
-        ctx.controller.assess(row, sample_id=ctx.dataset[i].id)
-        for row, i in zip(all_rewards, all_ids, strict=True)
-    ]
-    n, rank = len(indices), ctx.accelerator.process_index
-    return decisions[rank * n : (rank + 1) * n]
+    def roll(positions: list[int], augs: list[Augmentation], phase: int) -> Groups:
+        return build_groups(ctx, [indices[k] for k in positions], augs, step_seed(seed, step, rank, phase))
 
+    def self_traces(samples: list[Sample], phase: int) -> None:
+        k = ctx.cfg.difficulty.self_hint_samples
+        phase_seed = step_seed(seed, step, rank, phase + 10)
+        generate_self_traces(samples, ctx.media, ctx.adapter, ctx.engine, ctx.augment.hints, k, phase_seed)
 
-def plan_all(
-    ctx: RunContext, indices: list[int], decisions: list, step: int, phase: int
-) -> list[Augmentation]:
-    """Augmentations for these decisions; fetch self-generated traces first where guidance needs one."""
-    cfg = ctx.cfg.difficulty
-    needing = [ctx.dataset[i] for i, d in zip(indices, decisions, strict=True) if d and d.kind == "decrease"]
-    if needing:
-        seed = step_seed(ctx.cfg.train.seed, step, ctx.accelerator.process_index, phase + 10)
-        generate_self_traces(
-            needing, ctx.media, ctx.adapter, ctx.engine, ctx.hints, cfg.self_hint_samples, seed
-        )
-    return [
-        plan_augmentation(
-            d, ctx.dataset[i], ctx.hints, cfg, seed=step_seed(ctx.cfg.train.seed, step, i, phase)
-        )
-        for i, d in zip(indices, decisions, strict=True)
-    ]
+    return StageCalls(
+        roll=roll,
+        replace=lambda groups, positions, redo: replace_groups(groups, positions, redo, ctx.adapter.pad_id),
+        gather=lambda t: acc.gather(t.to(acc.device)).cpu(),
+        rank=rank,
+        sample_id=lambda i: ctx.dataset[i].id,
+        self_traces=self_traces,
+        seed=lambda i, phase: step_seed(seed, step, i, phase),
+    )
 
 
 def collect_groups(ctx: RunContext, step: int) -> tuple[Groups | None, dict[str, float]]:
-    """Draw, roll out, assess and (same_step) re-roll augmented groups of one rollout batch;
-    returns the groups to train on (None when every drawn prompt had unreadable media under
-    data.on_error: skip). `step` numbers rollout batches (it seeds the draws)."""
-    world, rank = ctx.accelerator.num_processes, ctx.accelerator.process_index
-    cfg, seed = ctx.cfg, ctx.cfg.train.seed
-    n = cfg.rollout.prompts_per_step
-    drawn = ctx.sampler.next_batch(n, rank, world)
-    indices = keep_readable(drawn, lambda i: ctx.dataset[i], ctx.media, ctx.accelerator)
+    """Draw one rollout batch and run it through the augmentation stage; returns the groups to
+    train on (None when every drawn prompt had unreadable media under data.on_error: skip).
+    `step` numbers rollout batches (it seeds the draws)."""
+    acc = ctx.accelerator
+    drawn = ctx.sampler.next_batch(ctx.cfg.rollout.prompts_per_step, acc.process_index, acc.num_processes)
+    indices = keep_readable(drawn, lambda i: ctx.dataset[i], ctx.media, acc)
     if not indices:
         return None, {}
-    next_visit = cfg.difficulty.enabled and cfg.difficulty.timing == "next_visit"
-    pending = [ctx.controller.pop_pending(ctx.dataset[i].id) if next_visit else None for i in indices]
-    groups = build_groups(
-        ctx, indices, plan_all(ctx, indices, pending, step, 0), step_seed(seed, step, rank, 0)
-    )
-    stats = {"adv/vanishing_ratio_before": vanishing_ratio(groups.rewards.total, groups.group_size)}
-    # rewards before same_step augmentation: the clean learning curve (hinted groups inflate the final
-    # one); under next_visit this rollout already carries the decisions stored at earlier visits
-    stats |= {f"reward/{k}_before": float(v.mean()) for k, v in groups.rewards.components.items()}
-    stats["reward/mean_before"] = float(groups.rewards.total.mean())
-    if cfg.difficulty.enabled:
-        decisions = assess_groups(ctx, groups, indices)
-        if cfg.difficulty.timing == "same_step":
-            which = [k for k, d in enumerate(decisions) if d.kind != "none"]
-            augs = plan_all(ctx, [indices[k] for k in which], [decisions[k] for k in which], step, 1)
-            applied = [(k, a) for k, a in zip(which, augs, strict=True) if a.kind != "none"]
-            if applied:
-                redo = build_groups(
-                    ctx,
-                    [indices[k] for k, _ in applied],
-                    [a for _, a in applied],
-                    step_seed(seed, step, rank, 1),
-                )
-                stats |= same_step_effect(groups, redo, [k for k, _ in applied], [a.kind for _, a in applied])
-                groups = replace_groups(groups, [k for k, _ in applied], redo, ctx.adapter.pad_id)
-            else:
-                none = torch.zeros(0, groups.group_size)
-                acc = none if "accuracy" in groups.rewards.components else None
-                stats |= augmentation_effect([], [], none, acc, acc)
-            stats["difficulty/unapplied"] = float(sum(bool(a.unapplied) for a in augs))
-        else:
-            stats |= next_visit_effect(groups, pending)
-        stats["difficulty/level_mean"] = _mean([d.level for d in decisions if d.kind != "none"])
-    stats["adv/vanishing_ratio_after"] = vanishing_ratio(groups.rewards.total, groups.group_size)
-    return groups, stats
+    samples = [ctx.dataset[i] for i in indices]
+    return ctx.augment.run(indices, samples, stage_calls(ctx, indices, step))
 
 
 def collect_rollouts(ctx: RunContext, step: int) -> tuple[Groups | None, dict[str, float]]:
@@ -174,50 +126,12 @@ def collect_rollouts(ctx: RunContext, step: int) -> tuple[Groups | None, dict[st
     """
     k = ctx.cfg.train.grad_accumulation
     drawn = [collect_groups(ctx, (step - 1) * k + i + 1) for i in range(k)]
-    if ctx.cfg.difficulty.enabled:
-        ctx.controller.end_step()
+    ctx.augment.end_step()
     parts = [(g, p) for g, p in drawn if g is not None]  # None: nothing readable (on_error: skip)
     if not parts:
         return None, {}
     stats = pool_batch_stats([p for _, p in parts])
     return concat_groups([g for g, _ in parts], ctx.adapter.pad_id), stats
-
-
-def _rows(values: torch.Tensor, g: int, which: list[int] | None = None) -> torch.Tensor:
-    """[B] -> [n, G] (the groups `which`, or all)."""
-    rows = values.view(-1, g)
-    return rows if which is None else rows[torch.tensor(which, dtype=torch.long)]
-
-
-def same_step_effect(before: Groups, after: Groups, which: list[int], kinds: list[str]) -> dict[str, float]:
-    """augmentation_effect of groups `which` of `before`, re-rolled (augmented) as `after`."""
-    g = before.group_size
-    vanished = vanishing_groups(_rows(before.rewards.total, g, which).flatten(), g).tolist()
-    acc_before = before.rewards.components.get("accuracy")
-    acc_after = after.rewards.components.get("accuracy")
-    return augmentation_effect(
-        kinds,
-        vanished,
-        _rows(after.rewards.total, g),
-        _rows(acc_after, g) if acc_after is not None else None,
-        _rows(acc_before, g, which) if acc_before is not None else None,
-    )
-
-
-def next_visit_effect(groups: Groups, pending: list[DifficultyDecision | None]) -> dict[str, float]:
-    """augmentation_effect of the groups built from decisions stored at an earlier visit (whether
-    a group had vanished is the stored decision's; there is no unaugmented rollout to compare)."""
-    which = [k for k, a in enumerate(groups.augmentations) if a.kind != "none"]
-    vanished = [bool(pending[k] and pending[k].vanishing) for k in which]
-    kinds = [groups.augmentations[k].kind for k in which]
-    acc = groups.rewards.components.get("accuracy")
-    g = groups.group_size
-    return augmentation_effect(
-        kinds,
-        vanished,
-        _rows(groups.rewards.total, g, which),
-        _rows(acc, g, which) if acc is not None else None,
-    )
 
 
 def _mean(values: list[float]) -> float:
@@ -361,6 +275,5 @@ def rl_step(ctx: RunContext, step: int) -> StepOutput:
     metrics |= {"perf/collect_s": t1 - t0, "perf/update_s": t2 - t1}
     metrics |= {"perf/lr": float(ctx.scheduler.get_last_lr()[0])}
     metrics = ctx.reduce_metrics(metrics) | media_skip_metrics(ctx.media, ctx.accelerator)
-    if ctx.cfg.difficulty.enabled:
-        metrics |= ctx.controller.metrics(reset=True)  # identical on every rank: not averaged
+    metrics |= ctx.augment.metrics()  # identical on every rank: not averaged
     return StepOutput(metrics=metrics, groups=groups, advantages=advantages)

@@ -53,7 +53,7 @@ def trainer_state(ctx: RunContext, hints_by_rank: list[dict]) -> dict:
     rank's is saved; "hints" (rank 0's) is what a single-process checkpoint has always held.
     """
     state = {
-        "controller": ctx.controller.state_dict(),
+        "controller": ctx.augment.controller.state_dict(),
         "hints": hints_by_rank[0],
         "sampler": ctx.sampler.state_dict(),
     }
@@ -99,7 +99,8 @@ def save(ctx: RunContext, step: int) -> Path | None:
     sharded, its shards: gathering is collective)."""
     acc = ctx.accelerator
     rng = gather_object([capture_rng_state()]) if acc.num_processes > 1 else [capture_rng_state()]
-    hints = gather_object([ctx.hints.state_dict()]) if acc.num_processes > 1 else [ctx.hints.state_dict()]
+    own_hints = ctx.augment.hints.state_dict()
+    hints = gather_object([own_hints]) if acc.num_processes > 1 else [own_hints]
     weights, optimizer_state = _sharded_states(ctx)
     path = None
     if acc.is_main_process:
@@ -159,8 +160,8 @@ def restore(ctx: RunContext, path: Path) -> int:
     else:
         state = load_checkpoint(path, ctx.model, opt, ctx.scheduler, rank=rank, verify=False)
     _apply_hyperparameters(opt, ctx.scheduler, wanted)
-    ctx.controller.load_state_dict(state["controller"])
-    ctx.hints.load_state_dict(hints_for_rank(state, rank, ctx.accelerator.num_processes))
+    ctx.augment.controller.load_state_dict(state["controller"])
+    ctx.augment.hints.load_state_dict(hints_for_rank(state, rank, ctx.accelerator.num_processes))
     ctx.sampler.load_state_dict(state["sampler"])
     logger.info("resumed from %s (step %d)", path, state["step"])
     return int(state["step"])
