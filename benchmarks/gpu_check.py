@@ -37,6 +37,9 @@ from pathlib import Path
 
 import torch
 
+# the tests' tiny-model helpers (random vision tensors of the right shapes)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
 RESULTS = Path(__file__).parent / "results" / "gpu_check.json"
 LOGS: Path | None = None  # --logs: every accelerate launch's whole output is written here
 REPO = Path(__file__).resolve().parent.parent
@@ -185,7 +188,7 @@ def build_model(sizes: dict, vocab: int | None, device: str, tied: bool):
 
 def video_prompt(adapter, frames: int, side: int):
     """One SEED-Bench-R1-shaped prompt: `frames` frames and one image, both side×side."""
-    from deepvideo_r1.models.testing import random_image, random_video
+    from helpers import random_image, random_video
 
     fam = adapter.family
     grid = side // fam.patch_size

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,8 +20,11 @@ from pathlib import Path
 import torch
 
 from deepvideo_r1.models import load_policy, make_tiny_model
-from deepvideo_r1.models.testing import random_video
 from deepvideo_r1.rollout import HFRolloutEngine, SamplingOptions
+
+# the tests' tiny-model helpers (random vision tensors of the right shapes)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from helpers import random_video
 
 RESULTS = Path(__file__).parent / "results" / "rollout.json"
 

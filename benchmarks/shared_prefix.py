@@ -32,9 +32,12 @@ from deepvideo_r1.models import load_policy, make_tiny_model
 from deepvideo_r1.models.batch import SequenceBatch, join_completions
 from deepvideo_r1.models.logprobs import completion_logprobs
 from deepvideo_r1.models.prefix import tokens_per_group
-from deepvideo_r1.models.testing import max_rel_grad_diff, random_video
 from deepvideo_r1.models.trainable import prepare_trainable
 from deepvideo_r1.rollout import HFRolloutEngine, SamplingOptions
+
+# the tests' tiny-model helpers (random vision tensors of the right shapes)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from helpers import max_rel_grad_diff, random_video
 
 RESULTS = Path(__file__).parent / "results" / "shared_prefix.json"
 QUESTION = (

@@ -77,9 +77,9 @@ def test_trl_processor_gives_our_prompt_tokens_and_pixels(tmp_path):
     from deepvideo_r1.models.adapter import ModelAdapter, PixelBudget
     from deepvideo_r1.models.families import get_family
     from deepvideo_r1.models.media import SampleMedia, encode_sample
-    from deepvideo_r1.models.testing import TEST_SIZES
     from deepvideo_r1.models.tiny import make_tiny_model
     from deepvideo_r1.video import load_image
+    from helpers import TEST_SIZES
 
     model_dir = make_tiny_model(tmp_path / "model", **TEST_SIZES)
     sample = load_samples(vs_trl_sides.make_task(tmp_path, n=1), format="jsonl").samples[0]

@@ -26,8 +26,8 @@ from deepvideo_r1.distributed.sharding import (
     strip_prefix,
 )
 from deepvideo_r1.metrics.logger import read_metrics as _read_all
-from deepvideo_r1.models.testing import tiny_policy
 from deepvideo_r1.presets import TINY_CPU
+from helpers import tiny_policy
 
 
 def read_metrics(path: Path) -> list[dict]:

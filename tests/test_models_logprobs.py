@@ -8,9 +8,9 @@ import torch
 from deepvideo_r1.models.batch import join_completions
 from deepvideo_r1.models.logprobs import completion_logprobs, naive_completion_logprobs
 from deepvideo_r1.models.reference import build_reference
-from deepvideo_r1.models.testing import random_image, random_video, tiny_policy
 from deepvideo_r1.models.trainable import LoraOptions, prepare_trainable
 from deepvideo_r1.models.vision import VisionCallCounter
+from helpers import random_image, random_video, tiny_policy
 
 G = 3
 

@@ -17,11 +17,11 @@ from deepvideo_r1.models.prefix import (
     completion_positions,
     tokens_per_group,
 )
-from deepvideo_r1.models.testing import TEST_SIZES, max_rel_grad_diff, random_image, random_video, tiny_policy
 from deepvideo_r1.models.tiny import make_tiny_model
 from deepvideo_r1.models.trainable import LoraOptions, prepare_trainable
 from deepvideo_r1.training.policy import PolicyModule
 from deepvideo_r1.training.step import loss_options
+from helpers import TEST_SIZES, max_rel_grad_diff, random_image, random_video, tiny_policy
 
 G = 3
 T = 6

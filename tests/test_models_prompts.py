@@ -9,7 +9,7 @@ import torch
 from deepvideo_r1.data.sample import Sample
 from deepvideo_r1.models.adapter import patch_times, sft_inputs
 from deepvideo_r1.models.families import FAMILIES, UnknownFamilyError, get_family
-from deepvideo_r1.models.testing import random_image, random_video, tiny_policy
+from helpers import random_image, random_video, tiny_policy
 
 FAMILY_NAMES = list(FAMILIES)
 

@@ -11,8 +11,8 @@ from transformers import AutoConfig, AutoTokenizer
 
 from deepvideo_r1.models.adapter import ModelLoadError, load_policy
 from deepvideo_r1.models.families import SPECIAL_TOKENS, TAG_TOKENS
-from deepvideo_r1.models.testing import TEST_SIZES
 from deepvideo_r1.models.tiny import TinySizes, make_tiny_model
+from helpers import TEST_SIZES
 
 
 def _digest(path) -> str:

@@ -7,7 +7,6 @@ import torch
 
 from deepvideo_r1.models.batch import join_completions
 from deepvideo_r1.models.logprobs import completion_logprobs
-from deepvideo_r1.models.testing import random_video, tiny_policy
 from deepvideo_r1.models.trainable import (
     TRAIN_VISION,
     LoraOptions,
@@ -16,6 +15,7 @@ from deepvideo_r1.models.trainable import (
     prepare_trainable,
 )
 from deepvideo_r1.models.vision import vision_tower
+from helpers import random_video, tiny_policy
 
 
 def _numel(module) -> int:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from deepvideo_r1.models.testing import random_image, random_video, tiny_policy
 from deepvideo_r1.rollout import HFRolloutEngine, SamplingOptions, completion_mask
+from helpers import random_image, random_video, tiny_policy
 
 G = 3
 

@@ -20,23 +20,18 @@ from deepvideo_r1.config import load_config
 from deepvideo_r1.metrics.logger import read_metrics
 from deepvideo_r1.pipeline import run_training
 from deepvideo_r1.presets import TINY_CPU
+from helpers import TINY_RUN
 
 FAST = [
+    *TINY_RUN,
     "data.synth.n_train=4",
-    "data.synth.n_eval=3",
+    "data.synth.n_eval=3",  # the interval test below uses t(0.975, df=2)
     "sft.steps=2",
     "sft.batch_size=2",
-    "rollout.group_size=2",
-    "rollout.prompts_per_step=2",
     "rollout.max_new_tokens=8",
-    "train.micro_batch_size=2",
-    "train.max_steps=2",
-    "train.save_every=1",
     "train.log_completions_every=1",
     "train.report_to=[tensorboard]",
     "train.run_name=outputs",
-    "difficulty.window=4",
-    "model.tiny_sizes={text_hidden: 64, text_layers: 2, vision_hidden: 32, vision_depth: 1, vocab_size: 512}",
 ]
 
 

@@ -16,9 +16,9 @@ from deepvideo_r1.config import TrainConfig, load_config
 from deepvideo_r1.data.sample import Sample
 from deepvideo_r1.distributed.sharding import is_deepspeed, set_deepspeed_micro_batch
 from deepvideo_r1.models.media import SampleMedia
-from deepvideo_r1.models.testing import tiny_policy
 from deepvideo_r1.presets import TINY_CPU
 from deepvideo_r1.training.context import build_context
+from helpers import tiny_policy
 
 
 def _accelerator(kind: DistributedType) -> SimpleNamespace:

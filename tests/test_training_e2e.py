@@ -23,23 +23,16 @@ from deepvideo_r1.pipeline import (
     sft_settings,
 )
 from deepvideo_r1.presets import TINY_CPU
+from helpers import TINY_DATA, TINY_RUN, seed_run_dir
 
-# A few seconds per RL step: 6 training + 4 eval clips, G = 2, 2 prompts per step, 12 new tokens.
+# 6 training + 4 eval clips, G = 2, 2 prompts per step, 12 new tokens (the conftest's assets).
 FAST = [
-    "data.synth.n_train=6",
-    "data.synth.n_eval=4",
+    *TINY_RUN,
+    *TINY_DATA,
     "sft.steps=2",
     "sft.batch_size=2",
-    "rollout.group_size=2",
-    "rollout.prompts_per_step=2",
     "rollout.max_new_tokens=12",
-    "train.micro_batch_size=2",
-    "train.max_steps=2",
-    "train.save_every=1",
     "train.log_every=1",
-    "train.report_to=[]",
-    "difficulty.window=4",
-    "model.tiny_sizes={text_hidden: 64, text_layers: 2, vision_hidden: 32, vision_depth: 1, vocab_size: 512}",
 ]
 
 
@@ -52,19 +45,9 @@ def fast_config(tmp_path: Path, *extra: str):
     return load_config(TINY_CPU, [*FAST, f"train.output_dir={tmp_path / 'run'}", *extra])
 
 
-@pytest.fixture(scope="module")
-def shared_assets(tmp_path_factory):
-    """Synthetic data and the tiny model, built once and copied into each run directory."""
-    root = tmp_path_factory.mktemp("assets")
-    cfg = load_config(TINY_CPU, [*FAST, f"train.output_dir={root}", "train.max_steps=1", "sft.steps=1"])
-    run_training(cfg)
-    return root
-
-
-def _seed_run_dir(assets: Path, run: Path) -> None:
-    run.mkdir(parents=True, exist_ok=True)
-    for name in ("synth", "tiny_model", "cache"):
-        shutil.copytree(assets / name, run / name, dirs_exist_ok=True)
+@pytest.fixture
+def shared_assets(tiny_run_assets: Path) -> Path:
+    return tiny_run_assets
 
 
 @pytest.mark.parametrize(
@@ -72,7 +55,7 @@ def _seed_run_dir(assets: Path, run: Path) -> None:
     [("same_step", "reg_grpo"), ("next_visit", "grpo")],
 )
 def test_fast_end_to_end(tmp_path, shared_assets, timing, loss):
-    _seed_run_dir(shared_assets, tmp_path / "run")
+    seed_run_dir(shared_assets, tmp_path / "run")
     cfg = fast_config(tmp_path, f"difficulty.timing={timing}", f"algo.loss={loss}", "algo.beta=0.1")
     summary = run_training(cfg)
     run = Path(cfg.train.output_dir)
@@ -121,7 +104,7 @@ LOSSES = [
 def test_rl_climbs_a_learnable_reward(tmp_path, shared_assets, loss):
     """The whole loop optimises its reward: a random-init policy rewarded for the share of digits
     in its text (about 2 % at the start) writes mostly digits after 20 steps, with every loss."""
-    _seed_run_dir(shared_assets, tmp_path / "run")
+    seed_run_dir(shared_assets, tmp_path / "run")
     (tmp_path / "digits.py").write_text(DIGIT_REWARD)
     cfg = fast_config(
         tmp_path,
@@ -147,7 +130,7 @@ def test_rl_climbs_a_learnable_reward(tmp_path, shared_assets, loss):
 def test_resume_logs_the_same_rewards_as_an_uninterrupted_run(tmp_path, shared_assets):
     full, cut = tmp_path / "full", tmp_path / "cut"
     for run in (full, cut):
-        _seed_run_dir(shared_assets, run / "run")
+        seed_run_dir(shared_assets, run / "run")
     extra = ["train.max_steps=3", "difficulty.kinds=both"]
     run_training(fast_config(full, *extra))
     run_training(fast_config(cut, "train.max_steps=1"))  # stops after checkpoint-1
@@ -166,7 +149,7 @@ def test_eval_every_logs_held_out_accuracy_and_resume_keeps_it(tmp_path, shared_
     """eval_every=1: step 0 (the initial policy), 1 and 2 carry eval/* in metrics.jsonl; the
     intermediate eval writes eval_step_1/, the last step's is eval_after/. A run resumed from
     checkpoint 1 after a crash that lost checkpoint 2 keeps steps 0 and 1 and decodes nothing again."""
-    _seed_run_dir(shared_assets, tmp_path / "run")
+    seed_run_dir(shared_assets, tmp_path / "run")
     cfg = fast_config(tmp_path, "train.eval_every=1", "sft.steps=0", "difficulty.enabled=false")
     summary = run_training(cfg)
     run = Path(cfg.train.output_dir)
@@ -205,6 +188,7 @@ def test_cli_rejects_impossible_config_before_any_work(tmp_path):
     assert result.exit_code == 2 and "algo.betta" in result.output and "did you mean beta" in result.output
 
 
+@pytest.mark.slow  # the FSDP test in the default suite launches two processes too
 def test_two_process_accelerate_launch(tmp_path, shared_assets):
     """`accelerate launch --cpu --num_processes 2 -m deepvideo_r1 train` gives a two-rank run
     (accelerate starts one process; the CLI relaunches it with torchrun, ranks join over gloo)."""
@@ -213,7 +197,7 @@ def test_two_process_accelerate_launch(tmp_path, shared_assets):
     import sys
 
     run = tmp_path / "run"
-    _seed_run_dir(shared_assets, run)
+    seed_run_dir(shared_assets, run)
     sets = [arg for item in FAST for arg in ("--set", item)]
     cmd = [
         sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
@@ -246,7 +230,7 @@ def test_resume_after_sigkill(tmp_path, shared_assets):
 
     full, killed = tmp_path / "full", tmp_path / "killed"
     for run in (full, killed):
-        _seed_run_dir(shared_assets, run / "run")
+        seed_run_dir(shared_assets, run / "run")
     run_training(fast_config(full, "train.max_steps=4"))
     sets = [arg for item in FAST for arg in ("--set", item)]
     cmd = [

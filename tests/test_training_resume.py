@@ -27,25 +27,21 @@ from deepvideo_r1.training.resume import (
     ResumeError,
     RunDirectoryError,
 )
+from helpers import TINY_RUN
 
 # About 2 s per RL step: 6 training clips, 1 eval clip, G = 2, 1 prompt per step, 6 new tokens.
 FAST = [
+    *TINY_RUN,
     "data.synth.n_train=6",
     "data.synth.n_eval=1",
     "sft.steps=0",
-    "rollout.group_size=2",
     "rollout.prompts_per_step=1",
     "rollout.max_new_tokens=6",
-    "train.micro_batch_size=2",
     "train.eval_batch_size=2",
-    "train.max_steps=2",
-    "train.save_every=1",
-    "train.report_to=[]",
     "train.lr=1e-4",
     "train.warmup_steps=0",
     "train.schedule=constant",
-    "difficulty.window=4",
-    "model.tiny_sizes={text_hidden: 64, text_layers: 1, vision_hidden: 32, vision_depth: 1, vocab_size: 512}",
+    "model.tiny_sizes.text_layers=1",
 ]
 
 

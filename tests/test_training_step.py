@@ -11,11 +11,11 @@ from deepvideo_r1.config import TrainConfig
 from deepvideo_r1.data.sample import Sample
 from deepvideo_r1.models.adapter import load_policy
 from deepvideo_r1.models.media import SampleMedia
-from deepvideo_r1.models.testing import TEST_SIZES
 from deepvideo_r1.models.tiny import make_tiny_model
 from deepvideo_r1.rollout import RolloutResult
 from deepvideo_r1.training.context import build_context
 from deepvideo_r1.training.step import rl_step
+from helpers import TEST_SIZES
 
 TEXTS = [
     "<think>up</think><answer>A</answer>",

@@ -163,10 +163,10 @@ def test_step_seeds_are_distinct_and_stable():
 
 def test_parameter_groups_give_the_vision_tower_its_own_lr(tmp_path):
     from deepvideo_r1.models.adapter import load_policy
-    from deepvideo_r1.models.testing import TEST_SIZES
     from deepvideo_r1.models.tiny import make_tiny_model
     from deepvideo_r1.models.vision import vision_tower
     from deepvideo_r1.training.context import make_optimizer, parameter_groups
+    from helpers import TEST_SIZES
 
     model, _ = load_policy(make_tiny_model(tmp_path / "m", seed=0, **TEST_SIZES), device="cpu")
     model.requires_grad_(True)
@@ -199,8 +199,8 @@ def test_sft_follows_its_schedule_and_gives_the_vision_tower_its_lr(tmp_path, mo
 
     import deepvideo_r1.training.sft as sft
     from deepvideo_r1.config import SftConfig
-    from deepvideo_r1.models.testing import tiny_policy
     from deepvideo_r1.models.vision import vision_tower
+    from helpers import tiny_policy
 
     model, adapter = tiny_policy(tmp_path)
     model.requires_grad_(True)

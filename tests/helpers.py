@@ -1,5 +1,7 @@
-"""Helpers for tests and benchmarks: tiny models in a temp dir, random vision tensors of the right
-shapes (so model code is tested without decoding videos)."""
+"""Helpers for tests and benchmarks: the tiny-run overrides, tiny models in a temp dir, random
+vision tensors of the right shapes (so model code is tested without decoding videos).
+
+Not part of the package: benchmarks put this folder on sys.path to use it."""
 
 from __future__ import annotations
 
@@ -25,6 +27,31 @@ TEST_SIZES = {
     "vision_heads": 2,
     "vision_intermediate": 64,
 }
+
+
+# The tiny run every end-to-end test starts from (a few seconds per RL step on 2 cores); a module
+# adds what it tests. Later overrides win, e.g. "model.tiny_sizes.text_layers=1".
+TINY_RUN = [
+    "rollout.group_size=2",
+    "rollout.prompts_per_step=2",
+    "train.micro_batch_size=2",
+    "train.max_steps=2",
+    "train.save_every=1",
+    "train.report_to=[]",
+    "difficulty.window=4",
+    "model.tiny_sizes={text_hidden: 64, text_layers: 2, vision_hidden: 32, vision_depth: 1, vocab_size: 512}",
+]
+
+# The synthetic data of the session's shared tiny-run assets (conftest.tiny_run_assets).
+TINY_DATA = ["data.synth.n_train=6", "data.synth.n_eval=4"]
+
+
+def tiny_run_config(output_dir: str | Path, *extra: str):
+    """The tiny CPU preset with TINY_RUN, writing into `output_dir`, then `extra` overrides."""
+    from deepvideo_r1.config import load_config
+    from deepvideo_r1.presets import TINY_CPU
+
+    return load_config(TINY_CPU, [*TINY_RUN, f"train.output_dir={output_dir}", *extra])
 
 
 def tiny_policy(
@@ -67,3 +94,13 @@ def max_rel_grad_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) ->
         diff = float((a[name] - grad).abs().max())
         worst = max(worst, diff / scale if scale > 0 else diff)
     return worst
+
+
+def seed_run_dir(assets: Path, run: Path) -> Path:
+    """Copy the shared synthetic data, tiny model and frame cache into a new run directory."""
+    import shutil
+
+    run.mkdir(parents=True, exist_ok=True)
+    for name in ("synth", "tiny_model", "cache"):
+        shutil.copytree(assets / name, run / name, dirs_exist_ok=True)
+    return run
