@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from deepvideo_r1.artifacts import replace_dir
 from deepvideo_r1.checkpoints.integrity import (
     COMPLETE_MARKER,
     CheckpointError,
@@ -243,7 +244,7 @@ def save_checkpoint(
         save_config(config, tmp / "config.yaml")
     marker = {"step": step, "weights": weights_name, "format": FORMAT_VERSION, "files": file_manifest(tmp)}
     _write_synced(tmp / COMPLETE_MARKER, json.dumps(marker))
-    _replace_dir(tmp, final)
+    replace_dir(tmp, final)
     if keep_last is not None:
         prune_checkpoints(directory, keep_last)
     logger.info("saved checkpoint %s", final)
@@ -255,17 +256,6 @@ def _write_synced(path: Path, text: str) -> None:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
-
-
-def _replace_dir(src: Path, dst: Path) -> None:
-    """Rename `src` to `dst`; an existing `dst` (same step saved again) is moved aside first."""
-    old = None
-    if dst.exists():
-        old = dst.with_name(f"{dst.name}.old-{os.getpid()}")
-        os.replace(dst, old)
-    os.replace(src, dst)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def list_checkpoints(directory: str | Path) -> list[Path]:
@@ -310,7 +300,11 @@ def prune_checkpoints(directory: str | Path, keep_last: int) -> list[Path]:
         raise ValueError(f"keep_last={keep_last} must be >= 1")
     doomed = list_checkpoints(directory)[:-keep_last]
     for path in doomed:
-        shutil.rmtree(path)
+        if path.is_symlink():  # a link to a checkpoint kept elsewhere: drop the link, keep its target
+            logger.warning("pruning %s: removing the symbolic link, not the directory it points to", path)
+            path.unlink()
+        else:
+            shutil.rmtree(path)
     return doomed
 
 

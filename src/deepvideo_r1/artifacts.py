@@ -1,0 +1,233 @@
+"""Run-directory artifacts: atomic writes, directory swaps, the per-directory lock, file manifests.
+
+One home for the small mechanisms every stage needs, so each is written once:
+
+- `write_text_atomic`: write beside, fsync, rename; a reader sees the old file or the new one.
+- `replace_dir`: a finished temporary directory renamed into place; a directory already there is
+  moved aside first and deleted last, so at every instant one complete copy exists (a kill between
+  the renames leaves `<name>.old-PID` and a complete `<name>.tmp-PID`, see `restore_interrupted`).
+- `DirectoryLock`: one process per output directory. `<dir>/.lock` names the holder (PID, host,
+  command); a second process is refused with that name, and a lock whose process is gone is taken
+  over with a warning.
+- `write_manifest` / `verify_manifest`: `MANIFEST.json` lists every file of a model directory with
+  its size and sha256 when the directory is made; a reused directory is checked against it first.
+
+Nothing here imports the config or any stage: every package may use it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+LOCK_FILE = ".lock"
+MANIFEST_FILE = "MANIFEST.json"
+_CHUNK = 8 << 20
+
+
+# ---------------------------------------------------------------- files and directories
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes, read in 8 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write `text` to `path` through a synced temporary file and a rename (never half a file)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def temporary_sibling(path: str | Path, kind: str = "tmp") -> Path:
+    """`<parent>/<name>.<kind>-<pid>`: where `path` is built before `replace_dir` renames it."""
+    path = Path(path)
+    return path.with_name(f"{path.name}.{kind}-{os.getpid()}")
+
+
+def replace_dir(src: str | Path, dst: str | Path) -> None:
+    """Rename the finished directory `src` to `dst`. An existing `dst` is renamed to
+    `<dst>.old-PID` first and deleted only after `src` is in place: a kill between the two renames
+    leaves both complete copies on disk, never none."""
+    src, dst = Path(src), Path(dst)
+    old = None
+    if dst.is_symlink():
+        dst.unlink()  # a link is replaced, never the directory it points to
+    elif dst.exists():
+        old = temporary_sibling(dst, "old")
+        os.replace(dst, old)
+    os.replace(src, dst)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- processes and the lock
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists on this machine (one we may not signal counts as alive)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class DirectoryLockedError(RuntimeError):
+    """Another live process holds the output directory's lock."""
+
+
+def _read_lock(path: Path) -> dict:
+    try:
+        holder = json.loads(path.read_text(encoding="utf-8"))
+        return holder if isinstance(holder, dict) else {}
+    except (OSError, ValueError):
+        return {}  # torn or foreign content: treated as a lock of a process that is gone
+
+
+def _holder_alive(holder: dict) -> bool:
+    pid = holder.get("pid")
+    if not isinstance(pid, int):
+        return False
+    if holder.get("host") != socket.gethostname():
+        return True  # another machine's process cannot be checked from here: assume it runs
+    return pid_alive(pid)
+
+
+class DirectoryLock:
+    """Exclusive lock on an output directory: `with DirectoryLock(dir, "train"): ...`.
+
+    The lock is `<dir>/.lock`, created with O_EXCL and holding {"pid", "host", "command",
+    "since"}. Held by a live process: DirectoryLockedError naming it. Held by a process that is
+    gone (killed): taken over with a warning. Released (deleted) on exit if still ours.
+    """
+
+    def __init__(self, directory: str | Path, command: str) -> None:
+        self.directory = Path(directory)
+        self.path = self.directory / LOCK_FILE
+        self.command = command
+        self.held = False
+
+    def acquire(self) -> DirectoryLock:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        record = {"pid": os.getpid(), "host": socket.gethostname(), "command": self.command}
+        record["since"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                self._take_over_if_stale()
+                continue
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(record, f)
+            self.held = True
+            return self
+        raise DirectoryLockedError(f"{self.path}: could not take the lock (another process keeps taking it)")
+
+    def _take_over_if_stale(self) -> None:
+        holder = _read_lock(self.path)
+        if holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname():
+            raise DirectoryLockedError(f"{self.directory} is already locked by this process ({holder})")
+        if _holder_alive(holder):
+            raise DirectoryLockedError(
+                f"{self.directory} is in use by {holder.get('command', '?')} (PID {holder['pid']} on "
+                f"{holder.get('host')}, since {holder.get('since', '?')}); wait for it to finish, stop it, "
+                f"or use another output directory (if that process is surely gone, delete {self.path})"
+            )
+        logger.warning("taking over %s: its holder %s is gone", self.path, holder or "(unreadable)")
+        stale = temporary_sibling(self.path, "stale")
+        try:
+            os.replace(self.path, stale)  # one of several racing processes wins the rename
+            stale.unlink()
+        except FileNotFoundError:
+            pass
+
+    def release(self) -> None:
+        if self.held and _read_lock(self.path).get("pid") == os.getpid():
+            self.path.unlink(missing_ok=True)
+        self.held = False
+
+    def __enter__(self) -> DirectoryLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+# ---------------------------------------------------------------- model directory manifests
+
+
+class ManifestError(RuntimeError):
+    """A model directory does not match the manifest written when it was made."""
+
+
+def file_manifest(directory: str | Path, skip: tuple[str, ...] = ()) -> dict[str, dict]:
+    """{file name: {"size", "sha256"}} for every top-level file of `directory` but `skip`."""
+    directory = Path(directory)
+    return {
+        p.name: {"size": p.stat().st_size, "sha256": sha256_file(p)}
+        for p in sorted(directory.iterdir())
+        if p.is_file() and p.name not in skip
+    }
+
+
+def write_manifest(directory: str | Path) -> Path:
+    """Record every file of the finished model directory in `<directory>/MANIFEST.json`."""
+    directory = Path(directory)
+    files = file_manifest(directory, skip=(MANIFEST_FILE,))
+    return write_text_atomic(directory / MANIFEST_FILE, json.dumps({"files": files}, indent=1))
+
+
+def verify_manifest(directory: str | Path) -> None:
+    """Raise ManifestError naming the first file that is missing, truncated or altered since
+    `write_manifest`, or the manifest itself when it is absent or unreadable."""
+    directory = Path(directory)
+    path = directory / MANIFEST_FILE
+    if not path.is_file():
+        raise ManifestError(
+            f"{directory} has no {MANIFEST_FILE} (made by an older version, or not finished); "
+            "delete it to rebuild it"
+        )
+    try:
+        files = json.loads(path.read_text(encoding="utf-8"))["files"]
+        entries = [(str(name), int(e["size"]), str(e["sha256"])) for name, e in files.items()]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ManifestError(f"{path} is unreadable ({type(e).__name__}: {e}); delete {directory} to rebuild it") from e
+    if not entries:
+        raise ManifestError(f"{path} lists no files; delete {directory} to rebuild it")
+    for name, size, digest in entries:
+        file = directory / name
+        if not file.is_file():
+            raise ManifestError(f"{file} is missing (listed in {path}); delete {directory} to rebuild it")
+        if file.stat().st_size != size:
+            raise ManifestError(
+                f"{file} has {file.stat().st_size} bytes, {size} when it was made (truncated?); "
+                f"delete {directory} to rebuild it"
+            )
+        if sha256_file(file) != digest:
+            raise ManifestError(
+                f"{file} does not match its sha256 in {path} (the file was altered); delete {directory} "
+                "to rebuild it"
+            )
