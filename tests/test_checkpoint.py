@@ -262,7 +262,7 @@ def test_partial_checkpoint_folders_are_removed_unless_their_process_runs(tmp_pa
 
 
 def test_a_kill_between_the_two_renames_of_a_resave_keeps_a_complete_copy(tmp_path):
-    first, second = _saved(tmp_path, 1, 2)
+    _, second = _saved(tmp_path, 1, 2)
     gone = dead_pid()
     # re-saving step 2 was killed after moving the old copy aside and before the new one moved in
     os.replace(second, tmp_path / f"checkpoint-2.old-{gone}")
@@ -290,7 +290,7 @@ def test_non_finite_weights_are_never_saved(tmp_path):
     model = nn.Linear(2, 2)
     with torch.no_grad():
         model.bias[1] = float("nan")
-    with pytest.raises(NonFiniteWeightsError, match=r"checkpoint-1: non-finite or exploding .* in bias \(max"):
+    with pytest.raises(NonFiniteWeightsError, match=r"checkpoint-1: non-finite or exploding .* in bias \("):
         save_checkpoint(tmp_path, 1, model_state=model.state_dict())
     assert list(tmp_path.iterdir()) == []
 

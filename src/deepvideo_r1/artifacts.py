@@ -214,7 +214,9 @@ def verify_manifest(directory: str | Path) -> None:
         files = json.loads(path.read_text(encoding="utf-8"))["files"]
         entries = [(str(name), int(e["size"]), str(e["sha256"])) for name, e in files.items()]
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-        raise ManifestError(f"{path} is unreadable ({type(e).__name__}: {e}); delete {directory} to rebuild it") from e
+        raise ManifestError(
+            f"{path} is unreadable ({type(e).__name__}: {e}); delete {directory} to rebuild it"
+        ) from e
     if not entries:
         raise ManifestError(f"{path} lists no files; delete {directory} to rebuild it")
     for name, size, digest in entries:

@@ -143,7 +143,9 @@ def _store_resumed_params(values: dict) -> None:
     logged = mlflow.get_run(run.info.run_id).data.params
     limit = mlflow.utils.validation.MAX_PARAM_VAL_LENGTH
     fresh = {k: v for k, v in values.items() if k not in logged and len(str(v)) <= limit}
-    changed = {f"resume.{k}": str(v)[:limit] for k, v in values.items() if k in logged and logged[k] != str(v)}
+    changed = {
+        f"resume.{k}": str(v)[:limit] for k, v in values.items() if k in logged and logged[k] != str(v)
+    }
     batch = mlflow.utils.validation.MAX_PARAMS_TAGS_PER_BATCH
     items = list(fresh.items())
     for i in range(0, len(items), batch):
