@@ -9,6 +9,8 @@ One home for the small mechanisms every stage needs, so each is written once:
 - `DirectoryLock`: one process per output directory. `<dir>/.lock` names the holder (PID, host,
   command); a second process is refused with that name, and a lock whose process is gone is taken
   over with a warning.
+- `die_with_parent`: a worker subprocess ends when the process that started it is gone, so a
+  killed parent never leaves a worker writing into a directory the next parent will use.
 - `write_manifest` / `verify_manifest`: `MANIFEST.json` lists every file of a model directory with
   its size and sha256 when the directory is made; a reused directory is checked against it first.
 
@@ -22,7 +24,9 @@ import json
 import logging
 import os
 import shutil
+import signal
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -93,6 +97,25 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+PARENT_PID_ENV = "DEEPVIDEO_R1_PARENT_PID"
+"""Set by a parent for its worker subprocesses: the PID `die_with_parent` watches."""
+
+
+def die_with_parent(parent: int, interval: float = 1.0) -> threading.Thread:
+    """Watch (in a daemon thread) that this process's parent is still `parent`; once it is gone
+    (the process was re-parented), SIGTERM this process. Returns the thread."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        logger.warning("parent process %d is gone; stopping this worker (PID %d)", parent, os.getpid())
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = threading.Thread(target=watch, name="die-with-parent", daemon=True)
+    thread.start()
+    return thread
 
 
 class DirectoryLockedError(RuntimeError):

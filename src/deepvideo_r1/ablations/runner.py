@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deepvideo_r1.ablations.rows import Row, Table
+from deepvideo_r1.artifacts import PARENT_PID_ENV, DirectoryLock, write_text_atomic
 from deepvideo_r1.config import TrainConfig, load_config, save_config
 
 logger = logging.getLogger(__name__)
@@ -123,11 +124,9 @@ def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
-    """Write through a temp file in the same folder and os.replace it: never a half-written file."""
+    """`data` as indented JSON through `artifacts.write_text_atomic`: never a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=2))
 
 
 def warm_dir(out: Path, seed: int) -> Path:
@@ -175,6 +174,7 @@ def run_job(job: Job, threads: int = 1) -> str | None:
     naming the log."""
     n = str(threads)
     env = os.environ | {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "TOKENIZERS_PARALLELISM": "false"}
+    env[PARENT_PID_ENV] = str(os.getpid())  # the worker stops when this process is gone
     cmd = [sys.executable, "-m", "deepvideo_r1.ablations.worker", job.kind, str(job.config_path)]
     logger.info("start: %s", job.label)
     with job.log_path.open("a") as log:
@@ -221,9 +221,17 @@ def run_ablations(
     from deepvideo_r1.ablations.report import base_settings, write_report
 
     out = Path(out)
-    check_settings(out, base_settings(base))
-    if report_only:
-        return write_report(out, base, tables, seeds)
+    with DirectoryLock(out, "ablate"):  # two suites in one directory would run the same rows at once
+        check_settings(out, base_settings(base))
+        if report_only:
+            return write_report(out, base, tables, seeds)
+        return _run_missing(base, tables, seeds, out, jobs)
+
+
+def _run_missing(base: BaseSpec, tables: list[Table], seeds: list[int], out: Path, jobs: int) -> dict:
+    """Warm starts, then every missing row x seed, then the report (under the directory's lock)."""
+    from deepvideo_r1.ablations.report import write_report
+
     warm = [j for s in seeds if (j := prepare_warm(out, base, s)) is not None]
     failures = run_all(warm, jobs, base.threads)
     failed_seeds = {j.seed for j in warm if not (warm_dir(out, j.seed) / WARM_FILE).exists()}

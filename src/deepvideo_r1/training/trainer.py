@@ -40,7 +40,13 @@ from deepvideo_r1.metrics.logger import MetricsLogger, TrainProgress
 from deepvideo_r1.metrics.trackers import log_table
 from deepvideo_r1.models.trainable import is_lora
 from deepvideo_r1.training.context import RunContext
-from deepvideo_r1.training.resume import CHECKPOINT_DIR, ResumePlan, format_changes, plan_resume
+from deepvideo_r1.training.resume import (
+    CHECKPOINT_DIR,
+    ResumePlan,
+    format_changes,
+    plan_resume,
+    train_file_bytes,
+)
 from deepvideo_r1.training.step import StepOutput, rl_step
 
 logger = logging.getLogger(__name__)
@@ -56,6 +62,7 @@ def trainer_state(ctx: RunContext, hints_by_rank: list[dict]) -> dict:
         "controller": ctx.controller.state_dict(),
         "hints": hints_by_rank[0],
         "sampler": ctx.sampler.state_dict(),
+        "train_file_bytes": train_file_bytes(ctx.cfg.data.train_file),  # checked before a resume
     }
     if len(hints_by_rank) > 1:
         state["hints_by_rank"] = hints_by_rank
