@@ -172,9 +172,10 @@ def _run_errors(*errors: type[Exception]):
     from deepvideo_r1.models.media import SampleMediaError
     from deepvideo_r1.preflight import PreflightError
     from deepvideo_r1.presets.warm_start import ShippedWarmStartError
+    from deepvideo_r1.rollout.hf import NonFiniteLogitsError
 
     common = (PreflightError, DataError, SampleMediaError, ShippedWarmStartError, ModelLoadError)
-    return _user_errors(*common, DirectoryLockedError, *errors)
+    return _user_errors(*common, DirectoryLockedError, NonFiniteLogitsError, *errors)
 
 
 def _run_config(config: str | None, overrides: list[str], flags: dict[str, object]):

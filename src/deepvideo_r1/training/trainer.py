@@ -39,6 +39,7 @@ from deepvideo_r1.metrics.completions import (
 from deepvideo_r1.metrics.logger import MetricsLogger, TrainProgress
 from deepvideo_r1.metrics.trackers import log_table
 from deepvideo_r1.models.trainable import is_lora
+from deepvideo_r1.rollout.hf import NonFiniteLogitsError
 from deepvideo_r1.training.context import RunContext
 from deepvideo_r1.training.resume import (
     CHECKPOINT_DIR,
@@ -223,7 +224,10 @@ def train_loop(
         if evaluate is not None and t.eval_every > 0 and start == 0:
             log.log(0, evaluate(0))
         for step in range(start + 1, t.max_steps + 1):
-            out = rl_step(ctx, step)
+            try:
+                out = rl_step(ctx, step)
+            except NonFiniteLogitsError as e:
+                raise NonFiniteLogitsError(f"RL step {step}: {e}") from e
             metrics = out.metrics
             if step == start + 1 and resume.changes:
                 metrics |= {"resume/changes": format_changes(resume.changes)}
