@@ -15,7 +15,7 @@ One step axis for the whole run: SFT step s is logged at s, RL step s at `sft.st
 tracker sees increasing steps (W&B drops steps that go back).
 
 Trackers never cost a run its outputs: metric names are mapped to names every tracker accepts
-(`tracker_name`: `eval/accuracy/task=count` -> `eval/accuracy/task_count`; metrics.jsonl keeps
+(`tracker_name`: `eval/accuracy/task=count` -> `eval/accuracy_task_count`; metrics.jsonl keeps
 the original names), a resumed MLflow run is never sent a changed param (MLflow refuses that:
 the new values go in as `resume.<key>` tags), and any tracker error is a warning, after which the
 run goes on (a tracker that cannot start logs nothing more).
@@ -64,11 +64,15 @@ _INVALID = re.compile(r"[^A-Za-z0-9_]")
 
 
 def tracker_name(key: str) -> str:
-    """A metric name every tracker accepts: `/`-separated parts of letters, digits and underscores,
-    none empty or starting with a digit (W&B's rule, the strictest; MLflow also refuses `=` and
-    `..`, TensorBoard rewrites other characters). `eval/accuracy/task=count` -> `eval/accuracy/task_count`."""
+    """A metric name every tracker accepts: `group/name`, each of letters, digits and underscores,
+    not starting with a digit (W&B's rule, the strictest; MLflow refuses `=` and `..`, TensorBoard
+    rewrites other characters). One `/` only, the group W&B and TensorBoard show: MLflow's file
+    store keeps `eval/accuracy` as a file, so `eval/accuracy/task_count` could not be a file below it.
+    `eval/accuracy/task=count` -> `eval/accuracy_task_count`."""
     parts = [_INVALID.sub("_", part) for part in key.split("/") if part]
     parts = [f"_{part}" if part[0].isdigit() else part for part in parts]
+    if len(parts) > 2:
+        parts = [parts[0], "_".join(parts[1:])]
     return "/".join(parts) or "_"
 
 
