@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,10 +17,12 @@ import pytest
 from deepvideo_r1.artifacts import (
     LOCK_FILE,
     MANIFEST_FILE,
+    DamagedFileError,
     DirectoryLock,
     DirectoryLockedError,
     ManifestError,
     pid_alive,
+    read_json_object,
     replace_dir,
     verify_manifest,
     write_manifest,
@@ -127,3 +130,20 @@ def test_atomic_writes_and_directory_swaps_leave_one_complete_copy(tmp_path):
     replace_dir(new, old)
     assert [p.name for p in old.iterdir()] == ["model.safetensors"]  # nothing of the old model is left
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "out"]
+
+
+def test_a_lock_on_a_path_that_is_a_file_is_one_line(tmp_path):
+    (tmp_path / "run").write_text("not a directory")
+    with pytest.raises(DirectoryLockedError, match=r"run is not a writable directory"):
+        DirectoryLock(tmp_path / "run", "train").acquire()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("{torn", "is not valid JSON"), ("[1]", "holds a JSON list, not an object"), ("{}", "lacks a")],
+)
+def test_a_damaged_side_file_is_named(tmp_path, content, message):
+    (tmp_path / "x.json").write_text(content)
+    with pytest.raises(DamagedFileError, match=re.escape(message)) as err:
+        read_json_object(tmp_path / "x.json", required=("a",))
+    assert str(err.value).startswith(str(tmp_path / "x.json"))

@@ -304,3 +304,18 @@ def test_exploding_weights_are_never_saved(tmp_path):
     assert list(tmp_path.iterdir()) == []
     model.weight.data.fill_(1e5)  # large but sane weights are saved
     save_checkpoint(tmp_path, 1, model_state=model.state_dict())
+
+
+def test_a_full_disk_during_a_save_is_one_line_and_keeps_the_earlier_checkpoints(tmp_path, monkeypatch):
+    (first,) = _saved(tmp_path, 1)
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("deepvideo_r1.checkpoints.checkpoint.save_file", full)
+    with pytest.raises(
+        CheckpointError, match=r"checkpoint-2 could not be written \(\[Errno 28\] No space left"
+    ):
+        save_checkpoint(tmp_path, 2, model_state=nn.Linear(2, 2).state_dict())
+    assert sorted(p.name for p in tmp_path.iterdir()) == [first.name]  # no partial folder left
+    assert latest_intact_checkpoint(tmp_path) == first

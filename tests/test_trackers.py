@@ -247,6 +247,7 @@ def test_a_tracker_error_is_a_warning_and_the_run_goes_on(tmp_path, monkeypatch,
     run = tmp_path / "run"
     acc = Accelerator(cpu=True, log_with=build_trackers(["mlflow"], "proj", "my-run", run))
     start_trackers(acc, "proj", CONFIG, run_dir=run)
+
     def down(*args, **kwargs):
         raise OSError("store is down")
 

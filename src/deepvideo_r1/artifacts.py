@@ -83,6 +83,26 @@ def replace_dir(src: str | Path, dst: str | Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+class DamagedFileError(ValueError):
+    """A side file (settings, results, state) is not the JSON object it should be."""
+
+
+def read_json_object(path: str | Path, required: tuple[str, ...] = ()) -> dict:
+    """The JSON object in `path`; DamagedFileError naming the file when it is unreadable, not JSON,
+    not an object, or lacks one of the `required` keys."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise DamagedFileError(f"{path} is not valid JSON ({type(e).__name__}: {e})") from e
+    if not isinstance(data, dict):
+        raise DamagedFileError(f"{path} holds a JSON {type(data).__name__}, not an object")
+    missing = [k for k in required if k not in data]
+    if missing:
+        raise DamagedFileError(f"{path} lacks {', '.join(missing)}")
+    return data
+
+
 # ---------------------------------------------------------------- processes and the lock
 
 
@@ -119,7 +139,7 @@ def die_with_parent(parent: int, interval: float = 1.0) -> threading.Thread:
 
 
 class DirectoryLockedError(RuntimeError):
-    """Another live process holds the output directory's lock."""
+    """Another live process holds the output directory's lock (or it cannot be written at all)."""
 
 
 def _read_lock(path: Path) -> dict:
@@ -154,6 +174,12 @@ class DirectoryLock:
         self.held = False
 
     def acquire(self) -> DirectoryLock:
+        try:
+            return self._acquire()
+        except (PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError) as e:
+            raise DirectoryLockedError(f"{self.directory} is not a writable directory ({e})") from e
+
+    def _acquire(self) -> DirectoryLock:
         self.directory.mkdir(parents=True, exist_ok=True)
         record = {"pid": os.getpid(), "host": socket.gethostname(), "command": self.command}
         record["since"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")

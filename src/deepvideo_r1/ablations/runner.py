@@ -28,7 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deepvideo_r1.ablations.rows import Row, Table
-from deepvideo_r1.artifacts import PARENT_PID_ENV, DirectoryLock, write_text_atomic
+from deepvideo_r1.artifacts import (
+    PARENT_PID_ENV,
+    DamagedFileError,
+    DirectoryLock,
+    read_json_object,
+    write_text_atomic,
+)
 from deepvideo_r1.config import TrainConfig, load_config, save_config
 
 logger = logging.getLogger(__name__)
@@ -94,7 +100,10 @@ def check_settings(out: Path, settings: dict) -> None:
     """Write DIR/settings.json, or check that an existing one records the same base config."""
     path = out / SETTINGS_FILE
     if path.exists():
-        saved = json.loads(path.read_text())
+        try:
+            saved = read_json_object(path, required=("base_config",))
+        except DamagedFileError as e:
+            raise AblationError(f"{e}; delete it (and the results beside it) or use another --out") from e
         if saved.get("threads", 1) != settings["threads"]:
             raise AblationError(
                 f"{out} holds ablations run with {saved.get('threads', 1)} thread(s) per run, not "
@@ -151,9 +160,35 @@ def prepare_warm(out: Path, base: BaseSpec, seed: int) -> Job | None:
     return Job(seed, path, "warm", f"warm start seed {seed}")
 
 
+RESULT_KEYS = ("accuracy", "per_task")
+"""What the report reads from every row x seed result (ablations.report.collect_result writes them)."""
+
+
+def read_result(path: Path) -> dict:
+    """A finished row x seed result; DamagedFileError naming the file when it is damaged."""
+    result = read_json_object(path, required=RESULT_KEYS)
+    if not isinstance(result["accuracy"], (int, float)) or not isinstance(result["per_task"], dict):
+        raise DamagedFileError(f"{path}: accuracy is not a number or per_task not an object")
+    return result
+
+
+def finished(path: Path) -> bool:
+    """Whether the result at `path` exists and is intact; a damaged one is deleted with a warning
+    (its run is finished again, which rewrites it)."""
+    if not path.exists():
+        return False
+    try:
+        read_result(path)
+        return True
+    except DamagedFileError as e:
+        logger.warning("recomputing a damaged result: %s", e)
+        path.unlink()
+        return False
+
+
 def prepare_row(out: Path, base: BaseSpec, key: str, row: Row, seed: int) -> Job | None:
     """The run of `row` at `seed` (its folder linked to the warm start), or None when finished."""
-    if result_path(out, key, seed).exists():
+    if finished(result_path(out, key, seed)):
         return None
     where = run_dir(out, key, seed)
     where.mkdir(parents=True, exist_ok=True)

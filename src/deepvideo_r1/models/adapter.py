@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from torch import nn
 from transformers import AutoConfig, AutoTokenizer
 
@@ -303,12 +304,16 @@ def load_policy(
     except ValueError as e:
         raise ModelLoadError(f"{path}: {e}") from e
     auto_dtype, auto_attn = default_dtype_and_attention(device)
-    model, info = family.model_cls().from_pretrained(
-        path,
-        dtype=dtype or auto_dtype,
-        attn_implementation=attn_implementation or auto_attn,
-        output_loading_info=True,
-    )
+    try:
+        model, info = family.model_cls().from_pretrained(
+            path,
+            dtype=dtype or auto_dtype,
+            attn_implementation=attn_implementation or auto_attn,
+            output_loading_info=True,
+        )
+    except (OSError, SafetensorError) as e:  # a damaged weights file: header too large, truncated, ...
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelLoadError(f"{path}: the weights cannot be read ({first})") from e
     check_loading_info(path, info)
     tokenizer = AutoTokenizer.from_pretrained(path)
     logger.info("loaded %s (%s) from %s", family.name, model.dtype, path)
