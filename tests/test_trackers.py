@@ -296,3 +296,17 @@ def test_a_resumed_mlflow_run_with_changed_params_keeps_the_first_and_tags_the_n
     assert mlrun.data.params["algo.beta"] == "0.1" and mlrun.data.params["train.max_steps"] == "9"
     assert mlrun.data.tags["resume.algo.beta"] == "0.2"
     assert mlrun.data.metrics["eval/accuracy_task_count"] == 0.5
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="mlflow is not installed")
+def test_an_unknown_recorded_mlflow_run_is_a_warning_not_a_crash(tmp_path, monkeypatch, caplog):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / TRACKER_RUNS_FILE).write_text(json.dumps({"mlflow": "0123456789abcdef0123456789abcdef"}))
+    acc = Accelerator(cpu=True, log_with=build_trackers(["mlflow"], "proj", "my-run", run))
+    with caplog.at_level(logging.WARNING):
+        start_trackers(acc, "proj", CONFIG, purge_step=3, run_dir=run)
+        acc.log({"reward/mean": 0.5}, step=3)
+        acc.end_training()
+    assert "tracker mlflow: start failed" in caplog.text
