@@ -27,8 +27,10 @@ from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list, set_seed
 
 from deepvideo_r1.artifacts import (
+    DamagedFileError,
     DirectoryLock,
     ManifestError,
+    read_json_object,
     verify_manifest,
     write_manifest,
     write_text_atomic,
@@ -302,7 +304,11 @@ def check_settings(out: Path, settings: dict, name: str, error: type[StaleModelE
     path = out / name
     if not path.exists():
         raise error(f"{out} has no {name} (made by an older version); delete it to rebuild it")
-    differ = list(differing_keys(json.loads(path.read_text()), settings))
+    try:
+        saved = read_json_object(path)
+    except DamagedFileError as e:
+        raise error(f"{e}; delete {out} to rebuild it") from e
+    differ = list(differing_keys(saved, settings))
     if differ:
         raise error(
             f"{out} was made with other settings ({', '.join(differ)} differ, see {path}); "
