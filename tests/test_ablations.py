@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -122,8 +123,30 @@ def test_resume_skips_finished_runs_and_links_the_warm_start(tmp_path):
     run = job.config_path.parent
     assert (run / "sft_model").is_symlink() and not (run / "tiny_model").exists()
     assert "reg_grpo" in job.config_path.read_text()
-    write_json_atomic(result_path(tmp_path, key, 0), {"accuracy": 0.5})
+    write_json_atomic(result_path(tmp_path, key, 0), {"accuracy": 0.5, "per_task": {}})
     assert prepare_row(tmp_path, BASE, key, row, 0) is None
+
+
+@pytest.mark.parametrize("content", ['{"accuracy": 0.5}', "{torn", "[0.5]"])
+def test_a_damaged_result_is_recomputed_and_named_in_a_report(tmp_path, content, caplog):
+    (table,) = build_tables(["4"], rows=["reg_grpo"])
+    row = table.row("reg_grpo")
+    key = row_key(BASE, row)
+    (warm_dir(tmp_path, 0) / "sft_model").mkdir(parents=True)
+    path = result_path(tmp_path, key, 0)
+    path.parent.mkdir(parents=True)
+    path.write_text(content)
+    check_settings(tmp_path, base_settings(BASE))
+    with pytest.raises(AblationError, match=re.escape(str(path))):
+        write_report(tmp_path, BASE, [table], [0])  # --report-only: named, not a KeyError
+    assert prepare_row(tmp_path, BASE, key, row, 0) is not None  # the run is done again
+    assert not path.exists() and "recomputing a damaged result" in caplog.text
+
+
+def test_a_damaged_settings_file_is_one_line(tmp_path):
+    (tmp_path / "settings.json").write_text("{torn")
+    with pytest.raises(AblationError, match=r"settings\.json is not valid JSON .*delete it"):
+        check_settings(tmp_path, base_settings(BASE))
 
 
 def _result(acc: float) -> dict:

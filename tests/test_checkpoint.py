@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -239,20 +242,80 @@ def test_checkpoint_without_optimizer_state_refuses_an_optimizer_resume(tmp_path
     load_checkpoint(path, nn.Linear(2, 2))  # the weights alone still load
 
 
-def test_partial_checkpoint_folders_are_removed(tmp_path):
+def dead_pid() -> int:
+    """The PID of a process that has exited (and was reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_partial_checkpoint_folders_are_removed_unless_their_process_runs(tmp_path):
     (kept,) = _saved(tmp_path, 1)
-    for name in ("checkpoint-2.tmp-4242", "checkpoint-1.old-99"):
+    gone = dead_pid()
+    live = f"checkpoint-3.tmp-{os.getppid()}"  # a live process (our parent) is saving step 3 right now
+    for name in (f"checkpoint-2.tmp-{gone}", f"checkpoint-1.old-{gone}", live):
         (tmp_path / name).mkdir()
         (tmp_path / name / MODEL_FILE).write_bytes(b"partial")
     removed = remove_partial_checkpoints(tmp_path)
-    assert sorted(p.name for p in removed) == ["checkpoint-1.old-99", "checkpoint-2.tmp-4242"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == [kept.name]
+    assert sorted(p.name for p in removed) == [f"checkpoint-1.old-{gone}", f"checkpoint-2.tmp-{gone}"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [kept.name, live]
+
+
+def test_a_kill_between_the_two_renames_of_a_resave_keeps_a_complete_copy(tmp_path):
+    _, second = _saved(tmp_path, 1, 2)
+    gone = dead_pid()
+    # re-saving step 2 was killed after moving the old copy aside and before the new one moved in
+    os.replace(second, tmp_path / f"checkpoint-2.old-{gone}")
+    (new,) = _saved(tmp_path / "elsewhere", 2)
+    os.replace(new, tmp_path / f"checkpoint-2.tmp-{gone}")
+    remove_partial_checkpoints(tmp_path)
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["checkpoint-1", "checkpoint-2"]
+    assert latest_intact_checkpoint(tmp_path) == second  # the new (complete) save, verified
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-1", "checkpoint-2", "elsewhere"]
+
+
+def test_pruning_a_symlinked_checkpoint_removes_the_link_not_its_target(tmp_path):
+    elsewhere = tmp_path / "kept"
+    (target,) = _saved(elsewhere, 1)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoint-1").symlink_to(target, target_is_directory=True)
+    _saved(run, 2, 3)
+    save_checkpoint(run, 4, model_state=nn.Linear(2, 2).state_dict(), keep_last=2)
+    assert [p.name for p in list_checkpoints(run)] == ["checkpoint-3", "checkpoint-4"]
+    assert (target / COMPLETE_MARKER).is_file()  # the linked directory itself is untouched
 
 
 def test_non_finite_weights_are_never_saved(tmp_path):
     model = nn.Linear(2, 2)
     with torch.no_grad():
         model.bias[1] = float("nan")
-    with pytest.raises(NonFiniteWeightsError, match="checkpoint-1: non-finite weights in bias"):
+    with pytest.raises(NonFiniteWeightsError, match=r"checkpoint-1: non-finite or exploding .* in bias \("):
         save_checkpoint(tmp_path, 1, model_state=model.state_dict())
     assert list(tmp_path.iterdir()) == []
+
+
+def test_exploding_weights_are_never_saved(tmp_path):
+    model = nn.Linear(2, 2)
+    with torch.no_grad():
+        model.weight[0, 0] = 1e30  # finite, as after one step at train.lr=1e30
+    with pytest.raises(NonFiniteWeightsError, match=r"exploding .* in weight \(max \|w\| 1e\+30\)"):
+        save_checkpoint(tmp_path, 1, model_state=model.state_dict())
+    assert list(tmp_path.iterdir()) == []
+    model.weight.data.fill_(1e5)  # large but sane weights are saved
+    save_checkpoint(tmp_path, 1, model_state=model.state_dict())
+
+
+def test_a_full_disk_during_a_save_is_one_line_and_keeps_the_earlier_checkpoints(tmp_path, monkeypatch):
+    (first,) = _saved(tmp_path, 1)
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("deepvideo_r1.checkpoints.checkpoint.save_file", full)
+    with pytest.raises(
+        CheckpointError, match=r"checkpoint-2 could not be written \(\[Errno 28\] No space left"
+    ):
+        save_checkpoint(tmp_path, 2, model_state=nn.Linear(2, 2).state_dict())
+    assert sorted(p.name for p in tmp_path.iterdir()) == [first.name]  # no partial folder left
+    assert latest_intact_checkpoint(tmp_path) == first

@@ -4,6 +4,7 @@ adapters as the JSON files they were made from, and trained on."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -116,3 +117,12 @@ def test_trains_on_parquet_and_evaluates_on_save_to_disk(synth, tmp_path):
     summary = run_training(cfg)
     assert [r["step"] for r in read_metrics(tmp_path / "run") if "reward/mean" in r] == [1, 2]
     assert summary["eval_after"]["n"] == 2
+
+
+@pytest.mark.parametrize(("name", "content"), [("state.json", "{torn"), ("dataset_dict.json", "[1]")])
+def test_a_damaged_save_to_disk_side_file_is_named(tmp_path, name, content):
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / name).write_text(content)
+    with pytest.raises(DataError, match=re.escape(str(tmp_path / "ds" / name))) as err:
+        load_samples(tmp_path / "ds")
+    assert "\n" not in str(err.value)

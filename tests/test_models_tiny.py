@@ -104,3 +104,19 @@ def test_built_whole_while_accelerate_runs_deepspeed_zero3(tmp_path):
         hf_deepspeed.unset_hf_deepspeed_config()
     weights = load_file(str(out / "model.safetensors"))
     assert weights and all(t.numel() > 0 for t in weights.values())
+
+
+def test_an_oversized_safetensors_header_is_one_line(tmp_path):
+    import struct
+
+    from deepvideo_r1.models.adapter import ModelLoadError, load_policy
+
+    path = make_tiny_model(
+        tmp_path / "m", text_hidden=32, text_layers=1, vision_hidden=32, vision_depth=1, vocab_size=400
+    )
+    weights = path / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(struct.pack("<Q", 1 << 40) + data[8:])  # the header claims 1 TiB
+    with pytest.raises(ModelLoadError, match=r"m: the weights cannot be read \(.*header too large") as err:
+        load_policy(path)
+    assert "\n" not in str(err.value)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from deepvideo_r1.rollout import HFRolloutEngine, SamplingOptions, completion_mask
+from deepvideo_r1.rollout.hf import NonFiniteLogitsError
 from helpers import random_image, random_video, tiny_policy
 
 G = 3
@@ -148,3 +149,46 @@ def test_shared_prefix_needs_shared_vision(policy):
     model, ad = policy
     with pytest.raises(ValueError, match="shared_vision"):
         HFRolloutEngine(model, ad, shared_vision=False)
+
+
+def test_greedy_ignores_the_model_directorys_generation_config(policy):
+    """Greedy means argmax of π_θ: repetition_penalty / no_repeat_ngram_size from the model
+    directory's generation_config.json must not apply (Qwen2.5-VL-Instruct ships 1.05)."""
+    model, ad = policy
+    engine = HFRolloutEngine(model, ad, SamplingOptions(max_new_tokens=12, temperature=0.0))
+    saved_bias, saved_config = model.lm_head.bias.detach().clone(), model.generation_config
+    edited = saved_config.__class__(**saved_config.to_dict())
+    edited.repetition_penalty, edited.no_repeat_ngram_size = 50.0, 1
+    try:
+        with torch.no_grad():  # argmax is token 100 at every position: no stop, only repeats
+            model.lm_head.bias.zero_()
+            model.lm_head.bias[100] = 50.0
+        plain = engine.generate(_batch(ad), 1).completion_ids
+        assert plain.eq(100).all()  # the edited config (no token twice) would change this
+        model.generation_config = edited
+        again = engine.generate(_batch(ad), 1).completion_ids
+        assert model.generation_config is edited  # restored after the call
+    finally:
+        model.generation_config = saved_config
+        with torch.no_grad():
+            model.lm_head.bias.copy_(saved_bias)
+    assert torch.equal(plain, again)
+    assert engine.generation_options() == {
+        "do_sample": False, "max_new_tokens": 12, "repetition_penalty": 1.0, "no_repeat_ngram_size": 0,
+    }  # fmt: skip
+
+
+def test_non_finite_logits_stop_generation_with_one_line(policy):
+    model, ad = policy
+    engine = HFRolloutEngine(model, ad, SamplingOptions(max_new_tokens=4, temperature=1.0))
+    saved = model.lm_head.bias.detach().clone()
+    with torch.no_grad():
+        model.lm_head.bias[5] = float("inf")  # as after an exploding update
+    try:
+        with pytest.raises(
+            NonFiniteLogitsError, match=r"non-finite logits while generating \(token position"
+        ):
+            engine.generate(_batch(ad), G, seed=0)
+    finally:
+        with torch.no_grad():
+            model.lm_head.bias.copy_(saved)

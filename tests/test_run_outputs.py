@@ -196,3 +196,73 @@ def test_export_keeps_or_merges_lora(run, tmp_path):
         base = AutoModelForImageTextToText.from_pretrained(run / "sft_model").eval()(input_ids=ids).logits
     assert torch.allclose(a, b, atol=1e-4)  # adapter on the base = the merged weights
     assert not torch.allclose(a, base, atol=1e-3)  # and the adapter changes the model
+
+
+def test_export_is_atomic_and_refuses_non_empty_protected_or_file_outputs(run, tmp_path):
+    runner, ckpt, out = CliRunner(), run / "checkpoints" / "checkpoint-2", tmp_path / "x"
+    assert runner.invoke(app, ["export", str(ckpt), str(out)]).exit_code == 0
+    (out / "adapter_config.json").write_text("{}")  # as left by an earlier `--no-merge-lora` export
+    again = runner.invoke(app, ["export", str(ckpt), str(out)])
+    assert again.exit_code == 2 and "is not empty; pass --overwrite" in again.output
+    assert runner.invoke(app, ["export", str(ckpt), str(out), "--overwrite"]).exit_code == 0
+    assert not (out / "adapter_config.json").exists()  # one model, not a mix of two
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x"]  # no temporary or old copy left
+    sft_weights = hashlib.sha256((run / "sft_model" / "model.safetensors").read_bytes()).hexdigest()
+    for target in (ckpt, run / "sft_model", run / "checkpoints" / "exported", run / "tiny_model" / "x"):
+        result = runner.invoke(app, ["export", str(ckpt), str(target), "--overwrite"])
+        assert result.exit_code == 2 and "which this or later exports read" in result.output, result.output
+    assert hashlib.sha256((run / "sft_model" / "model.safetensors").read_bytes()).hexdigest() == sft_weights
+    assert not (run / "checkpoints" / "exported").exists()
+    (tmp_path / "file").write_text("x")
+    result = runner.invoke(app, ["export", str(ckpt), str(tmp_path / "file"), "--overwrite"])
+    assert result.exit_code == 2 and "is a file, not a directory" in result.output
+
+
+def _damaged_copy(model_dir: Path, out: Path, change) -> Path:
+    import shutil
+
+    from safetensors.torch import save_file
+
+    shutil.copytree(model_dir, out)
+    weights = load_file(out / "model.safetensors")
+    save_file(change(weights), out / "model.safetensors")
+    return out
+
+
+def test_a_model_directory_with_renamed_or_missing_weights_is_refused(run, tmp_path):
+    from deepvideo_r1.models.adapter import ModelLoadError, load_policy
+
+    renamed = _damaged_copy(
+        run / "final_model",
+        tmp_path / "renamed",
+        lambda w: {k.replace("model.layers.", "model.renamed_layers."): v for k, v in w.items()},
+    )
+    args = ["eval", "--model", str(renamed), "--data", str(run / "synth" / "eval.jsonl")]
+    result = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "eval")])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert (
+        "weights missing (model.language_model.layers.0." in result.output and "unexpected (" in result.output
+    )
+    no_vision = _damaged_copy(
+        run / "final_model",
+        tmp_path / "no_vision",
+        lambda w: {k: v for k, v in w.items() if "visual" not in k},
+    )
+    with pytest.raises(ModelLoadError, match=r"weights missing \(model\.visual\."):
+        load_policy(no_vision)
+
+
+def test_every_model_directory_has_a_manifest_and_a_damaged_sft_model_is_refused(run, tmp_path):
+    import shutil
+
+    from deepvideo_r1.pipeline import StaleModelError
+
+    for name in ("tiny_model", "sft_model", "final_model"):
+        assert (run / name / "MANIFEST.json").is_file(), name
+    copy = Path(shutil.copytree(run, tmp_path / "run"))
+    weights = copy / "sft_model" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1  # one flipped bit in the last weight
+    weights.write_bytes(bytes(data))
+    with pytest.raises(StaleModelError, match=r"sft_model/model\.safetensors does not match its sha256"):
+        run_training(load_config(TINY_CPU, [*FAST, f"train.output_dir={copy}"]))

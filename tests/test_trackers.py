@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
+import re
 import struct
 import time
 
 import pytest
 from accelerate import Accelerator
 
-from deepvideo_r1.metrics.logger import MetricsLogger
+from deepvideo_r1.metrics.logger import MetricsLogger, read_metrics
 from deepvideo_r1.metrics.trackers import (
     TRACKER_RUNS_FILE,
     TrackerError,
@@ -20,6 +22,7 @@ from deepvideo_r1.metrics.trackers import (
     flat_config,
     log_table,
     start_trackers,
+    tracker_name,
 )
 
 CONFIG = {"algo": {"beta": 0.1, "reward_weights": {"format": 1.0}}, "model": {"path": None}, "t": [1, 2]}
@@ -208,3 +211,102 @@ def test_a_fresh_start_does_not_continue_the_recorded_runs(tmp_path, monkeypatch
     assert isinstance(tracker, MLflowTracker) and tracker.run_id is None
     start_trackers(acc, "proj", CONFIG, purge_step=5, run_dir=run)
     assert tracker.run_id == "0123"
+
+
+# Metric names as the evaluation makes them: per-category keys carry `=`, categories may hold spaces.
+ODD_NAMES = ["eval/accuracy/task=count", "eval/accuracy/type=Action Sequence", "perf/step_s", "a//b", "3d/x"]
+
+
+def _valid_for_wandb(name: str) -> bool:
+    """W&B's metric-name rule: letters, digits, underscores, not starting with a digit; `/` groups."""
+    return all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", part) for part in name.split("/"))
+
+
+def test_tracker_names_pass_every_trackers_rules():
+    mapped = [tracker_name(n) for n in ODD_NAMES]
+    assert mapped == [
+        "eval/accuracy_task_count", "eval/accuracy_type_Action_Sequence", "perf/step_s", "a/b", "_3d/x",
+    ]  # fmt: skip
+    # no name is a path prefix of another (MLflow's file store keeps each name as a file)
+    assert all(not b.startswith(a + "/") for a in [*mapped, "eval/accuracy"] for b in mapped)
+    for name in mapped:
+        assert _valid_for_wandb(name), name
+        # TensorBoard's tag rule (tf.summary's _clean_tag): other characters are rewritten with a warning
+        assert re.fullmatch(r"[-/\w.]+", name) and not name.startswith("/"), name
+        if importlib.util.find_spec("mlflow"):
+            from mlflow.utils.validation import _validate_metric_name
+
+            _validate_metric_name(name)  # raises MlflowException on a name MLflow refuses
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="mlflow is not installed")
+def test_a_tracker_error_is_a_warning_and_the_run_goes_on(tmp_path, monkeypatch, caplog):
+    import mlflow
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    run = tmp_path / "run"
+    acc = Accelerator(cpu=True, log_with=build_trackers(["mlflow"], "proj", "my-run", run))
+    start_trackers(acc, "proj", CONFIG, run_dir=run)
+
+    def down(*args, **kwargs):
+        raise OSError("store is down")
+
+    monkeypatch.setattr(mlflow, "log_metrics", down)
+    with caplog.at_level(logging.WARNING), MetricsLogger(run, mirror=acc.log) as log:
+        log.log(1, {"reward/mean": 0.5})
+        log.log(2, {"reward/mean": 0.7})
+    acc.end_training()
+    warnings = [r.getMessage() for r in caplog.records if "tracker mlflow" in r.getMessage()]
+    assert warnings == ["tracker mlflow: logging failed (OSError: store is down); the run goes on without it"]
+    assert [r["step"] for r in read_metrics(run)] == [1, 2]  # metrics.jsonl has every record
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "is not valid JSON"),
+        ('["abc"]', "holds a list, not a {tracker: run id} object"),
+        ('{"wandb": "a/b"}', "'wandb': 'a/b' is not a tracker run id"),
+    ],
+)
+def test_a_damaged_tracker_runs_file_is_one_line_naming_it(tmp_path, content, message):
+    (tmp_path / TRACKER_RUNS_FILE).write_text(content)
+    acc = Accelerator(cpu=True, log_with=build_trackers(["tensorboard"], "proj", "my-run", tmp_path))
+    with pytest.raises(TrackerError, match=re.escape(message)) as err:
+        start_trackers(acc, "proj", CONFIG, purge_step=3, run_dir=tmp_path)
+    assert str(tmp_path / TRACKER_RUNS_FILE) in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="mlflow is not installed")
+def test_a_resumed_mlflow_run_with_changed_params_keeps_the_first_and_tags_the_new(tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    run = tmp_path / "run"
+    _session(run, ["mlflow"], [1, 2])
+    changed = {**CONFIG, "algo": {**CONFIG["algo"], "beta": 0.2}, "train": {"max_steps": 9}}
+    acc = Accelerator(cpu=True, log_with=build_trackers(["mlflow"], "proj", "my-run", run))
+    start_trackers(acc, "proj", changed, purge_step=6, run_dir=run)
+    acc.log({"eval/accuracy": 0.4, "eval/accuracy/task=count": 0.5}, step=6)
+    acc.end_training()
+    client = MlflowClient(tracking_uri=(run / "mlruns").as_uri())
+    (experiment,) = [e for e in client.search_experiments() if e.name == "proj"]
+    (mlrun,) = client.search_runs([experiment.experiment_id])
+    assert mlrun.data.params["algo.beta"] == "0.1" and mlrun.data.params["train.max_steps"] == "9"
+    assert mlrun.data.tags["resume.algo.beta"] == "0.2"
+    assert mlrun.data.metrics["eval/accuracy_task_count"] == 0.5
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="mlflow is not installed")
+def test_an_unknown_recorded_mlflow_run_is_a_warning_not_a_crash(tmp_path, monkeypatch, caplog):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / TRACKER_RUNS_FILE).write_text(json.dumps({"mlflow": "0123456789abcdef0123456789abcdef"}))
+    acc = Accelerator(cpu=True, log_with=build_trackers(["mlflow"], "proj", "my-run", run))
+    with caplog.at_level(logging.WARNING):
+        start_trackers(acc, "proj", CONFIG, purge_step=3, run_dir=run)
+        acc.log({"reward/mean": 0.5}, step=3)
+        acc.end_training()
+    assert "tracker mlflow: start failed" in caplog.text

@@ -3,9 +3,12 @@ checkpoints, non-finite updates. Each test copies one finished 2-step tiny run."
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
+import os
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,7 @@ from accelerate import Accelerator
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
+from deepvideo_r1.artifacts import LOCK_FILE, DirectoryLockedError
 from deepvideo_r1.checkpoints.integrity import CheckpointError
 from deepvideo_r1.cli import app
 from deepvideo_r1.config import load_config
@@ -26,6 +30,7 @@ from deepvideo_r1.training.resume import (
     ResumeConfigError,
     ResumeError,
     RunDirectoryError,
+    check_train_file,
 )
 from helpers import TINY_RUN
 
@@ -227,3 +232,63 @@ def test_safe_to_change_keys_are_real_and_documented():
     assert set(SAFE_TO_CHANGE) <= fields
     doc = (Path(__file__).resolve().parents[1] / "docs" / "reliability.md").read_text()
     assert all(f"`{key}`" in doc for key in SAFE_TO_CHANGE)
+
+
+def test_model_sft_and_train_file_changes_are_refused_even_with_the_flag(run):
+    """The checkpoint's weights (or adapters) belong to the model and warm start it was trained from."""
+    for change in ("model.dtype=bfloat16", "sft.steps=1", f"model.path={run / 'tiny_model'}"):
+        with pytest.raises(ResumeConfigError) as err:
+            run_training(config(run, change), resume_with_changes=True)
+        message = str(err.value)
+        assert change.split("=")[0] in message and "even with --resume-with-changes" in message
+    assert _steps(run) == [1, 2]  # refused before any work
+
+
+def test_a_changed_training_file_is_refused_at_plan_time(tmp_path, finished):
+    saved = json.loads((finished / "checkpoints" / "checkpoint-2" / "trainer_state.json").read_text())
+    assert "train_file_bytes" in saved and saved["train_file_bytes"] is None  # synthetic data: no file
+    checkpoint = tmp_path / "checkpoint-1"
+    checkpoint.mkdir()
+    (checkpoint / "trainer_state.json").write_text(json.dumps({"train_file_bytes": 10}))
+    train_file = tmp_path / "train.jsonl"
+    train_file.write_text("x" * 12)
+    with pytest.raises(ResumeError, match=r"train\.jsonl has 12 bytes, but .*checkpoint-1 was trained on 10"):
+        check_train_file(checkpoint, str(train_file))
+    train_file.write_text("x" * 10)
+    check_train_file(checkpoint, str(train_file))  # the same size: accepted
+
+
+def test_a_run_directory_in_use_by_a_live_process_is_refused(run, finished):
+    assert not (finished / LOCK_FILE).exists()  # a finished run released its lock
+    holder = {"pid": os.getppid(), "host": socket.gethostname(), "command": "train", "since": "now"}
+    (run / LOCK_FILE).write_text(json.dumps(holder))  # a live process (our parent) holds it
+    with pytest.raises(DirectoryLockedError, match=rf"is in use by train \(PID {os.getppid()} on"):
+        run_training(config(run, "train.max_steps=3"))
+    result = CliRunner().invoke(app, cli_args(run, "--max-steps", "3"))
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert f"is in use by train (PID {os.getppid()}" in result.output
+    assert _steps(run) == [1, 2] and json.loads((run / LOCK_FILE).read_text()) == holder  # untouched
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="mlflow is not installed")
+def test_mlflow_takes_per_category_eval_metrics_and_a_resume_that_changes_max_steps(run, monkeypatch):
+    """MLflow refused `eval/accuracy/task=count` (the run died before final_model/ and summary.json)
+    and, on a resume with another max_steps, 'Changing param values is not allowed'."""
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    sets = ("train.report_to=[mlflow]", "train.eval_every=0")
+    (run / "final_model").rename(run / "old_final_model")
+    run_training(config(run, *sets))  # at checkpoint-2 already: the evaluations are logged
+    assert (run / "final_model" / "COMPLETE").exists()
+    summary = run_training(config(run, *sets, "train.max_steps=3"))
+    assert summary["steps"] == 3 and json.loads((run / "summary.json").read_text())["steps"] == 3
+    client = MlflowClient(tracking_uri=(run / "mlruns").as_uri())
+    (experiment,) = [e for e in client.search_experiments() if e.name == "deepvideo-r1"]
+    (mlrun,) = client.search_runs([experiment.experiment_id])  # the resume continued it
+    assert mlrun.data.params["train.max_steps"] == "2" and mlrun.data.tags["resume.train.max_steps"] == "3"
+    per_category = [k for k in mlrun.data.metrics if k.startswith("eval/accuracy_task_")]
+    assert per_category, sorted(mlrun.data.metrics)
+    steps = [m.step for m in client.get_metric_history(mlrun.info.run_id, per_category[0])]
+    assert sorted(set(steps)) == [0, 2, 3]  # before RL, after step 2, after step 3 (no SFT: no offset)

@@ -41,3 +41,11 @@ def test_a_setting_added_or_removed_counts_as_different(tmp_path):
 def test_a_model_without_recorded_settings_is_refused(tmp_path):
     with pytest.raises(StaleSftModelError, match=r"has no sft_settings\.json"):
         check_sft_settings(tmp_path, SETTINGS)
+
+
+def test_a_damaged_settings_file_is_one_line_naming_it(tmp_path):
+    from deepvideo_r1.pipeline import SFT_SETTINGS, StaleSftModelError, check_sft_settings
+
+    (tmp_path / SFT_SETTINGS).write_text("{torn")
+    with pytest.raises(StaleSftModelError, match=r"sft_settings\.json is not valid JSON .*delete"):
+        check_sft_settings(tmp_path, {"seed": 0})

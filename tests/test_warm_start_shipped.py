@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from accelerate import Accelerator
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
+from deepvideo_r1.artifacts import MANIFEST_FILE
 from deepvideo_r1.cli import app
 from deepvideo_r1.config import load_config
 from deepvideo_r1.models.tiny import make_tiny_model
@@ -177,3 +179,40 @@ def test_a_damaged_shipped_file_stops_the_cli_with_one_line(tmp_path, monkeypatc
     assert result.exit_code == 2 and "Traceback" not in result.output, result.output
     assert "config.json does not match its SHA-256" in result.output
     assert not (tmp_path / "run" / "sft_model" / DONE_MARKER).exists()
+
+
+def test_a_damaged_installed_warm_start_is_refused_on_reuse(tmp_path, monkeypatch, small_shipped):
+    """One flipped bit in a run's installed sft_model/ was used silently as the shipped warm start."""
+    directory, _ = small_shipped
+    monkeypatch.setattr("deepvideo_r1.presets.warm_start.SHIPPED_DIR", directory)
+    cfg = preset(SMALL, f"train.output_dir={tmp_path / 'run'}")
+    out = shipped_sft_stage(cfg, Accelerator(cpu=True))
+    assert (out / MANIFEST_FILE).is_file()
+    data = bytearray((out / "model.safetensors").read_bytes())
+    data[-1] ^= 1
+    (out / "model.safetensors").write_bytes(bytes(data))
+    with pytest.raises(
+        ShippedWarmStartError, match=r"model\.safetensors does not match its SHA-256 in .*shipped_recipe"
+    ):
+        shipped_sft_stage(cfg, Accelerator(cpu=True))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("not json", "is not valid JSON"),
+        ("[1]", "is not a recipe"),
+        ('{"settings": {}, "sha256": {}}', "its sha256 map lists no config.json, model.safetensors"),
+        (
+            '{"settings": {}, "sha256": {"config.json": "x", "model.safetensors": "y"}}',
+            "has no valid SHA-256",
+        ),
+    ],
+)
+def test_a_damaged_recipe_is_one_line_and_installs_nothing(tmp_path, small_shipped, content, message):
+    directory, _ = small_shipped
+    (directory / RECIPE).write_text(content)
+    with pytest.raises(ShippedWarmStartError, match=re.escape(message)) as err:
+        install_shipped(tmp_path / "sft_model", sft_settings(preset(SMALL)), directory)
+    assert str(directory / RECIPE) in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "sft_model").exists()

@@ -164,14 +164,18 @@ def make_tiny_model_cmd(
 
 
 def _run_errors(*errors: type[Exception]):
-    """`_user_errors` for a run command: its own `errors`, plus preflight, data, media and shipped
-    warm start errors."""
+    """`_user_errors` for a run command: its own `errors`, plus preflight, data, media, model
+    loading, shipped warm start and output-directory lock errors."""
+    from deepvideo_r1.artifacts import DirectoryLockedError
     from deepvideo_r1.data import DataError
+    from deepvideo_r1.models.adapter import ModelLoadError
     from deepvideo_r1.models.media import SampleMediaError
     from deepvideo_r1.preflight import PreflightError
     from deepvideo_r1.presets.warm_start import ShippedWarmStartError
+    from deepvideo_r1.rollout.hf import NonFiniteLogitsError
 
-    return _user_errors(PreflightError, DataError, SampleMediaError, ShippedWarmStartError, *errors)
+    common = (PreflightError, DataError, SampleMediaError, ShippedWarmStartError, ModelLoadError)
+    return _user_errors(*common, DirectoryLockedError, NonFiniteLogitsError, *errors)
 
 
 def _run_config(config: str | None, overrides: list[str], flags: dict[str, object]):
@@ -334,11 +338,12 @@ def ablate(
     OUT/ablations.json, OUT/ablations.md and plots."""
     from deepvideo_r1.ablations import AblationError, BaseSpec, build_tables, run_ablations
     from deepvideo_r1.ablations.rows import UnknownRowError
+    from deepvideo_r1.artifacts import DirectoryLockedError
     from deepvideo_r1.config import ConfigError
 
     _setup_logging()
     names = [t.strip() for arg in table for t in arg.split(",") if t.strip()]
-    with _user_errors(UnknownRowError, AblationError, ConfigError, ValueError):
+    with _user_errors(UnknownRowError, AblationError, ConfigError, ValueError, DirectoryLockedError):
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
         chosen = build_tables(names, [r.strip() for r in rows.split(",")] if rows else None)
         base = BaseSpec(config, tuple(overrides), threads)
@@ -379,15 +384,17 @@ def export(
     merge_lora: bool = typer.Option(
         True, "--merge-lora/--no-merge-lora", help="Merge LoRA into the weights, or keep a peft adapter."
     ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty OUT directory."),
 ) -> None:
     """Write a checkpoint as a complete Hugging Face model directory (weights, tokenizer, processor)."""
     from deepvideo_r1.checkpoints.checkpoint import CheckpointError
     from deepvideo_r1.config import ConfigError
     from deepvideo_r1.export import export_checkpoint
+    from deepvideo_r1.models.adapter import ModelLoadError
     from deepvideo_r1.models.export import ExportError
 
-    with _user_errors(ExportError, CheckpointError, ConfigError):
-        path = export_checkpoint(checkpoint, out, merge_lora=merge_lora)
+    with _user_errors(ExportError, CheckpointError, ConfigError, ModelLoadError, OSError):
+        path = export_checkpoint(checkpoint, out, merge_lora=merge_lora, overwrite=overwrite)
     typer.echo(f"wrote {path}")
 
 

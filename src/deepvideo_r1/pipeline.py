@@ -5,6 +5,10 @@ With no model and no data in the config this is the embedded default: the synthe
 video tasks and the tiny Qwen2.5-VL are built into the run directory (and reused on later runs).
 Every stage is resumable: SFT writes `sft_model/` once, eval predictions are appended as they are
 made, and the RL loop resumes from its newest complete checkpoint.
+
+One process per output directory (`artifacts.DirectoryLock`, taken by `train`, `sft` and `eval`),
+and every model directory a run makes (tiny_model/, sft_model/, final_model/) gets a MANIFEST.json
+of its files' sizes and sha256; a reused one is verified against it before use.
 """
 
 from __future__ import annotations
@@ -13,14 +17,25 @@ import json
 import logging
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import broadcast_object_list, set_seed
 
-from deepvideo_r1.artifacts import differing_keys
+from deepvideo_r1.artifacts import (
+    DamagedFileError,
+    DirectoryLock,
+    ManifestError,
+    differing_keys,
+    read_json_object,
+    verify_manifest,
+    write_manifest,
+    write_text_atomic,
+)
 from deepvideo_r1.checkpoints.integrity import check_finite
 from deepvideo_r1.config import TrainConfig, save_config
 from deepvideo_r1.data import load_samples
@@ -40,10 +55,10 @@ from deepvideo_r1.models.adapter import ModelAdapter, load_policy
 from deepvideo_r1.models.export import save_hf_model
 from deepvideo_r1.models.media import MediaLoader, pixel_budget
 from deepvideo_r1.preflight import preflight
-from deepvideo_r1.presets.warm_start import INSTALLED_RECIPE, install_shipped, mismatch
+from deepvideo_r1.presets.warm_start import INSTALLED_RECIPE, check_installed, install_shipped, mismatch
 from deepvideo_r1.training.context import build_context, trainable_model
 from deepvideo_r1.training.media_skips import media_skip_metrics
-from deepvideo_r1.training.resume import EVAL_STEP_DIR, ResumePlan, plan_resume
+from deepvideo_r1.training.resume import EVAL_STEP_DIR, ResumePlan, plan_resume, train_file_bytes
 from deepvideo_r1.training.sft import run_sft
 from deepvideo_r1.training.trainer import train_loop
 
@@ -79,6 +94,38 @@ def _main_first(accelerator: Accelerator, fn):
     result = fn() if accelerator.is_main_process else None
     accelerator.wait_for_everyone()
     return result if accelerator.is_main_process else fn()
+
+
+@contextmanager
+def output_lock(directory: str | Path, command: str, accelerator: Accelerator) -> Iterator[None]:
+    """Hold `directory`'s DirectoryLock (on the main process) while the block runs; a refusal
+    reaches every rank (the others would otherwise wait for rank 0 in a collective)."""
+    lock, outcome = None, None
+    if accelerator.is_main_process:
+        try:
+            lock = DirectoryLock(directory, command).acquire()
+        except RuntimeError as e:
+            outcome = e
+    if accelerator.num_processes > 1:
+        box = [outcome]
+        broadcast_object_list(box, from_process=0)
+        outcome = box[0]
+    if outcome is not None:
+        raise outcome
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def verified_model_dir(out: Path) -> Path:
+    """`out` after checking its files against its MANIFEST.json; StaleModelError naming the file."""
+    try:
+        verify_manifest(out)
+    except ManifestError as e:
+        raise StaleModelError(str(e)) from e
+    return out
 
 
 def make_accelerator(cfg: TrainConfig) -> Accelerator:
@@ -174,9 +221,10 @@ def prepare_model_dir(cfg: TrainConfig, accelerator: Accelerator) -> Path:
     def build() -> Path:
         if (out / "config.json").exists():
             check_settings(out, settings, TINY_SETTINGS, StaleModelError)
-            return out
+            return verified_model_dir(out)
         make_tiny_model(out, family=cfg.model.family, seed=cfg.train.seed, **cfg.model.tiny_sizes)
         (out / TINY_SETTINGS).write_text(json.dumps(settings, indent=2))
+        write_manifest(out)
         return out
 
     return _main_first(accelerator, build)
@@ -220,6 +268,7 @@ def save_model(
     if accelerator.is_main_process:
         check_finite(full if full is not None else model.state_dict(), str(out))
         save_hf_model(model, adapter.tokenizer, out, base_dir=base_dir, state_dict=full)
+        write_manifest(out)
         (out / DONE_MARKER).write_text("ok")
     accelerator.wait_for_everyone()
     return out
@@ -227,7 +276,7 @@ def save_model(
 
 def sft_settings(cfg: TrainConfig) -> dict:
     """What the warm start depends on; a saved SFT model is reused only when these are equal."""
-    return {
+    settings = {
         "sft": cfg.sft.model_dump(mode="json"),
         "seed": cfg.train.seed,
         "max_grad_norm": cfg.train.max_grad_norm,
@@ -235,6 +284,9 @@ def sft_settings(cfg: TrainConfig) -> dict:
         "data": cfg.data.model_dump(mode="json", exclude={"eval_file", "max_eval_samples"}),
         "video": cfg.video.model_dump(mode="json", exclude={"cache_dir"}),
     }
+    if cfg.data.train_file is not None:  # the same path with other content is other data
+        settings["train_file_bytes"] = train_file_bytes(cfg.data.train_file)
+    return settings
 
 
 def check_sft_settings(out: Path, settings: dict) -> None:
@@ -247,7 +299,11 @@ def check_settings(out: Path, settings: dict, name: str, error: type[StaleModelE
     path = out / name
     if not path.exists():
         raise error(f"{out} has no {name} (made by an older version); delete it to rebuild it")
-    differ = list(differing_keys(json.loads(path.read_text()), settings))
+    try:
+        saved = read_json_object(path)
+    except DamagedFileError as e:
+        raise error(f"{e}; delete {out} to rebuild it") from e
+    differ = list(differing_keys(saved, settings))
     if differ:
         raise error(
             f"{out} was made with other settings ({', '.join(differ)} differ, see {path}); "
@@ -261,7 +317,7 @@ def sft_stage(cfg: TrainConfig, model_dir: Path, data: RunData, accelerator: Acc
     if (out / DONE_MARKER).exists():
         check_sft_settings(out, sft_settings(cfg))
         logger.info("SFT model found in %s; skipping the supervised stage", out)
-        return out
+        return verified_model_dir(out)
     model, adapter = load_model(cfg, model_dir, accelerator)
     model = trainable_model(model, cfg)
     media = media_loader(cfg, adapter)
@@ -303,9 +359,11 @@ def shipped_sft_stage(cfg: TrainConfig, accelerator: Accelerator) -> Path:
     def install() -> Path:
         if (out / DONE_MARKER).exists():
             check_sft_settings(out, settings)
-            return out
+            check_installed(out)  # the recipe's hashes, again: this copy is reported as the shipped one
+            return verified_model_dir(out)
         install_shipped(out, settings)
         (out / SFT_SETTINGS).write_text(json.dumps(settings, indent=2))
+        write_manifest(out)
         (out / DONE_MARKER).write_text("ok")
         return out
 
@@ -414,16 +472,23 @@ def run_training(cfg: TrainConfig, *, overwrite: bool = False, resume_with_chang
     preflight(cfg, "train")
     start = time.time()
     accelerator = make_accelerator(cfg)
-    resume = plan_resume(cfg, accelerator, overwrite=overwrite, with_changes=resume_with_changes)
-    start_run_trackers(cfg, accelerator, resume.checkpoint)
-    try:
-        summary = _run_stages(cfg, accelerator, resume)
-    finally:
-        accelerator.end_training()  # closes the tracker runs (W&B, MLflow) even after an error
+    with output_lock(cfg.train.output_dir, "train", accelerator):
+        resume = plan_resume(cfg, accelerator, overwrite=overwrite, with_changes=resume_with_changes)
+        start_run_trackers(cfg, accelerator, resume.checkpoint)
+        try:
+            summary = _run_stages(cfg, accelerator, resume)
+        finally:
+            accelerator.end_training()  # closes the tracker runs (W&B, MLflow) even after an error
+        summary = _finish_summary(cfg, accelerator, summary, start, resume)
+    return summary
+
+
+def _finish_summary(cfg: TrainConfig, accelerator: Accelerator, summary: dict, start: float, resume) -> dict:
+    """The summary with this process's wall time and the checkpoint resumed from, written atomically."""
     summary["wall_seconds"] = round(time.time() - start, 1)  # of this process only
     summary["resumed_from"] = resume.checkpoint.name if resume.checkpoint else None
     if accelerator.is_main_process:
-        (Path(cfg.train.output_dir) / "summary.json").write_text(json.dumps(summary, indent=2))
+        write_text_atomic(Path(cfg.train.output_dir) / "summary.json", json.dumps(summary, indent=2))
     return summary
 
 
@@ -485,15 +550,16 @@ def run_sft_only(cfg: TrainConfig) -> Path:
     """`deepvideo-r1 sft`: prepare data and model, run the supervised stage; returns sft_model/."""
     preflight(cfg, "sft")
     accelerator = make_accelerator(cfg)
-    start_run_trackers(cfg, accelerator)
-    try:
-        set_seed(cfg.train.seed)
-        data = prepare_data(cfg, accelerator, require_labels=False)  # SFT leaves unlabelled samples out
-        if shipped_fits(cfg):
-            return shipped_sft_stage(cfg, accelerator)
-        return sft_stage(cfg, prepare_model_dir(cfg, accelerator), data, accelerator)
-    finally:
-        accelerator.end_training()
+    with output_lock(cfg.train.output_dir, "sft", accelerator):
+        start_run_trackers(cfg, accelerator)
+        try:
+            set_seed(cfg.train.seed)
+            data = prepare_data(cfg, accelerator, require_labels=False)  # SFT leaves unlabelled samples out
+            if shipped_fits(cfg):
+                return shipped_sft_stage(cfg, accelerator)
+            return sft_stage(cfg, prepare_model_dir(cfg, accelerator), data, accelerator)
+        finally:
+            accelerator.end_training()
 
 
 def run_eval_only(
@@ -503,6 +569,11 @@ def run_eval_only(
     data.eval_file into `out_dir`."""
     preflight(cfg, "eval")
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    with output_lock(out_dir, "eval", accelerator):
+        return _eval_only(cfg, out_dir, accelerator, sampled)
+
+
+def _eval_only(cfg: TrainConfig, out_dir, accelerator: Accelerator, sampled: SampledDecoding | None):
     d = cfg.data
     samples = load_samples(d.eval_file, format=d.format, root=d.root, on_error=d.on_error).samples
     if d.max_eval_samples is not None:

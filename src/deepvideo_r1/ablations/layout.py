@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deepvideo_r1.ablations.rows import Row
+from deepvideo_r1.artifacts import DamagedFileError, read_json_object
 from deepvideo_r1.config import TrainConfig, load_config
 
 SETTINGS_FILE = "settings.json"
@@ -71,3 +72,19 @@ def run_dir(out: Path, key: str, seed: int) -> Path:
 
 def result_path(out: Path, key: str, seed: int) -> Path:
     return out / "runs" / key / f"seed{seed}.json"
+
+
+class AblationError(RuntimeError):
+    """A setting conflicts with an existing output directory, a result is damaged, or a run failed."""
+
+
+RESULT_KEYS = ("accuracy", "per_task")
+"""What the report reads from every row x seed result (ablations.report.collect_result writes them)."""
+
+
+def read_result(path: Path) -> dict:
+    """A finished row x seed result; DamagedFileError naming the file when it is damaged."""
+    result = read_json_object(path, required=RESULT_KEYS)
+    if not isinstance(result["accuracy"], (int, float)) or not isinstance(result["per_task"], dict):
+        raise DamagedFileError(f"{path}: accuracy is not a number or per_task not an object")
+    return result

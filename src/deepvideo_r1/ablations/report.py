@@ -12,9 +12,17 @@ import math
 import platform
 from pathlib import Path
 
-from deepvideo_r1.ablations.layout import WARM_FILE, BaseSpec, result_path, row_key, warm_dir
+from deepvideo_r1.ablations.layout import (
+    WARM_FILE,
+    AblationError,
+    BaseSpec,
+    read_result,
+    result_path,
+    row_key,
+    warm_dir,
+)
 from deepvideo_r1.ablations.rows import Row, Table
-from deepvideo_r1.artifacts import write_json_atomic
+from deepvideo_r1.artifacts import DamagedFileError, read_json_object, write_json_atomic
 from deepvideo_r1.difficulty.effect import pooled_fractions
 from deepvideo_r1.metrics.logger import read_metrics
 from deepvideo_r1.metrics.stats import mean, paired_difference, t_interval
@@ -148,7 +156,10 @@ def load_results(out: Path, base: BaseSpec, row: Row, seeds: list[int]) -> dict[
     """seed -> result of the finished runs of `row`."""
     key = row_key(base, row)
     paths = {s: result_path(out, key, s) for s in seeds}
-    return {s: json.loads(p.read_text()) for s, p in paths.items() if p.exists()}
+    try:
+        return {s: read_result(p) for s, p in paths.items() if p.exists()}
+    except DamagedFileError as e:
+        raise AblationError(f"{e}; run `ablate` without --report-only to recompute it") from e
 
 
 def table_entry(out: Path, base: BaseSpec, table: Table, seeds: list[int]) -> tuple[dict, dict]:
@@ -165,7 +176,10 @@ def write_report(out: Path, base: BaseSpec, tables: list[Table], seeds: list[int
     from deepvideo_r1.ablations.plots import plot_table, plot_vanishing
     from deepvideo_r1.ablations.tables_md import report_markdown
 
-    settings = json.loads((out / "settings.json").read_text())
+    try:
+        settings = read_json_object(out / "settings.json")
+    except DamagedFileError as e:
+        raise AblationError(str(e)) from e
     warm = {s: json.loads(p.read_text()) for s in seeds if (p := warm_dir(out, s) / WARM_FILE).exists()}
     settings = settings | {"seeds": seeds, "warm_starts": warm}
     report: dict = {"settings": settings, "tables": {}}

@@ -15,7 +15,6 @@ depend on `--jobs`; the thread count is part of the settings, since CPU results 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -30,7 +29,9 @@ from deepvideo_r1.ablations.layout import (
     LINKED,
     SETTINGS_FILE,
     WARM_FILE,
+    AblationError,
     BaseSpec,
+    read_result,
     result_path,
     row_key,
     run_dir,
@@ -39,14 +40,17 @@ from deepvideo_r1.ablations.layout import (
 )
 from deepvideo_r1.ablations.report import base_settings, collect_result, write_report
 from deepvideo_r1.ablations.rows import Row, Table
-from deepvideo_r1.artifacts import differing_keys, write_json_atomic
+from deepvideo_r1.artifacts import (
+    PARENT_PID_ENV,
+    DamagedFileError,
+    DirectoryLock,
+    differing_keys,
+    read_json_object,
+    write_json_atomic,
+)
 from deepvideo_r1.config import save_config
 
 logger = logging.getLogger(__name__)
-
-class AblationError(RuntimeError):
-    """A setting conflicts with an existing output directory, or a run failed."""
-
 
 @dataclass(frozen=True)
 class Job:
@@ -68,7 +72,10 @@ def check_settings(out: Path, settings: dict) -> None:
     """Write DIR/settings.json, or check that an existing one records the same base config."""
     path = out / SETTINGS_FILE
     if path.exists():
-        saved = json.loads(path.read_text())
+        try:
+            saved = read_json_object(path, required=("base_config",))
+        except DamagedFileError as e:
+            raise AblationError(f"{e}; delete it (and the results beside it) or use another --out") from e
         if saved.get("threads", 1) != settings["threads"]:
             raise AblationError(
                 f"{out} holds ablations run with {saved.get('threads', 1)} thread(s) per run, not "
@@ -85,6 +92,20 @@ def check_settings(out: Path, settings: dict) -> None:
     write_json_atomic(path, settings)
 
 
+def finished(path: Path) -> bool:
+    """Whether the result at `path` exists and is intact; a damaged one is deleted with a warning
+    (its run is finished again, which rewrites it)."""
+    if not path.exists():
+        return False
+    try:
+        read_result(path)
+        return True
+    except DamagedFileError as e:
+        logger.warning("recomputing a damaged result: %s", e)
+        path.unlink()
+        return False
+
+
 def prepare_warm(out: Path, base: BaseSpec, seed: int) -> Job | None:
     """The warm-start job of `seed`, or None when DIR/warm/seed<S>/warm.json exists."""
     where = warm_dir(out, seed)
@@ -97,7 +118,7 @@ def prepare_warm(out: Path, base: BaseSpec, seed: int) -> Job | None:
 
 def prepare_row(out: Path, base: BaseSpec, key: str, row: Row, seed: int) -> Job | None:
     """The run of `row` at `seed` (its folder linked to the warm start), or None when finished."""
-    if result_path(out, key, seed).exists():
+    if finished(result_path(out, key, seed)):
         return None
     where = run_dir(out, key, seed)
     where.mkdir(parents=True, exist_ok=True)
@@ -118,6 +139,7 @@ def run_job(job: Job, threads: int = 1) -> str | None:
     naming the log."""
     n = str(threads)
     env = os.environ | {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "TOKENIZERS_PARALLELISM": "false"}
+    env[PARENT_PID_ENV] = str(os.getpid())  # the worker stops when this process is gone
     cmd = [sys.executable, "-m", "deepvideo_r1.ablations.worker", job.kind, str(job.config_path)]
     logger.info("start: %s", job.label)
     with job.log_path.open("a") as log:
@@ -160,9 +182,15 @@ def run_ablations(
     `report_only`: run nothing; rewrite the report from the results already in `out`.
     """
     out = Path(out)
-    check_settings(out, base_settings(base))
-    if report_only:
-        return write_report(out, base, tables, seeds)
+    with DirectoryLock(out, "ablate"):  # two suites in one directory would run the same rows at once
+        check_settings(out, base_settings(base))
+        if report_only:
+            return write_report(out, base, tables, seeds)
+        return _run_missing(base, tables, seeds, out, jobs)
+
+
+def _run_missing(base: BaseSpec, tables: list[Table], seeds: list[int], out: Path, jobs: int) -> dict:
+    """Warm starts, then every missing row x seed, then the report (under the directory's lock)."""
     warm = [j for s in seeds if (j := prepare_warm(out, base, s)) is not None]
     failures = run_all(warm, jobs, base.threads)
     failed_seeds = {j.seed for j in warm if not (warm_dir(out, j.seed) / WARM_FILE).exists()}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
+from deepvideo_r1.artifacts import PARENT_PID_ENV, DirectoryLock, die_with_parent
 from deepvideo_r1.config import TrainConfig, load_config
 from deepvideo_r1.evaluation.evaluate import EvalReport, SampledDecoding
 from deepvideo_r1.pipeline import (
@@ -38,6 +40,11 @@ HEADROOM_CLIPS = 400
 
 def warm_start(cfg: TrainConfig) -> dict:
     """Everything before RL, as `run_training` does it; returns (and writes) warm.json."""
+    with DirectoryLock(cfg.train.output_dir, "ablate warm start"):
+        return _warm_start(cfg)
+
+
+def _warm_start(cfg: TrainConfig) -> dict:
     start = time.time()
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     set_seed(cfg.train.seed)
@@ -74,6 +81,8 @@ def headroom(report: EvalReport) -> dict[str, dict[str, float]]:
 
 def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if PARENT_PID_ENV in os.environ:  # a killed `ablate` must not leave this run writing
+        die_with_parent(int(os.environ[PARENT_PID_ENV]))
     kind, path = argv
     cfg = load_config(path)
     if kind == "warm":

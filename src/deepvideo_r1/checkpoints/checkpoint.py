@@ -31,8 +31,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from deepvideo_r1.artifacts import replace_dir
 from deepvideo_r1.checkpoints.integrity import (
     COMPLETE_MARKER,
     CheckpointError,
@@ -227,15 +229,41 @@ def save_checkpoint(
     final = directory / f"checkpoint-{step}"
     tmp = directory / f"checkpoint-{step}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    try:
+        tmp.mkdir()
+        weights_name = _write_files(tmp, model_state, adapters_only, optimizer_state or optimizer, scheduler)
+        _write_state(tmp, step, weights_name, rng_states, trainer_state, config)
+        replace_dir(tmp, final)
+    except (
+        OSError,
+        SafetensorError,
+    ) as e:  # disk full, read-only: the previous checkpoints stay as they were
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointError(
+            f"{final} could not be written ({e}); the earlier checkpoints are intact"
+        ) from e
+    if keep_last is not None:
+        prune_checkpoints(directory, keep_last)
+    logger.info("saved checkpoint %s", final)
+    return final
+
+
+def _write_files(tmp: Path, model_state, adapters_only: bool, optimizer, scheduler) -> str:
+    """Weights, optimizer (an optimizer or its state dict) and scheduler state into `tmp`; returns
+    the weights file's name."""
     weights_name = ADAPTER_FILE if adapters_only else MODEL_FILE
     save_file(_unshare(model_state), str(tmp / weights_name))
-    if optimizer_state is None and optimizer is not None:
-        optimizer_state = optimizer.state_dict()
-    if optimizer_state is not None:
-        _save_tree(tmp, "optimizer", optimizer_state)
+    if isinstance(optimizer, torch.optim.Optimizer):
+        optimizer = optimizer.state_dict()
+    if optimizer is not None:
+        _save_tree(tmp, "optimizer", optimizer)
     if scheduler is not None:
         _save_tree(tmp, "scheduler", scheduler.state_dict())
+    return weights_name
+
+
+def _write_state(tmp: Path, step: int, weights_name: str, rng_states, trainer_state, config) -> None:
+    """RNG, trainer state and config, then the COMPLETE marker listing every file, last."""
     _save_tree(tmp, "rng", rng_states if rng_states is not None else [capture_rng_state()])
     state = {"step": step, **dict(trainer_state or {})}
     (tmp / "trainer_state.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
@@ -243,11 +271,6 @@ def save_checkpoint(
         save_config(config, tmp / "config.yaml")
     marker = {"step": step, "weights": weights_name, "format": FORMAT_VERSION, "files": file_manifest(tmp)}
     _write_synced(tmp / COMPLETE_MARKER, json.dumps(marker))
-    _replace_dir(tmp, final)
-    if keep_last is not None:
-        prune_checkpoints(directory, keep_last)
-    logger.info("saved checkpoint %s", final)
-    return final
 
 
 def _write_synced(path: Path, text: str) -> None:
@@ -255,17 +278,6 @@ def _write_synced(path: Path, text: str) -> None:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
-
-
-def _replace_dir(src: Path, dst: Path) -> None:
-    """Rename `src` to `dst`; an existing `dst` (same step saved again) is moved aside first."""
-    old = None
-    if dst.exists():
-        old = dst.with_name(f"{dst.name}.old-{os.getpid()}")
-        os.replace(dst, old)
-    os.replace(src, dst)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def list_checkpoints(directory: str | Path) -> list[Path]:
@@ -310,7 +322,11 @@ def prune_checkpoints(directory: str | Path, keep_last: int) -> list[Path]:
         raise ValueError(f"keep_last={keep_last} must be >= 1")
     doomed = list_checkpoints(directory)[:-keep_last]
     for path in doomed:
-        shutil.rmtree(path)
+        if path.is_symlink():  # a link to a checkpoint kept elsewhere: drop the link, keep its target
+            logger.warning("pruning %s: removing the symbolic link, not the directory it points to", path)
+            path.unlink()
+        else:
+            shutil.rmtree(path)
     return doomed
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from deepvideo_r1.artifacts import DamagedFileError, read_json_object
 from deepvideo_r1.data.errors import DataFormatError
 
 HUB_ID = re.compile(r"^(?P<repo>[\w.-]+/[\w.-]+)(?::(?P<split>[\w.-]+))?$")
@@ -52,15 +53,28 @@ def resolve(path: str | Path) -> HFSource:
     if p.suffix in TABLE_SUFFIXES:
         return HFSource((p,), p.absolute().parent, str(p))
     if p.is_dir() and (p / "dataset_dict.json").is_file():
-        splits = json.loads((p / "dataset_dict.json").read_text()).get("splits", [])
+        splits = _json_object(p / "dataset_dict.json").get("splits", [])
         raise DataFormatError(
             str(p), f"a DatasetDict; pass one split directory: {', '.join(f'{p}/{s}' for s in splits)}"
         )
     if p.is_dir():
-        state = json.loads((p / "state.json").read_text())
-        files = tuple(p / f["filename"] for f in state.get("_data_files", []))
+        state = _json_object(p / "state.json")
+        try:
+            files = tuple(p / f["filename"] for f in state.get("_data_files", []))
+        except (TypeError, KeyError) as e:
+            raise DataFormatError(
+                str(p / "state.json"), f"_data_files is not a list of {{filename}} ({e})"
+            ) from e
         return HFSource(files, p.absolute(), str(p))
     return _hub_source(str(path))
+
+
+def _json_object(path: Path) -> dict:
+    """A save_to_disk side file; DataFormatError naming it when it is damaged."""
+    try:
+        return read_json_object(path)
+    except DamagedFileError as e:
+        raise DataFormatError(str(path), str(e).removeprefix(f"{path} ")) from e
 
 
 def _hub_source(spec: str) -> HFSource:

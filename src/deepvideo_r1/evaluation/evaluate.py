@@ -223,7 +223,7 @@ def predict(
         else None
     )
     decoding = asdict(sampled) if sampled else None
-    settings = eval_settings(model, adapter, media, max_new_tokens)
+    settings = eval_settings(model, adapter, media, max_new_tokens, engine.generation_options())
     keys = {s.id: record_key(settings, prompt_fingerprint(adapter, s)) for s in samples}
     done = resume_records(out_path, samples, decoding, {**keys, "__settings__": settings}, restart_if_stale)
     todo = [s for s in samples if s.id not in done and is_readable(media, s)]  # unreadable: skipped

@@ -96,12 +96,16 @@ def weights_fingerprint(model: nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
-def eval_settings(model: nn.Module, adapter: ModelAdapter, media: MediaLoader, max_new_tokens: int) -> dict:
-    """The settings every prediction of one evaluation shares (the per-sample prompt is separate)."""
+def eval_settings(
+    model: nn.Module, adapter: ModelAdapter, media: MediaLoader, max_new_tokens: int, generation: dict
+) -> dict:
+    """The settings every prediction of one evaluation shares (the per-sample prompt is separate);
+    `generation`: the greedy decoding options that apply (HFRolloutEngine.generation_options)."""
     return {
         "model_weights": weights_fingerprint(model),
         "model_family": adapter.family.name,
         "max_new_tokens": max_new_tokens,
+        "generation": generation,
         "pixel_budget": asdict(adapter.budget),
         "video": media.video.model_dump(mode="json", exclude={"cache_dir"}),
         "patch_factor": media.factor,

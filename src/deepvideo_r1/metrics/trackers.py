@@ -13,19 +13,31 @@ Where each tracker writes (nothing is uploaded unless the tracker's own settings
 
 One step axis for the whole run: SFT step s is logged at s, RL step s at `sft.steps + s`, so every
 tracker sees increasing steps (W&B drops steps that go back).
+
+Trackers never cost a run its outputs: metric names are mapped to names every tracker accepts
+(`tracker_name`: `eval/accuracy/task=count` -> `eval/accuracy_task_count`; metrics.jsonl keeps
+the original names), a resumed MLflow run is never sent a changed param (MLflow refuses that:
+the new values go in as `resume.<key>` tags), and any tracker error is a warning, after which the
+run goes on (a tracker that cannot start logs nothing more).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from accelerate import Accelerator
 from accelerate.tracking import GeneralTracker, MLflowTracker, TensorBoardTracker, WandBTracker
+
+from deepvideo_r1.artifacts import write_text_atomic
+
+logger = logging.getLogger(__name__)
 
 TRACKER_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
 """Tracker name -> the module it needs (pip: tensorboard, wandb, mlflow-skinny or mlflow)."""
@@ -48,12 +60,110 @@ def check_tracker_packages(names: Sequence[str]) -> None:
             )
 
 
+_INVALID = re.compile(r"[^A-Za-z0-9_]")
+
+
+def tracker_name(key: str) -> str:
+    """A metric name every tracker accepts: `group/name`, each of letters, digits and underscores,
+    not starting with a digit (W&B's rule, the strictest; MLflow refuses `=` and `..`, TensorBoard
+    rewrites other characters). One `/` only, the group W&B and TensorBoard show: MLflow's file
+    store keeps `eval/accuracy` as a file, so `eval/accuracy/task_count` could not be a file below it.
+    `eval/accuracy/task=count` -> `eval/accuracy_task_count`."""
+    parts = [_INVALID.sub("_", part) for part in key.split("/") if part]
+    parts = [f"_{part}" if part[0].isdigit() else part for part in parts]
+    if len(parts) > 2:
+        parts = [parts[0], "_".join(parts[1:])]
+    return "/".join(parts) or "_"
+
+
+class _Guarded:
+    """Mixin for an accelerate tracker: names mapped by `tracker_name`, every failure a warning.
+
+    A tracker that fails to start is switched off (it has no run to log to); a failed log or
+    config call is reported once per kind and the tracker keeps trying.
+    """
+
+    _off = False
+    _warned: set[str]
+
+    def _guard(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if self._off:
+            return None
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:  # a tracker's error (network, store, its own rules) must not end the run
+            warned = self.__dict__.setdefault("_warned", set())
+            if what not in warned:
+                warned.add(what)
+                first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+                logger.warning(
+                    "tracker %s: %s failed (%s: %s); the run goes on without it",
+                    self.name, what, type(e).__name__, first,
+                )  # fmt: skip
+            if what == "start":
+                self._off = True
+            return None
+
+    def start(self) -> None:
+        self._guard("start", super().start)
+
+    def store_init_configuration(self, values: dict) -> None:
+        self._guard("storing the config", super().store_init_configuration, values)
+
+    def log(self, values: dict, step: int | None = None, **kwargs: Any) -> None:
+        named = {tracker_name(k): v for k, v in values.items()}
+        self._guard("logging", super().log, named, step=step, **kwargs)
+
+    def finish(self) -> None:
+        self._guard("finish", super().finish)
+
+
+class GuardedTensorBoard(_Guarded, TensorBoardTracker):
+    """TensorBoardTracker behind `_Guarded`."""
+
+
+class GuardedWandB(_Guarded, WandBTracker):
+    """WandBTracker behind `_Guarded`."""
+
+
+class GuardedMLflow(_Guarded, MLflowTracker):
+    """MLflowTracker behind `_Guarded`; a continued run gets only the params it lacks."""
+
+    continued = False
+
+    def store_init_configuration(self, values: dict) -> None:
+        if self.continued:
+            self._guard("storing the config", _store_resumed_params, values)
+        else:
+            super().store_init_configuration(values)
+
+
+def _store_resumed_params(values: dict) -> None:
+    """MLflow refuses a param whose value changed: log the params the run lacks, and the changed
+    ones as `resume.<key>` tags (the first values stay the params)."""
+    import mlflow
+
+    run = mlflow.active_run()
+    logged = mlflow.get_run(run.info.run_id).data.params
+    limit = mlflow.utils.validation.MAX_PARAM_VAL_LENGTH
+    fresh = {k: v for k, v in values.items() if k not in logged and len(str(v)) <= limit}
+    changed = {
+        f"resume.{k}": str(v)[:limit] for k, v in values.items() if k in logged and logged[k] != str(v)
+    }
+    batch = mlflow.utils.validation.MAX_PARAMS_TAGS_PER_BATCH
+    items = list(fresh.items())
+    for i in range(0, len(items), batch):
+        mlflow.log_params(dict(items[i : i + batch]))
+    if changed:
+        mlflow.set_tags(changed)
+
+
 def _tensorboard(project: str, run_name: str, run_dir: Path) -> GeneralTracker:
-    return TensorBoardTracker(run_name, run_dir / "tb")
+    return GuardedTensorBoard(run_name, run_dir / "tb")
 
 
 def _wandb(project: str, run_name: str, run_dir: Path) -> GeneralTracker:
-    return WandBTracker(project, name=run_name, dir=str(run_dir))
+    return GuardedWandB(project, name=run_name, dir=str(run_dir))
 
 
 def _mlflow(project: str, run_name: str, run_dir: Path) -> GeneralTracker:
@@ -61,7 +171,7 @@ def _mlflow(project: str, run_name: str, run_dir: Path) -> GeneralTracker:
         # MLflow 3 keeps its plain-file store behind this switch; it needs no database package
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         os.environ["MLFLOW_TRACKING_URI"] = (run_dir / "mlruns").resolve().as_uri()
-    return MLflowTracker(experiment_name=project, run_name=run_name)
+    return GuardedMLflow(experiment_name=project, run_name=run_name)
 
 
 TRACKER_BUILDERS: dict[str, Callable[[str, str, Path], GeneralTracker]] = {
@@ -98,7 +208,30 @@ TRACKER_RUNS_FILE = "tracker_runs.json"
 """<output_dir>/tracker_runs.json: {"wandb": run id, "mlflow": run id} of the run's tracker runs."""
 
 
+_RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+def read_run_ids(path: Path) -> dict[str, str]:
+    """The recorded tracker run ids of `path` (tracker_runs.json); TrackerError naming the file when
+    it is not a {tracker: run id} object of plain ids."""
+    if not path.exists():
+        return {}
+    fix = f"delete {path} to start new tracker runs"
+    try:
+        ids = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise TrackerError(f"{path} is not valid JSON ({e}); {fix}") from e
+    if not isinstance(ids, dict):
+        raise TrackerError(f"{path} holds a {type(ids).__name__}, not a {{tracker: run id}} object; {fix}")
+    for name, run_id in ids.items():
+        if name not in TRACKER_PACKAGES or not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+            raise TrackerError(f"{path}: {name!r}: {run_id!r} is not a tracker run id; {fix}")
+    return ids
+
+
 def _run_id(tracker: GeneralTracker) -> str | None:
+    if getattr(tracker, "_off", False):
+        return None
     if isinstance(tracker, WandBTracker):
         return tracker.run.id
     if isinstance(tracker, MLflowTracker):
@@ -112,6 +245,7 @@ def _continue_run(tracker: GeneralTracker, run_id: str) -> None:
         tracker.init_kwargs |= {"id": run_id, "resume": "allow"}
     elif isinstance(tracker, MLflowTracker):
         tracker.run_id = run_id  # mlflow.start_run(run_id=...) in start()
+        tracker.continued = True
 
 
 def start_trackers(
@@ -131,7 +265,7 @@ def start_trackers(
     if not accelerator.log_with:
         return
     ids_file = Path(run_dir) / TRACKER_RUNS_FILE if run_dir is not None else None
-    saved = json.loads(ids_file.read_text()) if ids_file and ids_file.exists() else {}
+    saved = read_run_ids(ids_file) if ids_file is not None else {}
     for tracker in accelerator.log_with:
         if isinstance(tracker, TensorBoardTracker) and purge_step is not None:
             tracker.init_kwargs["purge_step"] = purge_step  # read by SummaryWriter in start()
@@ -141,7 +275,7 @@ def start_trackers(
     ids = {t.name: run_id for t in accelerator.trackers if (run_id := _run_id(t)) is not None}
     if ids_file is not None and ids and accelerator.is_main_process:
         ids_file.parent.mkdir(parents=True, exist_ok=True)
-        ids_file.write_text(json.dumps(saved | ids, indent=1))
+        write_text_atomic(ids_file, json.dumps(saved | ids, indent=1))
 
 
 def _markdown(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -185,4 +319,8 @@ def log_table(
     if not accelerator.is_main_process:
         return
     for tracker in accelerator.trackers:
-        TABLE_WRITERS[tracker.name](tracker, name, columns, rows, step)
+        write = TABLE_WRITERS[tracker.name]
+        if isinstance(tracker, _Guarded):
+            tracker._guard("logging a table", write, tracker, name, columns, rows, step)
+        else:
+            write(tracker, name, columns, rows, step)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from torch import nn
 from transformers import AutoConfig, AutoTokenizer
 
@@ -264,6 +265,28 @@ def default_dtype_and_attention(device: str | torch.device) -> tuple[torch.dtype
     return torch.float32, "sdpa"
 
 
+def check_loading_info(path: Path, info: dict) -> None:
+    """Raise ModelLoadError naming the weights `from_pretrained` could not match: missing ones would
+    stay randomly initialised (a partly random model trains and scores silently), unexpected or
+    mis-shaped ones are dropped."""
+    problems = []
+    kinds = (
+        ("missing_keys", "missing"),
+        ("unexpected_keys", "unexpected"),
+        ("mismatched_keys", "of another shape"),
+    )
+    for key, what in kinds:
+        names = sorted(k if isinstance(k, str) else k[0] for k in info.get(key) or ())
+        if names:
+            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            problems.append(f"{len(names)} weights {what} ({shown})")
+    if problems:
+        raise ModelLoadError(
+            f"{path}: the weights do not match the model's architecture: {'; '.join(problems)}; "
+            "the model directory is damaged or holds another model"
+        )
+
+
 def load_policy(
     model_dir: str | Path,
     *,
@@ -281,9 +304,17 @@ def load_policy(
     except ValueError as e:
         raise ModelLoadError(f"{path}: {e}") from e
     auto_dtype, auto_attn = default_dtype_and_attention(device)
-    model = family.model_cls().from_pretrained(
-        path, dtype=dtype or auto_dtype, attn_implementation=attn_implementation or auto_attn
-    )
+    try:
+        model, info = family.model_cls().from_pretrained(
+            path,
+            dtype=dtype or auto_dtype,
+            attn_implementation=attn_implementation or auto_attn,
+            output_loading_info=True,
+        )
+    except (OSError, SafetensorError) as e:  # a damaged weights file: header too large, truncated, ...
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelLoadError(f"{path}: the weights cannot be read ({first})") from e
+    check_loading_info(path, info)
     tokenizer = AutoTokenizer.from_pretrained(path)
     logger.info("loaded %s (%s) from %s", family.name, model.dtype, path)
     return model.to(device), ModelAdapter(family, tokenizer, budget)

@@ -13,6 +13,7 @@ bit on the same machine).
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -39,11 +40,38 @@ class ShippedWarmStartError(RuntimeError):
     """The shipped warm start is damaged, or does not fit the run's settings."""
 
 
-def read_recipe(directory: Path | None = None) -> dict:
-    path = (directory or SHIPPED_DIR) / RECIPE
+REQUIRED_FILES = ("config.json", "model.safetensors")
+"""Files a recipe's hash map must list: without them the installed sft_model/ is no model."""
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def read_recipe(directory: Path | None = None, name: str = RECIPE) -> dict:
+    """The recipe in `directory` (default: the shipped one), checked to be a JSON object whose
+    "settings" is an object and whose "sha256" maps file names (config.json and model.safetensors
+    among them) to SHA-256 digests; ShippedWarmStartError naming the file otherwise."""
+    path = (directory or SHIPPED_DIR) / name
     if not path.exists():
         raise ShippedWarmStartError(f"{path} is missing: the package has no shipped warm start")
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        recipe = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ShippedWarmStartError(f"{path} is not valid JSON ({e}); reinstall the package") from e
+    hashes = recipe.get("sha256") if isinstance(recipe, dict) else None
+    if (
+        not isinstance(recipe, dict)
+        or not isinstance(recipe.get("settings"), dict)
+        or not isinstance(hashes, dict)
+    ):
+        raise ShippedWarmStartError(f"{path} is not a recipe (an object with 'settings' and 'sha256' maps)")
+    missing = [n for n in REQUIRED_FILES if n not in hashes]
+    if missing:
+        raise ShippedWarmStartError(
+            f"{path}: its sha256 map lists no {', '.join(missing)}; reinstall the package"
+        )
+    bad = [n for n, d in hashes.items() if not isinstance(d, str) or not _SHA256.match(d) or "/" in n]
+    if bad:
+        raise ShippedWarmStartError(f"{path}: {bad[0]!r} has no valid SHA-256 in its sha256 map")
+    return recipe
 
 
 def recipe_differences(recipe_settings: dict, settings: dict) -> dict:
@@ -65,17 +93,25 @@ def mismatch(settings: dict, recipe: dict | None = None) -> str | None:
     return ", ".join(f"{k}: {a!r} shipped, {b!r} here" for k, (a, b) in differ.items())
 
 
-def check_files(directory: Path, recipe: dict) -> None:
+def check_files(directory: Path, recipe: dict, recipe_name: str = RECIPE, fix: str = "") -> None:
     """Raise unless every file the recipe lists is present with its SHA-256."""
+    fix = fix or "reinstall the package or rebuild it with scripts/build_warm_start.py"
     for name, digest in recipe["sha256"].items():
         path = directory / name
         if not path.exists():
-            raise ShippedWarmStartError(f"{path} is missing (listed in {directory / RECIPE})")
+            raise ShippedWarmStartError(f"{path} is missing (listed in {directory / recipe_name}); {fix}")
         if file_sha256(path) != digest:
             raise ShippedWarmStartError(
-                f"{path} does not match its SHA-256 in {directory / RECIPE}: the file is damaged; "
-                "reinstall the package or rebuild it with scripts/build_warm_start.py"
+                f"{path} does not match its SHA-256 in {directory / recipe_name}: the file is damaged; {fix}"
             )
+
+
+def check_installed(out: Path) -> dict:
+    """Re-check an installed warm start (a run's sft_model/) against the hashes of the recipe it was
+    installed from; returns that recipe."""
+    recipe = read_recipe(out, INSTALLED_RECIPE)
+    check_files(out, recipe, INSTALLED_RECIPE, fix=f"delete {out} to install it again")
+    return recipe
 
 
 def install_shipped(out: Path, settings: dict, directory: Path | None = None) -> dict:

@@ -9,20 +9,69 @@ their last token run once, the KV cache is repeated to the B rows, and `generate
 with the rope deltas of the N prompts repeated likewise (models.prefix.prefill_prompts).
 `shared_vision=False` is the naive path peers use (pixels repeated G times) — kept to measure
 against and to check that both give the same tokens.
+
+Decoding is ours only: while `generate` runs, the model's `generation_config` (read from the model
+directory's generation_config.json, where Qwen2.5-VL-Instruct sets repetition_penalty 1.05) is
+replaced by an empty one, so greedy is argmax and rollouts are drawn from π_θ itself
+(`generation_options` lists what applies). Non-finite logits stop the call with
+NonFiniteLogitsError instead of torch's "probability tensor contains inf, nan" (or, greedy, an
+argmax over NaN).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
+from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
 
 from deepvideo_r1.models.adapter import ModelAdapter
 from deepvideo_r1.models.batch import PromptBatch, repeat_prompts
 from deepvideo_r1.models.prefix import prefill_prompts
 from deepvideo_r1.models.vision import VisionCallCounter, shared_vision_outputs, unwrap
 from deepvideo_r1.rollout.engine import RolloutResult, SamplingOptions, completion_mask
+
+
+class NonFiniteLogitsError(RuntimeError):
+    """The policy produced NaN or inf logits while generating (its weights have diverged)."""
+
+
+class _FiniteLogits(LogitsProcessor):
+    """Raise NonFiniteLogitsError at the first decoding position where a row's logits hold NaN or
+    +inf, or are all -inf (masked tokens are -inf, so -inf alone is fine). One device sync per
+    token, as generate's own stopping check already makes."""
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        bad = torch.isnan(scores).any(-1) | torch.isposinf(scores).any(-1) | torch.isneginf(scores).all(-1)
+        if bool(bad.any()):
+            rows = bad.nonzero().flatten().tolist()
+            raise NonFiniteLogitsError(
+                f"non-finite logits while generating (token position {input_ids.shape[1]}, rows {rows[:4]}): "
+                "the policy's weights have diverged; lower train.lr"
+            )
+        return scores
+
+
+@contextmanager
+def own_generation_config(model: nn.Module) -> Iterator[None]:
+    """Replace the `generation_config` of every (wrapped) module of `model` by an empty one while
+    the block runs: generate then uses only the arguments it is given and transformers' neutral
+    defaults, nothing from the model directory's generation_config.json."""
+    swapped = [
+        (m, m.generation_config)
+        for m in model.modules()
+        if isinstance(getattr(m, "generation_config", None), GenerationConfig)
+    ]
+    for module, _ in swapped:
+        module.generation_config = GenerationConfig()
+    try:
+        yield
+    finally:
+        for module, config in swapped:
+            module.generation_config = config
 
 
 class HFRolloutEngine:
@@ -47,14 +96,24 @@ class HFRolloutEngine:
         self.shared_vision = shared_vision
         self.shared_prefix = shared_prefix
 
-    def _generate_kwargs(self) -> dict:
+    def generation_options(self) -> dict:
+        """The decoding that applies (nothing else does: see `own_generation_config`)."""
         s = self.sampling
-        sampling = {"do_sample": False}
         if s.temperature > 0:
             sampling = {"do_sample": True, "temperature": s.temperature, "top_p": s.top_p, "top_k": s.top_k}
+        else:
+            sampling = {"do_sample": False}
         return {
             **sampling,
             "max_new_tokens": s.max_new_tokens,
+            "repetition_penalty": 1.0,
+            "no_repeat_ngram_size": 0,
+        }
+
+    def _generate_kwargs(self) -> dict:
+        return {
+            **self.generation_options(),
+            "logits_processor": LogitsProcessorList([_FiniteLogits()]),
             "eos_token_id": self.adapter.stop_token_ids,
             "pad_token_id": self.adapter.pad_id,
             # a generated placeholder would break the placeholder/feature count in later forwards
@@ -100,7 +159,8 @@ class HFRolloutEngine:
                 if seed is not None:
                     torch.manual_seed(seed)
                 inputs = self._model_inputs(batch, group_size)
-                out = self.model.generate(**inputs, **self._generate_kwargs())
+                with own_generation_config(self.model):
+                    out = self.model.generate(**inputs, **self._generate_kwargs())
         finally:
             self.model.train(was_training)
         ids = out[:, batch.input_ids.shape[1] :]  # [B, T] generated part

@@ -10,11 +10,16 @@
   `SAFE_TO_CHANGE` is a ResumeConfigError naming every one, unless `with_changes`; then the new
   values apply (the trainer re-applies this config's learning rates over the saved optimizer and
   scheduler) and the first resumed step records them in metrics.jsonl (`resume/changes`).
-- `checkpoint-N.tmp-PID` folders left by a killed save are removed.
+- Even with `with_changes`, a change to `model.*` (but its compute knobs), `sft.*` or
+  `data.train_file` is a ResumeConfigError: the checkpoint's weights (or LoRA adapters) belong to
+  the model and warm start it was trained from. A training file whose size differs from the one
+  the checkpoint recorded is a ResumeError (the data position would point into other data).
+- `checkpoint-N.tmp-PID` folders left by a killed save are removed (unless that process runs).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from dataclasses import dataclass, field
@@ -65,6 +70,12 @@ SAFE_TO_CHANGE = (
 memory/speed knobs with the same math, and what is evaluated. Everything else changes what the
 run trains (loss, G, lr, model, data, rewards, ...)."""
 
+NEVER_CHANGED = ("model", "sft", "data.train_file")
+"""What a checkpoint is tied to even under --resume-with-changes: its weights (or LoRA adapters) are
+of the model and warm start these settings make. The compute knobs of SAFE_TO_CHANGE and
+`model.shared_prefix` (the same math with another prefill) stay changeable."""
+_CHANGEABLE_MODEL_KEYS = ("model.shared_prefix",)
+
 RUN_OUTPUTS = (CHECKPOINT_DIR, "metrics.jsonl", "tb", "eval_before", "eval_after", "final_model")
 RUN_OUTPUTS += ("summary.json", "plots", "config.yaml")
 """What `overwrite` removes (with every EVAL_STEP_DIR). Kept: synth/, tiny_model/, sft_model/ and
@@ -105,6 +116,37 @@ def config_changes(checkpoint: Path, cfg: TrainConfig) -> dict[str, tuple[Any, A
     except ConfigError as e:
         raise ResumeConfigError(f"cannot compare settings with {checkpoint}: {e}") from e
     return differing_keys(old, cfg.model_dump(mode="json"))
+
+
+def _under(key: str, prefixes: tuple[str, ...]) -> bool:
+    return any(key == k or key.startswith(k + ".") for k in prefixes)
+
+
+def is_locked_change(key: str) -> bool:
+    """Whether `key` may not change on resume even with --resume-with-changes (NEVER_CHANGED)."""
+    return _under(key, NEVER_CHANGED) and not _under(key, _CHANGEABLE_MODEL_KEYS) and not is_safe_change(key)
+
+
+def train_file_bytes(train_file: str | None) -> int | None:
+    """The size of data.train_file (None for the synthetic data, or a hub dataset id)."""
+    if train_file is None or not Path(train_file).is_file():
+        return None
+    return Path(train_file).stat().st_size
+
+
+def check_train_file(checkpoint: Path, train_file: str | None) -> None:
+    """ResumeError when the training file's size differs from the one `checkpoint` recorded."""
+    state_file = checkpoint / "trainer_state.json"
+    try:
+        saved = json.loads(state_file.read_text(encoding="utf-8")).get("train_file_bytes")
+    except (OSError, ValueError, AttributeError) as e:
+        raise CheckpointError(f"{state_file} is unreadable ({type(e).__name__}: {e})") from e
+    now = train_file_bytes(train_file)
+    if saved is not None and now != saved:
+        raise ResumeError(
+            f"data.train_file {train_file} has {now} bytes, but {checkpoint} was trained on {saved} bytes: "
+            "the file changed since; restore it, or start over in another --output-dir"
+        )
 
 
 def is_safe_change(key: str) -> bool:
@@ -166,6 +208,14 @@ def _plan(cfg: TrainConfig, overwrite: bool, with_changes: bool) -> ResumePlan:
             f">= {step}, or start over with --resume none --overwrite"
         )
     changes = {k: v for k, v in config_changes(path, cfg).items() if not is_safe_change(k)}
+    locked = {k: v for k, v in changes.items() if is_locked_change(k)}
+    if locked:
+        raise ResumeConfigError(
+            f"{path} was trained from another model or warm start ({format_changes(locked)}); "
+            "model.*, sft.* and data.train_file cannot change on resume, even with --resume-with-changes: "
+            "use another --output-dir"
+        )
+    check_train_file(path, cfg.data.train_file)
     if changes and not with_changes:
         raise ResumeConfigError(
             f"{path} was trained with other settings ({format_changes(changes)}); pass "

@@ -38,9 +38,16 @@ from deepvideo_r1.metrics.completions import (
 from deepvideo_r1.metrics.logger import MetricsLogger, TrainProgress
 from deepvideo_r1.metrics.trackers import log_table
 from deepvideo_r1.models.trainable import is_lora
+from deepvideo_r1.rollout.hf import NonFiniteLogitsError
 from deepvideo_r1.training.context import RunContext
 from deepvideo_r1.training.groups import completion_rows
-from deepvideo_r1.training.resume import CHECKPOINT_DIR, ResumePlan, format_changes, plan_resume
+from deepvideo_r1.training.resume import (
+    CHECKPOINT_DIR,
+    ResumePlan,
+    format_changes,
+    plan_resume,
+    train_file_bytes,
+)
 from deepvideo_r1.training.step import StepOutput, rl_step
 
 logger = logging.getLogger(__name__)
@@ -56,6 +63,7 @@ def trainer_state(ctx: RunContext, hints_by_rank: list[dict]) -> dict:
         "controller": ctx.augment.controller.state_dict(),
         "hints": hints_by_rank[0],
         "sampler": ctx.sampler.state_dict(),
+        "train_file_bytes": train_file_bytes(ctx.cfg.data.train_file),  # checked before a resume
     }
     if len(hints_by_rank) > 1:
         state["hints_by_rank"] = hints_by_rank
@@ -217,7 +225,10 @@ def train_loop(
         if evaluate is not None and t.eval_every > 0 and start == 0:
             log.log(0, evaluate(0))
         for step in range(start + 1, t.max_steps + 1):
-            out = rl_step(ctx, step)
+            try:
+                out = rl_step(ctx, step)
+            except NonFiniteLogitsError as e:
+                raise NonFiniteLogitsError(f"RL step {step}: {e}") from e
             metrics = out.metrics
             if step == start + 1 and resume.changes:
                 metrics |= {"resume/changes": format_changes(resume.changes)}
