@@ -570,7 +570,7 @@ _UniqueKeyLoader.add_constructor("tag:yaml.org,2002:map", _UniqueKeyLoader.const
 
 def safe_load_unique(text: str) -> Any:
     """yaml.safe_load that raises yaml.YAMLError on a repeated mapping key."""
-    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
