@@ -373,5 +373,6 @@ def test_duplicate_ids_in_an_eval_file_are_refused_naming_both_records(tmp_path,
     data = _write(root / "dup.jsonl", [rec, other, {**rec, "answer": "4"}], True)
     result = CliRunner().invoke(app, _eval_args(tiny_model, data, root, tmp_path / "eval"))
     assert result.exit_code == 2
-    assert "dup.jsonl: records 1 and 3 (counted from 1 in load order) share the id 'dup'" in result.output
+    assert "dup.jsonl, line 3: sample id 'dup' is also used by " in result.output
+    assert "dup.jsonl, line 1; give every sample its own id" in result.output
     assert not (tmp_path / "eval" / "predictions.jsonl").exists()
