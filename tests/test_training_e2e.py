@@ -67,14 +67,45 @@ def _seed_run_dir(assets: Path, run: Path) -> None:
         shutil.copytree(assets / name, run / name, dirs_exist_ok=True)
 
 
+def _record_tracker_steps_and_evaluations(monkeypatch) -> tuple[list, list]:
+    """([(tracker step, whether it holds eval/*)] of every Accelerator.log, [eval directory names]
+    of every evaluation run)."""
+    import accelerate
+
+    import deepvideo_r1.pipeline as pipeline
+
+    tracked, evaluated = [], []
+    log, evaluate = accelerate.Accelerator.log, pipeline.evaluate_with_config
+
+    def record_log(self, values, step=None, **kwargs):
+        tracked.append((step, any(k.startswith("eval/") for k in values)))
+        return log(self, values, step=step, **kwargs)
+
+    def record_eval(cfg, model, adapter, samples, out, accelerator, **options):
+        evaluated.append(Path(out).name)
+        return evaluate(cfg, model, adapter, samples, out, accelerator, **options)
+
+    monkeypatch.setattr(accelerate.Accelerator, "log", record_log)
+    monkeypatch.setattr(pipeline, "evaluate_with_config", record_eval)
+    return tracked, evaluated
+
+
 @pytest.mark.parametrize(
     ("timing", "loss"),
     [("same_step", "reg_grpo"), ("next_visit", "grpo")],
 )
-def test_fast_end_to_end(tmp_path, shared_assets, timing, loss):
+def test_fast_end_to_end(tmp_path, shared_assets, timing, loss, monkeypatch):
     _seed_run_dir(shared_assets, tmp_path / "run")
     cfg = fast_config(tmp_path, f"difficulty.timing={timing}", f"algo.loss={loss}", "algo.beta=0.1")
+    tracked, evaluated = _record_tracker_steps_and_evaluations(monkeypatch)
     summary = run_training(cfg)
+    # eval_every=0: the evaluation before RL reaches metrics.jsonl and the trackers first, at step 0
+    # (tracker step sft.steps + 0), and the one after RL with the last step; each is decoded once
+    steps = [r["step"] for r in read_metrics(cfg.train.output_dir)]
+    tracker_steps = [step for step, _ in tracked]  # SFT 1-2, eval before 2, RL 3-4 (+ eval after)
+    assert steps == [0, 1, 2] and tracker_steps == sorted(tracker_steps)
+    assert [step for step, has_eval in tracked if has_eval] == [2, 4]
+    assert evaluated == ["eval_before", "eval_after"]
     run = Path(cfg.train.output_dir)
     saved = json.loads((run / "summary.json").read_text())
     assert saved["steps"] == 2 and saved["world_size"] == 1
@@ -168,7 +199,9 @@ def test_eval_every_logs_held_out_accuracy_and_resume_keeps_it(tmp_path, shared_
     checkpoint 1 after a crash that lost checkpoint 2 keeps steps 0 and 1 and decodes nothing again."""
     _seed_run_dir(shared_assets, tmp_path / "run")
     cfg = fast_config(tmp_path, "train.eval_every=1", "sft.steps=0", "difficulty.enabled=false")
+    _, evaluated = _record_tracker_steps_and_evaluations(monkeypatch)
     summary = run_training(cfg)
+    assert evaluated == ["eval_before", "eval_step_1", "eval_after"]  # the last step once
     run = Path(cfg.train.output_dir)
     records = read_metrics(run / "metrics.jsonl")
     assert [r["step"] for r in records] == [0, 1, 2]

@@ -33,7 +33,6 @@ from deepvideo_r1.distributed.sharding import (
 from deepvideo_r1.evaluation.evaluate import EvalReport, SampledDecoding, evaluate
 from deepvideo_r1.evaluation.report import eval_header
 from deepvideo_r1.evaluation.resume import check_unique_ids
-from deepvideo_r1.metrics.logger import log_step_once
 from deepvideo_r1.metrics.trackers import build_trackers, start_trackers
 from deepvideo_r1.models.adapter import ModelAdapter, load_policy
 from deepvideo_r1.models.export import save_hf_model
@@ -102,15 +101,6 @@ def start_run_trackers(cfg: TrainConfig, accelerator: Accelerator, checkpoint: P
         purge_step=purge,
         run_dir=cfg.train.output_dir,
     )
-
-
-def log_eval(cfg: TrainConfig, report: EvalReport | None, step: int, accelerator: Accelerator) -> None:
-    """The eval/* metrics of the evaluation at RL `step` (0 = before RL) into metrics.jsonl and the
-    trackers, when train.eval_every = 0 (otherwise train_loop logs them in the step records)."""
-    if report is None or not accelerator.is_main_process:
-        return
-    values = report.metrics()
-    log_step_once(cfg.train.output_dir, step, values, mirror=accelerator.log, step_offset=cfg.sft.steps)
 
 
 def prepare_data(cfg: TrainConfig, accelerator: Accelerator, require_labels: bool = True) -> RunData:
@@ -386,22 +376,29 @@ def eval_dir_name(step: int, max_steps: int) -> str:
     return "eval_after" if step == max_steps else EVAL_STEP_DIR.format(step=step)
 
 
-def periodic_eval(
-    cfg: TrainConfig, ctx, adapter, data: RunData, accelerator: Accelerator, before: EvalReport | None
-):
+class PeriodicEval:
     """step -> eval/* metrics of the current policy, for `train_loop` (step 0: the `before` report).
+
     Predictions are resumable, so a step evaluated before an interruption is summarised again, not
-    decoded again (while the weights are the same)."""
+    decoded again (while the weights are the same). `reports` keeps each report made here, so the
+    evaluation after RL (train_loop evaluates the last step) is not run a second time.
+    """
 
-    def run(step: int) -> dict[str, float]:
+    def __init__(self, cfg: TrainConfig, ctx, adapter, data: RunData, before: EvalReport | None) -> None:
+        self.cfg, self.ctx, self.adapter, self.data, self.before = cfg, ctx, adapter, data, before
+        self.reports: dict[int, EvalReport | None] = {}
+
+    def __call__(self, step: int) -> dict[str, float]:
         if step == 0:
-            return before.metrics() if before else {}
-        name = eval_dir_name(step, cfg.train.max_steps)
-        with gathered_for_generation(ctx.policy):  # sharded weights are whole while it decodes
-            report = eval_stage(cfg, ctx.model, adapter, data, name, accelerator)
+            return self.before.metrics() if self.before else {}
+        name = eval_dir_name(step, self.cfg.train.max_steps)
+        path = Path(self.cfg.train.output_dir) / "final_model" if name == "eval_after" else None
+        with gathered_for_generation(self.ctx.policy):  # sharded weights are whole while it decodes
+            report = eval_stage(
+                self.cfg, self.ctx.model, self.adapter, self.data, name, self.ctx.accelerator, model_path=path
+            )
+        self.reports[step] = report
         return report.metrics() if report else {}
-
-    return run
 
 
 def run_training(cfg: TrainConfig, *, overwrite: bool = False, resume_with_changes: bool = False) -> dict:
@@ -450,16 +447,17 @@ def _run_stages(cfg: TrainConfig, accelerator: Accelerator, resume: ResumePlan) 
     rl = f"{cfg.train.max_steps} steps x {r.prompts_per_step} prompts x G={r.group_size} ({cfg.algo.loss})"
     stage("RL", rl)
     ctx = build_context(cfg, accelerator, model, adapter, data.train, media_loader(cfg, adapter))
-    evaluate_at = periodic_eval(cfg, ctx, adapter, data, accelerator, before)
-    last = train_loop(ctx, resume=resume, evaluate=evaluate_at)
+    evaluate_at = PeriodicEval(cfg, ctx, adapter, data, before)
+    last = train_loop(ctx, resume=resume, evaluate=evaluate_at)  # logs step 0 and the last step's eval
     data.skipped["train_media"] = int(media_skip_metrics(ctx.media, accelerator).get("data/media_skipped", 0))
     final = out / "final_model"
-    stage("eval after RL", f"{len(data.eval)} samples; then the model is saved to {final}")
-    with gathered_for_generation(ctx.policy):
-        after = eval_stage(cfg, ctx.model, adapter, data, "eval_after", accelerator, model_path=final)
-    if cfg.train.eval_every == 0:  # else train_loop logged step 0, every N-th and the last step
-        log_eval(cfg, before, 0, accelerator)
-        log_eval(cfg, after, cfg.train.max_steps, accelerator)
+    if cfg.train.max_steps in evaluate_at.reports:
+        after = evaluate_at.reports[cfg.train.max_steps]
+    else:  # resumed from the last checkpoint: its evaluation was logged; summarise it again
+        stage("eval after RL", f"{len(data.eval)} samples")
+        with gathered_for_generation(ctx.policy):
+            after = eval_stage(cfg, ctx.model, adapter, data, "eval_after", accelerator, model_path=final)
+    stage("save", f"the final model to {final}")
     save_model(ctx.model, adapter, final, accelerator, policy=ctx.policy, base_dir=model_dir)
     summary = {
         "eval_accuracy_before": before.accuracy if before else None,
