@@ -14,7 +14,6 @@ from deepvideo_r1.metrics.logger import (
     MetricsLogger,
     TrainProgress,
     format_metrics,
-    log_step_once,
     read_metrics,
     truncate_metrics,
 )
@@ -72,15 +71,6 @@ def test_mirror_gets_numbers_at_offset_steps(tmp_path):
         log.log(2, {"note": "text only"})  # nothing numeric: no mirror call
     # RL step 1 after 5 SFT steps lands at tracker step 6; strings, None and bools stay in the jsonl only
     assert calls == [(6, {"reward/mean": 0.5})]
-
-
-def test_log_step_once_replaces_a_redone_eval(tmp_path):
-    with MetricsLogger(tmp_path) as log:
-        log.log(1, {"reward/mean": 1.0})
-    log_step_once(tmp_path, 0, {"eval/accuracy": 0.25})
-    log_step_once(tmp_path, 0, {"eval/accuracy": 0.5})  # the eval redone after a resume
-    records = read_metrics(tmp_path)
-    assert [(r["step"], r.get("eval/accuracy")) for r in records] == [(1, None), (0, 0.5)]
 
 
 def test_progress_plain_log_and_eta(caplog, monkeypatch):
