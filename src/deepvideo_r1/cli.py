@@ -194,15 +194,34 @@ def _is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+LOG_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
+"""ISO 8601 local time (`12/06/26` is read differently in different countries)."""
+
+
+def _log_handler(stream):
+    """Rich's handler on a terminal; outside one (a log file, a pipe) plain lines, one per record,
+    never wrapped (rich wraps at 80 columns when it cannot see a terminal, which breaks grep)."""
+    import logging
+
+    if stream.isatty():
+        from rich.console import Console
+        from rich.logging import RichHandler
+
+        return RichHandler(console=Console(stderr=True), show_path=False, log_time_format=LOG_TIME_FORMAT)
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", LOG_TIME_FORMAT))
+    return handler
+
+
 def _setup_logging() -> None:
     """INFO on the main process, warnings only on the other ranks (no duplicated lines)."""
     import logging
+    import sys
 
-    from rich.logging import RichHandler
     from transformers.utils import logging as hf_logging
 
     level = logging.INFO if _is_main_process() else logging.WARNING
-    logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(show_path=False)])
+    logging.basicConfig(level=level, format="%(message)s", handlers=[_log_handler(sys.stderr)])
     hf_logging.disable_progress_bar()  # its shard/loading bars would interleave with ours
 
 
@@ -232,7 +251,7 @@ def train(
     from deepvideo_r1.checkpoints.integrity import CheckpointError
     from deepvideo_r1.evaluation import DuplicateIdError
     from deepvideo_r1.metrics.trackers import TrackerError
-    from deepvideo_r1.pipeline import StaleModelError, run_training
+    from deepvideo_r1.pipeline import StaleModelError, run_training, summary_line
     from deepvideo_r1.training.guard import NonFiniteUpdateError
     from deepvideo_r1.training.resume import ResumeError
 
@@ -247,9 +266,8 @@ def train(
     errors += (TrackerError,)
     with _run_errors(*errors):
         summary = run_training(cfg, overwrite=overwrite, resume_with_changes=with_changes)
-    keys = ("eval_accuracy_before", "eval_accuracy_after", "steps", "world_size", "wall_seconds")
     if _is_main_process():
-        typer.echo(" ".join(f"{k}={_rounded(summary[k])}" for k in keys))
+        typer.echo(summary_line(summary, cfg.train.output_dir))
 
 
 def _dry_run(cfg, check_media: bool) -> None:
@@ -348,10 +366,6 @@ def ablate(
         done = sum(len(r["seeds"]) for r in entry["rows"])
         typer.echo(f"table {key}: {done} row x seed results")
     typer.echo(f"wrote {out}/ablations.json and {out}/ablations.md")
-
-
-def _rounded(value: object) -> object:
-    return round(value, 4) if isinstance(value, float) else value
 
 
 @config_app.command("show")

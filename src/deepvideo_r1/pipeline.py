@@ -33,6 +33,7 @@ from deepvideo_r1.distributed.sharding import (
 from deepvideo_r1.evaluation.evaluate import EvalReport, SampledDecoding, evaluate
 from deepvideo_r1.evaluation.report import eval_header
 from deepvideo_r1.evaluation.resume import check_unique_ids
+from deepvideo_r1.metrics.stats import paired_difference
 from deepvideo_r1.metrics.trackers import build_trackers, start_trackers
 from deepvideo_r1.models.adapter import ModelAdapter, load_policy
 from deepvideo_r1.models.export import save_hf_model
@@ -462,6 +463,7 @@ def _run_stages(cfg: TrainConfig, accelerator: Accelerator, resume: ResumePlan) 
     summary = {
         "eval_accuracy_before": before.accuracy if before else None,
         "eval_accuracy_after": after.accuracy if after else None,
+        "eval_change": accuracy_change(before, after),
         "eval_before": before.to_json() if before else None,
         "eval_after": after.to_json() if after else None,
         "steps": cfg.train.max_steps,
@@ -473,9 +475,38 @@ def _run_stages(cfg: TrainConfig, accelerator: Accelerator, resume: ResumePlan) 
     if accelerator.is_main_process:
         from deepvideo_r1.metrics.plots import plot_run
 
-        plot_run(out)
+        plots = plot_run(out)
+        logger.info("plots: %d figures written to %s", len(plots.written), out / "plots")
     accelerator.wait_for_everyone()
     return summary
+
+
+def summary_line(summary: dict, run_dir: str | Path) -> str:
+    """The run's last line: accuracy before -> after and the change with its 95 % interval (points,
+    one decimal each), steps, processes, seconds, and where the run and its plots are."""
+    change = summary.get("eval_change")
+    if summary.get("eval_accuracy_after") is None:
+        result = "no held-out evaluation"
+    else:
+        a, b = 100 * summary["eval_accuracy_before"], 100 * summary["eval_accuracy_after"]
+        result = f"held-out accuracy {a:.1f} % -> {b:.1f} %"
+        if change is not None:
+            result += f", change {100 * change['mean']:+.1f} points"
+            if change["ci95"] is not None:
+                low, high = (100 * x for x in change["ci95"])
+                result += f" (95 % interval {low:+.1f} to {high:+.1f}, {change['n']} paired samples)"
+    run = f"{summary['steps']} RL steps, {summary['world_size']} process(es), {summary['wall_seconds']:.0f} s"
+    where = f"run {run_dir}, plots {Path(run_dir) / 'plots'}"
+    return f"done: {result}; {run}; {where}"
+
+
+def accuracy_change(before: EvalReport | None, after: EvalReport | None) -> dict | None:
+    """After - before accuracy, paired over the held-out samples both scored: mean, 95 % t-interval
+    of the per-sample differences, and how many samples (None without both evaluations)."""
+    if before is None or after is None or not before.scores:
+        return None
+    mean, interval, ids = paired_difference(after.scores, before.scores)
+    return {"mean": mean, "ci95": list(interval) if interval else None, "n": len(ids)}
 
 
 def run_sft_only(cfg: TrainConfig) -> Path:

@@ -81,9 +81,11 @@ class EvalReport:
     """Standard error of `accuracy` (sample std / sqrt(n_labelled)); `ci95` is its t-interval."""
     header: dict = field(default_factory=dict)
     """Model (path, weights fingerprint), data (path, sha256), versions, generation settings."""
+    scores: dict[str, float] = field(default_factory=dict, repr=False)
+    """Score per labelled sample id (for paired before/after comparisons; not in `to_json`)."""
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "scores"}
 
     def metrics(self, prefix: str = "eval/") -> dict[str, float]:
         """Flat scalars for metrics.jsonl / TensorBoard: accuracy, format_rate, miou and the @K
@@ -316,6 +318,7 @@ def summarize(records: list[dict]) -> EvalReport:
         miou=mean(ious) if ious else None,
         per_category=per_category,
         sampling=next((r["decoding"] for r in records if r.get("decoding")), None),
+        scores={str(r["id"]): float(r["score"]) for r in labelled},
         **_sampled_means(labelled),
     )
 

@@ -214,7 +214,7 @@ class TrainProgress:
         info = format_metrics(metrics or {}, self.keys)
         if self._progress is not None:
             self._progress.update(self._task, completed=step, info=info)
-        elif step % self.log_every == 0 or step == self.total:
+        elif step % self.log_every == 0 or step in (self.initial + 1, self.total):  # the first: it runs
             eta = self.eta_seconds(step)
             eta_text = f" | eta {_hms(eta)}" if eta is not None else ""
             info = f" | {info}" if info else ""
