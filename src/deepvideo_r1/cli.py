@@ -244,7 +244,9 @@ def train(
         False, "--dry-run/--no-dry-run", help="Check config, data and model directory, then stop."
     ),
     check_media: bool = typer.Option(
-        False, "--check-media/--no-check-media", help="With --dry-run: every video/image must exist."
+        False,
+        "--check-media/--no-check-media",
+        help="With --dry-run: decode the first frame of every video and image.",
     ),
 ) -> None:
     """SFT warm start (shipped or trained), eval, Reg-GRPO with difficulty-aware augmentation, eval."""
@@ -258,7 +260,7 @@ def train(
     flags = {"train.output_dir": output_dir, "train.max_steps": max_steps, "train.save_every": save_every}
     flags |= {"train.seed": seed, "train.resume": resume}
     if dry_run:
-        _dry_run(_run_config(config, overrides, flags), check_media)
+        _dry_run(_run_config(config, overrides, flags), check_media, overwrite, with_changes)
         return
     _setup_logging()
     cfg = _run_config(config, overrides, flags)
@@ -270,15 +272,17 @@ def train(
         typer.echo(summary_line(summary, cfg.train.output_dir))
 
 
-def _dry_run(cfg, check_media: bool) -> None:
-    from deepvideo_r1.data import DataError
+def _dry_run(cfg, check_media: bool, overwrite: bool, with_changes: bool) -> None:
+    from deepvideo_r1.checkpoints.integrity import CheckpointError
     from deepvideo_r1.dryrun import dry_run
     from deepvideo_r1.metrics.trackers import TrackerError
     from deepvideo_r1.models.adapter import ModelLoadError
-    from deepvideo_r1.preflight import PreflightError
+    from deepvideo_r1.pipeline import StaleModelError
+    from deepvideo_r1.training.resume import ResumeError
 
-    with _user_errors(DataError, ModelLoadError, TrackerError, PreflightError):
-        lines = dry_run(cfg, check_media=check_media)
+    errors = (ModelLoadError, TrackerError, ResumeError, CheckpointError, StaleModelError)
+    with _run_errors(*errors):
+        lines = dry_run(cfg, check_media=check_media, overwrite=overwrite, with_changes=with_changes)
     typer.echo("\n".join([*lines, "dry run: config, data and model are usable; nothing was trained"]))
 
 

@@ -475,8 +475,8 @@ def _run_stages(cfg: TrainConfig, accelerator: Accelerator, resume: ResumePlan) 
     if accelerator.is_main_process:
         from deepvideo_r1.metrics.plots import plot_run
 
-        plots = plot_run(out)
-        logger.info("plots: %d figures written to %s", len(plots.written), out / "plots")
+        plot_run(out)
+        logger.info("plots written to %s", out / "plots")
     accelerator.wait_for_everyone()
     return summary
 
