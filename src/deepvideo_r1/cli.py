@@ -320,18 +320,23 @@ def eval_cmd(
     overrides: list[str] = _SET,
 ) -> None:
     """Greedy decoding on a dataset (+ K samples: mean/maj/pass@K): accuracy overall and per
-    category; resumable predictions."""
-    import json
+    category; resumable predictions. A model inside a run directory (RUN/final_model) is evaluated
+    with that run's config.yaml unless --config is given."""
+    from pathlib import Path
 
     from deepvideo_r1.evaluation import DuplicateIdError, EvalResumeError, SampledDecoding
-    from deepvideo_r1.pipeline import run_eval_only
+    from deepvideo_r1.pipeline import run_config_of, run_eval_only
 
     flags = {"model.path": model, "data.eval_file": data, "data.format": fmt, "data.root": root}
     _setup_logging()
+    run_config = run_config_of(model) if config is None else None
+    used = str(run_config or config or "") or None
+    whose = " (the model's run)" if run_config else ""
+    typer.echo(f"config: {used or 'the tiny CPU preset'}{whose}", err=True)
     sampled = SampledDecoding(num_samples, temperature, sample_seed) if num_samples else None
     with _run_errors(EvalResumeError, DuplicateIdError):
-        report = run_eval_only(_run_config(config, overrides, flags), out, sampled=sampled)
-    typer.echo(json.dumps(report.to_json(), indent=2))
+        report = run_eval_only(_run_config(used, overrides, flags), out, sampled=sampled)
+    typer.echo("\n".join([*report.summary_lines(), f"report: {Path(out) / 'eval_report.json'}"]))
 
 
 @app.command("ablate")

@@ -524,6 +524,13 @@ def run_sft_only(cfg: TrainConfig) -> Path:
         accelerator.end_training()
 
 
+def run_config_of(model_dir: str | Path) -> Path | None:
+    """The config.yaml of the run a model directory sits in (RUN/final_model, RUN/sft_model), or None."""
+    parent = Path(model_dir).resolve().parent
+    config = parent / "config.yaml"
+    return config if config.is_file() and (parent / "metrics.jsonl").exists() else None
+
+
 def run_eval_only(
     cfg: TrainConfig, out_dir: str | Path, sampled: SampledDecoding | None = None
 ) -> EvalReport:
