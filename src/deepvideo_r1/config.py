@@ -133,6 +133,12 @@ class DataConfig(_Section):
         "raise", description="On a bad record or unreadable video: stop, or skip it (skips are counted)."
     )
     max_eval_samples: int | None = Field(None, ge=1, description="Evaluate on the first N samples only.")
+    max_prompt_tokens: int = Field(
+        8192,
+        ge=1,
+        description="Longest question text (question, options, instruction) in tokens; a longer sample "
+        "is an error naming it when the model's tokenizer is loaded, before SFT, evaluation or RL.",
+    )
     synth: SynthDataConfig = Field(default_factory=SynthDataConfig, description="Synthetic dataset settings.")
 
 

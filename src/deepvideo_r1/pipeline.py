@@ -23,6 +23,7 @@ from accelerate.utils import set_seed
 from deepvideo_r1.checkpoints.integrity import check_finite
 from deepvideo_r1.config import TrainConfig, save_config
 from deepvideo_r1.data import load_samples
+from deepvideo_r1.data.prompt_limits import check_prompt_lengths
 from deepvideo_r1.data.sample import Sample
 from deepvideo_r1.distributed.sharding import (
     gather_policy_state,
@@ -39,7 +40,7 @@ from deepvideo_r1.models.adapter import ModelAdapter, load_policy
 from deepvideo_r1.models.export import save_hf_model
 from deepvideo_r1.models.media import MediaLoader, pixel_budget
 from deepvideo_r1.preflight import preflight
-from deepvideo_r1.presets.warm_start import INSTALLED_RECIPE, install_shipped, mismatch
+from deepvideo_r1.presets.warm_start import INSTALLED_RECIPE, WEIGHT_NEUTRAL, install_shipped, mismatch
 from deepvideo_r1.training.context import build_context, trainable_model
 from deepvideo_r1.training.media_skips import media_skip_metrics
 from deepvideo_r1.training.resume import EVAL_STEP_DIR, ResumePlan, differing_keys, plan_resume
@@ -183,6 +184,15 @@ def load_model(cfg: TrainConfig, path: Path, accelerator: Accelerator):
     )
 
 
+def check_prompts(cfg: TrainConfig, adapter: ModelAdapter, samples: list[Sample], source: str | None) -> None:
+    """data.max_prompt_tokens over `samples` with the model's tokenizer (PromptTooLongError)."""
+
+    def count(text: str) -> int:
+        return len(adapter.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    check_prompt_lengths(samples, count, cfg.data.max_prompt_tokens, source or "the synthetic data")
+
+
 def media_loader(cfg: TrainConfig, adapter: ModelAdapter) -> MediaLoader:
     cache = Path(cfg.video.cache_dir) if cfg.video.cache_dir else Path(cfg.train.output_dir) / "cache"
     factor = adapter.family.patch_size * adapter.family.merge_size
@@ -228,16 +238,19 @@ def sft_settings(cfg: TrainConfig) -> dict:
 
 
 def check_sft_settings(out: Path, settings: dict) -> None:
-    """Raise StaleSftModelError unless `out`/sft_settings.json records exactly `settings`."""
-    check_settings(out, settings, SFT_SETTINGS, StaleSftModelError)
+    """Raise StaleSftModelError unless `out`/sft_settings.json records `settings` (WEIGHT_NEUTRAL
+    keys aside: they do not change the trained weights)."""
+    check_settings(out, settings, SFT_SETTINGS, StaleSftModelError, ignore=WEIGHT_NEUTRAL)
 
 
-def check_settings(out: Path, settings: dict, name: str, error: type[StaleModelError]) -> None:
-    """Raise `error` naming every differing key unless `out`/`name` records exactly `settings`."""
+def check_settings(
+    out: Path, settings: dict, name: str, error: type[StaleModelError], ignore: tuple[str, ...] = ()
+) -> None:
+    """Raise `error` naming every differing key (but `ignore`) unless `out`/`name` records `settings`."""
     path = out / name
     if not path.exists():
         raise error(f"{out} has no {name} (made by an older version); delete it to rebuild it")
-    differ = list(differing_keys(json.loads(path.read_text()), settings))
+    differ = [k for k in differing_keys(json.loads(path.read_text()), settings) if k not in ignore]
     if differ:
         raise error(
             f"{out} was made with other settings ({', '.join(differ)} differ, see {path}); "
@@ -253,6 +266,7 @@ def sft_stage(cfg: TrainConfig, model_dir: Path, data: RunData, accelerator: Acc
         logger.info("SFT model found in %s; skipping the supervised stage", out)
         return out
     model, adapter = load_model(cfg, model_dir, accelerator)
+    check_prompts(cfg, adapter, data.train, cfg.data.train_file)
     model = trainable_model(model, cfg)
     media = media_loader(cfg, adapter)
     losses = run_sft(
@@ -441,6 +455,8 @@ def _run_stages(cfg: TrainConfig, accelerator: Accelerator, resume: ResumePlan) 
     stage("model", f"{sizes}; {cfg.model.path or 'tiny preset'}")
     model_dir = warm_start_model(cfg, data, accelerator)
     model, adapter = load_model(cfg, model_dir, accelerator)
+    check_prompts(cfg, adapter, data.train, cfg.data.train_file)
+    check_prompts(cfg, adapter, data.eval, data.eval_file)
     stage("eval before RL", f"{len(data.eval)} samples, greedy, {cfg.rollout.max_new_tokens} new tokens")
     with gathered_for_generation(model):  # ZeRO-3 partitions the weights at load
         before = eval_stage(cfg, model, adapter, data, "eval_before", accelerator, model_path=model_dir)
@@ -544,6 +560,7 @@ def run_eval_only(
         samples = samples[: d.max_eval_samples]
     check_unique_ids(samples, d.eval_file)
     model, adapter = load_model(cfg, Path(cfg.model.path), accelerator)
+    check_prompts(cfg, adapter, samples, d.eval_file)
     generation = generation_settings(cfg) | {"sampled": asdict(sampled) if sampled else None}
     return evaluate_with_config(
         cfg,

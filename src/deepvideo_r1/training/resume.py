@@ -57,6 +57,7 @@ SAFE_TO_CHANGE = (
     "model.attn_implementation",
     "data.eval_file",
     "data.max_eval_samples",
+    "data.max_prompt_tokens",
     "data.synth.dir",
     "video.cache_dir",
 )
