@@ -11,7 +11,7 @@ import pytest
 
 from deepvideo_r1.cli import _log_handler
 from deepvideo_r1.evaluation.evaluate import EvalReport
-from deepvideo_r1.pipeline import accuracy_change, summary_line
+from deepvideo_r1.run_summary import accuracy_change, summary_line
 
 
 def test_log_lines_in_a_file_are_one_line_each_with_an_iso_timestamp():
@@ -53,3 +53,48 @@ def test_the_last_line_names_change_interval_run_and_plots():
     )
     summary |= {"eval_accuracy_before": None, "eval_accuracy_after": None, "eval_change": None}
     assert summary_line(summary, "r").startswith("done: no held-out evaluation; 40 RL steps")
+
+
+def test_rerunning_a_finished_run_keeps_its_wall_time(tmp_path):
+    import json
+    from pathlib import Path
+
+    from deepvideo_r1.config import load_config
+    from deepvideo_r1.run_summary import finished_run_seconds
+    from deepvideo_r1.training.resume import ResumePlan
+
+    cfg = load_config(None, [f"train.output_dir={tmp_path}", "train.max_steps=40"])
+    (tmp_path / "summary.json").write_text(json.dumps({"wall_seconds": 336.2}))
+    ckpt = Path(tmp_path / "checkpoints")
+    assert finished_run_seconds(cfg, ResumePlan(ckpt / "checkpoint-40")) == 336.2  # a no-op rerun
+    assert finished_run_seconds(cfg, ResumePlan(ckpt / "checkpoint-20")) is None  # steps were taken
+    assert finished_run_seconds(cfg, ResumePlan()) is None
+
+
+def test_progress_bars_of_transformers_are_off_inside_and_restored_after():
+    from transformers.utils import logging as hf_logging
+
+    from deepvideo_r1.models.progress import hf_progress_bars_off
+
+    hf_logging.enable_progress_bar()
+    with hf_progress_bars_off():
+        assert not hf_logging.is_progress_bar_enabled()
+    assert hf_logging.is_progress_bar_enabled()
+
+
+def test_the_python_api_shows_no_transformers_bars(tmp_path, capfd):
+    import json
+
+    from deepvideo_r1.api import evaluate
+    from deepvideo_r1.config import load_config
+    from deepvideo_r1.models.tiny import make_tiny_model
+
+    model = make_tiny_model(
+        tmp_path / "m", text_hidden=32, text_layers=1, vision_hidden=32, vision_depth=1, vocab_size=512
+    )
+    record = {"id": "q", "problem_type": "numerical", "question": "How many?", "answer": "3"}
+    (tmp_path / "d.jsonl").write_text(json.dumps(record) + "\n")
+    sets = [f"model.path={model}", f"data.eval_file={tmp_path / 'd.jsonl'}", "rollout.max_new_tokens=2"]
+    capfd.readouterr()
+    report = evaluate(load_config(None, sets), tmp_path / "e")
+    assert report.n == 1 and "Loading weights" not in capfd.readouterr().err

@@ -308,7 +308,7 @@ def test_resume_after_sigkill(tmp_path, shared_assets):
     assert [r["reward/mean"] for r in a] == [r["reward/mean"] for r in b]
 
 
-def test_sft_is_reused_with_equal_settings_and_refused_with_others(tmp_path):
+def test_sft_is_reused_with_equal_settings_and_refused_with_others(tmp_path, caplog):
     cfg = fast_config(tmp_path, "sft.steps=1")
     out = run_sft_only(cfg)
     assert json.loads((out / SFT_SETTINGS).read_text()) == sft_settings(cfg)
@@ -316,6 +316,18 @@ def test_sft_is_reused_with_equal_settings_and_refused_with_others(tmp_path):
     # same settings, other RL settings: the saved model is reused, not retrained
     assert run_sft_only(fast_config(tmp_path, "sft.steps=1", "train.lr=1e-4")) == out
     assert (out / "model.safetensors").stat().st_mtime_ns == weights
+    # `train` then says it reuses the model, not "SFT: 1 steps" followed by "skipping"
+    import logging
+
+    from accelerate import Accelerator
+
+    from deepvideo_r1.pipeline import RunData, warm_start_model
+
+    with caplog.at_level(logging.INFO, logger="deepvideo_r1.pipeline"):
+        same = fast_config(tmp_path, "sft.steps=1")
+        assert warm_start_model(same, RunData([], []), Accelerator(cpu=True)) == out
+    banners = [r.getMessage() for r in caplog.records if r.getMessage().startswith("── SFT")]
+    assert banners == ["── SFT: the complete sft_model/ of this run is reused"]
     with pytest.raises(StaleSftModelError, match=r"sft\.steps differ"):
         run_sft_only(fast_config(tmp_path, "sft.steps=2"))
     # the CLI turns it into a one-line error and exit code 2

@@ -253,7 +253,8 @@ def train(
     from deepvideo_r1.checkpoints.integrity import CheckpointError
     from deepvideo_r1.evaluation import DuplicateIdError
     from deepvideo_r1.metrics.trackers import TrackerError
-    from deepvideo_r1.pipeline import StaleModelError, run_training, summary_line
+    from deepvideo_r1.pipeline import StaleModelError, run_training
+    from deepvideo_r1.run_summary import summary_line
     from deepvideo_r1.training.guard import NonFiniteUpdateError
     from deepvideo_r1.training.resume import ResumeError
 
@@ -408,8 +409,9 @@ def export(
     from deepvideo_r1.checkpoints.export import export_checkpoint
     from deepvideo_r1.config import ConfigError
     from deepvideo_r1.models.export import ExportError
+    from deepvideo_r1.models.progress import hf_progress_bars_off
 
-    with _user_errors(ExportError, CheckpointError, ConfigError):
+    with _user_errors(ExportError, CheckpointError, ConfigError), hf_progress_bars_off():
         path = export_checkpoint(checkpoint, out, merge_lora=merge_lora)
     typer.echo(f"wrote {path}")
 

@@ -34,13 +34,13 @@ from deepvideo_r1.distributed.sharding import (
 from deepvideo_r1.evaluation.evaluate import EvalReport, SampledDecoding, evaluate
 from deepvideo_r1.evaluation.report import eval_header
 from deepvideo_r1.evaluation.resume import check_unique_ids
-from deepvideo_r1.metrics.stats import paired_difference
 from deepvideo_r1.metrics.trackers import build_trackers, start_trackers
 from deepvideo_r1.models.adapter import ModelAdapter, load_policy
 from deepvideo_r1.models.export import save_hf_model
 from deepvideo_r1.models.media import MediaLoader, pixel_budget
 from deepvideo_r1.preflight import preflight
 from deepvideo_r1.presets.warm_start import INSTALLED_RECIPE, WEIGHT_NEUTRAL, install_shipped, mismatch
+from deepvideo_r1.run_summary import accuracy_change, finished_run_seconds
 from deepvideo_r1.training.context import build_context, trainable_model
 from deepvideo_r1.training.media_skips import media_skip_metrics
 from deepvideo_r1.training.resume import EVAL_STEP_DIR, ResumePlan, differing_keys, plan_resume
@@ -325,7 +325,9 @@ def warm_start_model(cfg: TrainConfig, data: RunData, accelerator: Accelerator) 
         return shipped_sft_stage(cfg, accelerator)
     model_dir = prepare_model_dir(cfg, accelerator)
     if s.steps > 0:
-        stage("SFT", f"{s.steps} steps x {s.batch_size} samples from {model_dir}")
+        done = (Path(cfg.train.output_dir) / "sft_model" / DONE_MARKER).exists()
+        todo = f"{s.steps} steps x {s.batch_size} samples from {model_dir}"
+        stage("SFT", "the complete sft_model/ of this run is reused" if done else todo)
         model_dir = sft_stage(cfg, model_dir, data, accelerator)
     return model_dir
 
@@ -433,6 +435,7 @@ def run_training(cfg: TrainConfig, *, overwrite: bool = False, resume_with_chang
         accelerator.end_training()  # closes the tracker runs (W&B, MLflow) even after an error
     summary["wall_seconds"] = round(time.time() - start, 1)  # of this process only
     summary["resumed_from"] = resume.checkpoint.name if resume.checkpoint else None
+    summary["wall_seconds"] = finished_run_seconds(cfg, resume) or summary["wall_seconds"]
     if accelerator.is_main_process:
         (Path(cfg.train.output_dir) / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
@@ -495,34 +498,6 @@ def _run_stages(cfg: TrainConfig, accelerator: Accelerator, resume: ResumePlan) 
         logger.info("plots written to %s", out / "plots")
     accelerator.wait_for_everyone()
     return summary
-
-
-def summary_line(summary: dict, run_dir: str | Path) -> str:
-    """The run's last line: accuracy before -> after and the change with its 95 % interval (points,
-    one decimal each), steps, processes, seconds, and where the run and its plots are."""
-    change = summary.get("eval_change")
-    if summary.get("eval_accuracy_after") is None:
-        result = "no held-out evaluation"
-    else:
-        a, b = 100 * summary["eval_accuracy_before"], 100 * summary["eval_accuracy_after"]
-        result = f"held-out accuracy {a:.1f} % -> {b:.1f} %"
-        if change is not None:
-            result += f", change {100 * change['mean']:+.1f} points"
-            if change["ci95"] is not None:
-                low, high = (100 * x for x in change["ci95"])
-                result += f" (95 % interval {low:+.1f} to {high:+.1f}, {change['n']} paired samples)"
-    run = f"{summary['steps']} RL steps, {summary['world_size']} process(es), {summary['wall_seconds']:.0f} s"
-    where = f"run {run_dir}, plots {Path(run_dir) / 'plots'}"
-    return f"done: {result}; {run}; {where}"
-
-
-def accuracy_change(before: EvalReport | None, after: EvalReport | None) -> dict | None:
-    """After - before accuracy, paired over the held-out samples both scored: mean, 95 % t-interval
-    of the per-sample differences, and how many samples (None without both evaluations)."""
-    if before is None or after is None or not before.scores:
-        return None
-    mean, interval, ids = paired_difference(after.scores, before.scores)
-    return {"mean": mean, "ci95": list(interval) if interval else None, "n": len(ids)}
 
 
 def run_sft_only(cfg: TrainConfig) -> Path:
