@@ -56,7 +56,7 @@ def _two_nodes(run: Path, tmp_path: Path) -> list[subprocess.CompletedProcess]:
     return done
 
 
-@pytest.mark.slow  # two processes, two 2-step runs: about 3 minutes on 2 cores
+@pytest.mark.slow  # two processes, three short runs: 8 minutes on 2 busy cores (load 20)
 def test_two_nodes_train_save_and_resume_across_nodes(tmp_path):
     run = tmp_path / "run"
     seed = load_config(TINY_CPU, [*FAST, f"train.output_dir={run}", "train.max_steps=1"])
