@@ -12,7 +12,7 @@ import difflib
 import re
 import reprlib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -389,11 +389,16 @@ class TrainConfig(_Section):
         return self
 
 
+def _leaf_types(annotation: Any) -> set:
+    """The types an annotation is made of: `dict[str, float] | None` -> {str, float, NoneType}."""
+    args = get_args(annotation)
+    return {annotation} if not args else set().union(*(_leaf_types(a) for a in args))
+
+
 def _bool_as_number(annotation: Any, value: Any) -> bool:
     """Whether `value` holds a bool where `annotation` (int, float, dict[str, float], ...) wants a number."""
-    names = str(annotation)
-    numeric = "int" in names or "float" in names
-    if not numeric or "bool" in names:
+    types = _leaf_types(annotation)
+    if not types & {int, float} or bool in types:
         return False
     if isinstance(value, dict):
         return any(isinstance(v, bool) for v in value.values())

@@ -78,7 +78,7 @@ def check_model(cfg: TrainConfig) -> str:
     """model.path has a config.json of a known family and a tokenizer (no weights are read)."""
     if cfg.model.path is None:
         where = Path(cfg.train.output_dir) / "tiny_model"
-        if cfg.sft.shipped and shipped_fits(cfg):
+        if shipped_fits(cfg):
             return f"model: the shipped warm start (tiny {cfg.model.family}), installed into sft_model/"
         return f"model: tiny {cfg.model.family} preset, built into {where}"
     from transformers import AutoConfig, AutoTokenizer
@@ -101,7 +101,7 @@ def check_warm_start(cfg: TrainConfig) -> str:
     settings (else they would be refused after data generation)."""
     out = Path(cfg.train.output_dir)
     try:
-        shipped = cfg.sft.shipped and shipped_fits(cfg)
+        shipped = shipped_fits(cfg)
         if shipped:
             check_files(SHIPPED_DIR, read_recipe())
     except (ValueError, KeyError, TypeError) as e:  # a recipe that is not JSON or lacks its keys
