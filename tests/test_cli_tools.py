@@ -57,8 +57,11 @@ RECORD = {
 
 
 def test_dry_run_checks_every_record_media_and_model(tmp_path):
-    video = tmp_path / "clip.mp4"
-    video.write_bytes(b"")  # exists: enough for --check-media, which checks files, not decoding
+    import numpy as np
+
+    from deepvideo_r1.video.encode import write_video
+
+    write_video(tmp_path / "clip.mp4", np.zeros((4, 28, 28, 3), dtype=np.uint8), fps=4)  # it decodes
     good = {**RECORD, "videos": [{"path": "clip.mp4"}]}
     _jsonl(tmp_path / "train.jsonl", [good, {**good, "id": "b"}])
     args = [
@@ -71,7 +74,7 @@ def test_dry_run_checks_every_record_media_and_model(tmp_path):
     ]
     ok = runner.invoke(app, [*args, "--check-media"])
     assert ok.exit_code == 0, ok.output
-    assert "train.jsonl: 2 records (jsonl; multiple_choice=2); media checked" in ok.output
+    assert "train.jsonl: 2 records (jsonl; multiple_choice=2); media checked: 1 files decode" in ok.output
     assert not (tmp_path / "run").exists()  # nothing was built or trained
     # one record later in the file lacks its video: the error names it
     _jsonl(tmp_path / "train.jsonl", [good, {**good, "id": "b", "videos": [{"path": "gone.mp4"}]}])

@@ -74,7 +74,7 @@ def test_hub_id_resolves_from_the_local_cache_only(synth, tmp_path, monkeypatch)
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(DataError, match=r"'me/tiny-video' is not in the local Hugging Face cache"):
+    with pytest.raises(DataError, match=r"me/tiny-video: no such file or directory \(nor, .* `hf "):
         load_samples("me/tiny-video")
     # the cache layout huggingface_hub writes: refs/main names the snapshot holding the repo files
     repo = tmp_path / "hub" / "datasets--me--tiny-video"
@@ -86,11 +86,35 @@ def test_hub_id_resolves_from_the_local_cache_only(synth, tmp_path, monkeypatch)
     for split in ("train", "eval"):
         table = pa.Table.from_pylist(_rows(synth / f"{split}.jsonl"))
         pq.write_table(table, snapshot / "data" / f"{split}-00000-of-00001.parquet")
+    # splits whose names only contain "train" / "eval" as a substring are other splits
+    odd = pa.Table.from_pylist(_rows(synth / "eval.jsonl")[:1])
+    pq.write_table(odd, snapshot / "data" / "constraint_test-00000-of-00001.parquet")
+    pq.write_table(odd, snapshot / "data" / "eval_matched-00000-of-00001.parquet")
     train = load_samples("me/tiny-video").samples
     evals = load_samples("me/tiny-video:eval").samples
     assert [s.id for s in train] == [r["id"] for r in _rows(synth / "train.jsonl")]
     assert [s.id for s in evals] == [r["id"] for r in _rows(synth / "eval.jsonl")]
     assert train[0].videos[0].path == str(snapshot / _rows(synth / "train.jsonl")[0]["videos"][0]["path"])
+
+
+@pytest.mark.parametrize(
+    "relative, split, belongs",
+    [
+        ("data/train-00000-of-00002.parquet", "train", True),
+        ("train.jsonl", "train", True),
+        ("train/0000.parquet", "train", True),
+        ("data/constraint_test-00000-of-00001.parquet", "train", False),
+        ("validation_matched-00000.parquet", "validation", False),
+        ("validation_mismatched/0.parquet", "validation", False),
+        ("validation-00000-of-00001.parquet", "validation", True),
+    ],
+)
+def test_hub_split_files_match_the_whole_split_name(relative, split, belongs):
+    from pathlib import Path
+
+    from deepvideo_r1.data.hf import is_split_file
+
+    assert is_split_file(Path(relative), split) is belongs
 
 
 @pytest.mark.slow  # about 40 s on 2 cores: builds the tiny model and runs eval, 2 RL steps, eval

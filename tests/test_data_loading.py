@@ -167,9 +167,15 @@ def test_write_then_load_round_trip(tmp_path: Path) -> None:
     assert loaded == samples
 
 
-def test_duplicate_ids_are_logged(tmp_path: Path, caplog) -> None:
-    f = jsonl(tmp_path, [line(**GOOD), line(**GOOD), line(**{**GOOD, "id": "other"})])
-    with caplog.at_level(logging.WARNING, logger="deepvideo_r1.data.loader"):
-        result = load_samples(f)
-    assert len(result.samples) == 3  # kept: duplicates are legal but reported
-    assert any("1 sample ids occur more than once ('ok')" in r.getMessage() for r in caplog.records)
+@pytest.mark.parametrize("on_error", ["raise", "skip"])
+def test_duplicate_ids_are_an_error_naming_both_records(tmp_path: Path, on_error: str) -> None:
+    from deepvideo_r1.data.loader import DuplicateSampleIdError
+
+    f = jsonl(tmp_path, [line(**GOOD), line(**{**GOOD, "id": "other"}), line(**GOOD)])
+    with pytest.raises(DuplicateSampleIdError, match=r"line 3: sample id 'ok' is also used by .*line 1"):
+        load_samples(f, on_error=on_error)
+    # a bad duplicate (no question) is not skipped quietly under on_error=skip either
+    bad = {k: v for k, v in GOOD.items() if k != "question"}
+    f = jsonl(tmp_path, [line(**GOOD), line(**bad)])
+    with pytest.raises(DuplicateSampleIdError, match=r"line 2: sample id 'ok' is also used by .*line 1"):
+        load_samples(f, on_error="skip")

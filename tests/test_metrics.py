@@ -14,7 +14,6 @@ from deepvideo_r1.metrics.logger import (
     MetricsLogger,
     TrainProgress,
     format_metrics,
-    log_step_once,
     read_metrics,
     truncate_metrics,
 )
@@ -74,30 +73,37 @@ def test_mirror_gets_numbers_at_offset_steps(tmp_path):
     assert calls == [(6, {"reward/mean": 0.5})]
 
 
-def test_log_step_once_replaces_a_redone_eval(tmp_path):
-    with MetricsLogger(tmp_path) as log:
-        log.log(1, {"reward/mean": 1.0})
-    log_step_once(tmp_path, 0, {"eval/accuracy": 0.25})
-    log_step_once(tmp_path, 0, {"eval/accuracy": 0.5})  # the eval redone after a resume
-    records = read_metrics(tmp_path)
-    assert [(r["step"], r.get("eval/accuracy")) for r in records] == [(1, None), (0, 0.5)]
-
-
 def test_progress_plain_log_and_eta(caplog, monkeypatch):
-    clock = iter([100.0, 100.0, 110.0, 120.0])
+    clock = iter([100.0, 100.0, 105.0, 110.0, 120.0])
     monkeypatch.setattr("deepvideo_r1.metrics.logger.time.monotonic", lambda: next(clock))
-    # clock reads: __init__ 100, __enter__ 100 (start), eta_seconds 110, update 120
+    # clock reads: __init__ 100, __enter__ 100 (start), update(3) 105, eta_seconds 110, update 120
     with (
         caplog.at_level(logging.INFO, logger="deepvideo_r1.metrics.logger"),
         TrainProgress(total_steps=12, initial=2, log_every=2, use_bar=False) as bar,
     ):
-        bar.update(3, {"reward/mean": 1.0})  # 3 % 2 != 0: no line, no clock read
+        # 3 % 2 != 0, but the first step of a (resumed) run is always shown: 5 s / 1 step * 9 left
+        bar.update(3, {"reward/mean": 1.0})
         # 2 steps done in 10 s -> 5 s/step, 12 - 4 = 8 steps left -> 40 s
         assert bar.eta_seconds(4) == pytest.approx(40.0)
         bar.update(4, {"reward/mean": 1.25, "loss/total": 0.5})
+        bar.update(5, {})  # 5 % 2 != 0 and not the first step: no line, no clock read
     # at 120: 20 s / 2 steps * 8 left = 80 s -> "1:20"
     messages = [r.getMessage() for r in caplog.records]
-    assert messages == ["rl step 4/12 | reward 1.25 | loss 0.5 | eta 1:20"]
+    assert messages == [
+        "rl step 3/12 | reward 1 | eta 0:45",
+        "rl step 4/12 | reward 1.25 | loss 0.5 | eta 1:20",
+    ]
+
+
+def test_progress_prints_step_one_then_every_log_every(caplog):
+    with (
+        caplog.at_level(logging.INFO, logger="deepvideo_r1.metrics.logger"),
+        TrainProgress(total_steps=12, log_every=5, use_bar=False) as bar,
+    ):
+        for step in range(1, 13):
+            bar.update(step, {})
+    shown = [int(r.getMessage().split()[2].split("/")[0]) for r in caplog.records]
+    assert shown == [1, 5, 10, 12]  # step 1 at once (not minutes of silence), then 5, 10, the last
 
 
 def test_format_metrics_skips_absent():

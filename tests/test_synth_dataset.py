@@ -80,6 +80,22 @@ def test_eval_scenes_never_repeat_training_scenes(tmp_path) -> None:
     assert all(r["metadata"]["attempt"] == 0 for r in train)
 
 
+TINY_SPACE = SynthConfig(
+    n=90, n_eval=30, seed=0, tasks=("direction",), size=28, object_size=0.5, speed=1.0,
+    colours=("red", "green", "blue"), shapes=("square",),
+)  # fmt: skip
+
+
+def test_eval_scenes_at_any_seed_never_repeat_seed_0_training_scenes(tmp_path) -> None:
+    # The shipped warm start was trained on seed 0's training scenes and serves every seed: in the
+    # 180-scene space above, seed 1's 30 held-out draws would repeat some of seed 0's 60 training ones.
+    seed0 = generate_synthetic_dataset(tmp_path / "s0", TINY_SPACE)
+    seed1 = generate_synthetic_dataset(tmp_path / "s1", dataclasses.replace(TINY_SPACE, seed=1))
+    seen_in_training = {scene_key(r) for r in records(seed0.train_path)}
+    held_out = [scene_key(r) for r in records(seed1.eval_path)]
+    assert not seen_in_training & set(held_out) and len(set(held_out)) == 30
+
+
 def test_exhausted_scene_space_raises(tmp_path) -> None:
     # The same 180-scene space as above; 190 distinct held-out scenes cannot exist.
     config = SynthConfig(

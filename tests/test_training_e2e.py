@@ -50,14 +50,45 @@ def shared_assets(tiny_run_assets: Path) -> Path:
     return tiny_run_assets
 
 
+def _record_tracker_steps_and_evaluations(monkeypatch) -> tuple[list, list]:
+    """([(tracker step, whether it holds eval/*)] of every Accelerator.log, [eval directory names]
+    of every evaluation run)."""
+    import accelerate
+
+    import deepvideo_r1.pipeline as pipeline
+
+    tracked, evaluated = [], []
+    log, evaluate = accelerate.Accelerator.log, pipeline.evaluate_with_config
+
+    def record_log(self, values, step=None, **kwargs):
+        tracked.append((step, any(k.startswith("eval/") for k in values)))
+        return log(self, values, step=step, **kwargs)
+
+    def record_eval(cfg, model, adapter, samples, out, accelerator, **options):
+        evaluated.append(Path(out).name)
+        return evaluate(cfg, model, adapter, samples, out, accelerator, **options)
+
+    monkeypatch.setattr(accelerate.Accelerator, "log", record_log)
+    monkeypatch.setattr(pipeline, "evaluate_with_config", record_eval)
+    return tracked, evaluated
+
+
 @pytest.mark.parametrize(
     ("timing", "loss"),
     [("same_step", "reg_grpo"), ("next_visit", "grpo")],
 )
-def test_fast_end_to_end(tmp_path, shared_assets, timing, loss):
+def test_fast_end_to_end(tmp_path, shared_assets, timing, loss, monkeypatch):
     seed_run_dir(shared_assets, tmp_path / "run")
     cfg = fast_config(tmp_path, f"difficulty.timing={timing}", f"algo.loss={loss}", "algo.beta=0.1")
+    tracked, evaluated = _record_tracker_steps_and_evaluations(monkeypatch)
     summary = run_training(cfg)
+    # eval_every=0: the evaluation before RL reaches metrics.jsonl and the trackers first, at step 0
+    # (tracker step sft.steps + 0), and the one after RL with the last step; each is decoded once
+    steps = [r["step"] for r in read_metrics(cfg.train.output_dir)]
+    tracker_steps = [step for step, _ in tracked]  # SFT 1-2, eval before 2, RL 3-4 (+ eval after)
+    assert steps == [0, 1, 2] and tracker_steps == sorted(tracker_steps)
+    assert [step for step, has_eval in tracked if has_eval] == [2, 4]
+    assert evaluated == ["eval_before", "eval_after"]
     run = Path(cfg.train.output_dir)
     saved = json.loads((run / "summary.json").read_text())
     assert saved["steps"] == 2 and saved["world_size"] == 1
@@ -151,7 +182,9 @@ def test_eval_every_logs_held_out_accuracy_and_resume_keeps_it(tmp_path, shared_
     checkpoint 1 after a crash that lost checkpoint 2 keeps steps 0 and 1 and decodes nothing again."""
     seed_run_dir(shared_assets, tmp_path / "run")
     cfg = fast_config(tmp_path, "train.eval_every=1", "sft.steps=0", "difficulty.enabled=false")
+    _, evaluated = _record_tracker_steps_and_evaluations(monkeypatch)
     summary = run_training(cfg)
+    assert evaluated == ["eval_before", "eval_step_1", "eval_after"]  # the last step once
     run = Path(cfg.train.output_dir)
     records = read_metrics(run / "metrics.jsonl")
     assert [r["step"] for r in records] == [0, 1, 2]
@@ -259,7 +292,7 @@ def test_resume_after_sigkill(tmp_path, shared_assets):
     assert [r["reward/mean"] for r in a] == [r["reward/mean"] for r in b]
 
 
-def test_sft_is_reused_with_equal_settings_and_refused_with_others(tmp_path):
+def test_sft_is_reused_with_equal_settings_and_refused_with_others(tmp_path, caplog):
     cfg = fast_config(tmp_path, "sft.steps=1")
     out = run_sft_only(cfg)
     assert json.loads((out / SFT_SETTINGS).read_text()) == sft_settings(cfg)
@@ -267,6 +300,18 @@ def test_sft_is_reused_with_equal_settings_and_refused_with_others(tmp_path):
     # same settings, other RL settings: the saved model is reused, not retrained
     assert run_sft_only(fast_config(tmp_path, "sft.steps=1", "train.lr=1e-4")) == out
     assert (out / "model.safetensors").stat().st_mtime_ns == weights
+    # `train` then says it reuses the model, not "SFT: 1 steps" followed by "skipping"
+    import logging
+
+    from accelerate import Accelerator
+
+    from deepvideo_r1.pipeline import RunData, warm_start_model
+
+    with caplog.at_level(logging.INFO, logger="deepvideo_r1.pipeline"):
+        same = fast_config(tmp_path, "sft.steps=1")
+        assert warm_start_model(same, RunData([], []), Accelerator(cpu=True)) == out
+    banners = [r.getMessage() for r in caplog.records if r.getMessage().startswith("── SFT")]
+    assert banners == ["── SFT: the complete sft_model/ of this run is reused"]
     with pytest.raises(StaleSftModelError, match=r"sft\.steps differ"):
         run_sft_only(fast_config(tmp_path, "sft.steps=2"))
     # the CLI turns it into a one-line error and exit code 2

@@ -373,5 +373,39 @@ def test_duplicate_ids_in_an_eval_file_are_refused_naming_both_records(tmp_path,
     data = _write(root / "dup.jsonl", [rec, other, {**rec, "answer": "4"}], True)
     result = CliRunner().invoke(app, _eval_args(tiny_model, data, root, tmp_path / "eval"))
     assert result.exit_code == 2
-    assert "dup.jsonl: records 1 and 3 (counted from 1 in load order) share the id 'dup'" in result.output
+    assert "dup.jsonl, line 3: sample id 'dup' is also used by " in result.output
+    assert "dup.jsonl, line 1; give every sample its own id" in result.output
     assert not (tmp_path / "eval" / "predictions.jsonl").exists()
+
+
+def test_eval_of_a_run_model_uses_the_run_config_and_prints_a_summary(tmp_path, tiny_model):
+    """`eval --model RUN/final_model` takes RUN/config.yaml (here max_new_tokens 3, not the preset's
+    64), says so, and prints a summary and the report's path instead of the whole JSON."""
+    import shutil
+
+    from deepvideo_r1.config import load_config, save_config
+    from deepvideo_r1.presets import TINY_CPU
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_model, run / "final_model")
+    sets = ["rollout.max_new_tokens=3", "video.num_frames=4", "video.min_pixels=3136"]
+    sets += ["video.max_pixels=3136"]
+    save_config(load_config(TINY_CPU, sets), run / "config.yaml")
+    (run / "metrics.jsonl").write_text("")
+    data = own_jsonl(tmp_path / "data")
+    args = ["eval", "--model", str(run / "final_model"), "--data", str(data), "--format", "jsonl"]
+    args += ["--root", str(tmp_path / "data"), "--out", str(tmp_path / "eval")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert f"config: {run / 'config.yaml'} (the model's run)" in result.output
+    report = json.loads((tmp_path / "eval" / "eval_report.json").read_text())
+    assert report["header"]["generation"]["max_new_tokens"] == 3
+    assert "accuracy " in result.output and "on 1 of 1 samples" in result.output
+    assert f"report: {tmp_path / 'eval' / 'eval_report.json'}" in result.output
+    assert '"per_category"' not in result.output  # not the whole JSON report
+    # --config wins over the run's
+    explicit = [*args[:-2], "--out", str(tmp_path / "e2"), "--config", TINY_CPU, *FAST]
+    result = CliRunner().invoke(app, explicit)
+    assert result.exit_code == 0 and f"config: {TINY_CPU}\n" in result.output
+    header = json.loads((tmp_path / "e2" / "eval_report.json").read_text())["header"]
+    assert header["generation"]["max_new_tokens"] == 6

@@ -20,21 +20,27 @@ from deepvideo_r1.evaluation.evaluate import EvalReport, SampledDecoding
 def train(cfg: TrainConfig) -> dict:
     """The whole run of `deepvideo-r1 train` (SFT, eval before, RL, eval after); returns the summary
     also written to <train.output_dir>/summary.json."""
+    from deepvideo_r1.models.progress import hf_progress_bars_off
     from deepvideo_r1.pipeline import run_training
 
-    return run_training(cfg)
+    with hf_progress_bars_off():
+        return run_training(cfg)
 
 
 def sft(cfg: TrainConfig) -> Path:
     """The supervised stage of `deepvideo-r1 sft`; returns <train.output_dir>/sft_model."""
+    from deepvideo_r1.models.progress import hf_progress_bars_off
     from deepvideo_r1.pipeline import run_sft_only
 
-    return run_sft_only(cfg)
+    with hf_progress_bars_off():
+        return run_sft_only(cfg)
 
 
 def evaluate(cfg: TrainConfig, output_dir: str | Path, sampled: SampledDecoding | None = None) -> EvalReport:
     """`deepvideo-r1 eval`: greedy (+ optionally K sampled) evaluation of model.path on
     data.eval_file; predictions and eval_report.json go to `output_dir`."""
+    from deepvideo_r1.models.progress import hf_progress_bars_off
     from deepvideo_r1.pipeline import run_eval_only
 
-    return run_eval_only(cfg, output_dir, sampled=sampled)
+    with hf_progress_bars_off():
+        return run_eval_only(cfg, output_dir, sampled=sampled)

@@ -198,15 +198,34 @@ def _is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+LOG_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
+"""ISO 8601 local time (`12/06/26` is read differently in different countries)."""
+
+
+def _log_handler(stream):
+    """Rich's handler on a terminal; outside one (a log file, a pipe) plain lines, one per record,
+    never wrapped (rich wraps at 80 columns when it cannot see a terminal, which breaks grep)."""
+    import logging
+
+    if stream.isatty():
+        from rich.console import Console
+        from rich.logging import RichHandler
+
+        return RichHandler(console=Console(stderr=True), show_path=False, log_time_format=LOG_TIME_FORMAT)
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", LOG_TIME_FORMAT))
+    return handler
+
+
 def _setup_logging() -> None:
     """INFO on the main process, warnings only on the other ranks (no duplicated lines)."""
     import logging
+    import sys
 
-    from rich.logging import RichHandler
     from transformers.utils import logging as hf_logging
 
     level = logging.INFO if _is_main_process() else logging.WARNING
-    logging.basicConfig(level=level, format="%(message)s", handlers=[RichHandler(show_path=False)])
+    logging.basicConfig(level=level, format="%(message)s", handlers=[_log_handler(sys.stderr)])
     hf_logging.disable_progress_bar()  # its shard/loading bars would interleave with ours
 
 
@@ -229,7 +248,9 @@ def train(
         False, "--dry-run/--no-dry-run", help="Check config, data and model directory, then stop."
     ),
     check_media: bool = typer.Option(
-        False, "--check-media/--no-check-media", help="With --dry-run: every video/image must exist."
+        False,
+        "--check-media/--no-check-media",
+        help="With --dry-run: decode the first frame of every video and image.",
     ),
 ) -> None:
     """SFT warm start (shipped or trained), eval, Reg-GRPO with difficulty-aware augmentation, eval."""
@@ -237,13 +258,14 @@ def train(
     from deepvideo_r1.evaluation import DuplicateIdError
     from deepvideo_r1.metrics.trackers import TrackerError
     from deepvideo_r1.pipeline import StaleModelError, run_training
+    from deepvideo_r1.run_summary import summary_line
     from deepvideo_r1.training.guard import NonFiniteUpdateError
     from deepvideo_r1.training.resume import ResumeError
 
     flags = {"train.output_dir": output_dir, "train.max_steps": max_steps, "train.save_every": save_every}
     flags |= {"train.seed": seed, "train.resume": resume}
     if dry_run:
-        _dry_run(_run_config(config, overrides, flags), check_media)
+        _dry_run(_run_config(config, overrides, flags), check_media, overwrite, with_changes)
         return
     _setup_logging()
     cfg = _run_config(config, overrides, flags)
@@ -251,20 +273,21 @@ def train(
     errors += (TrackerError,)
     with _run_errors(*errors):
         summary = run_training(cfg, overwrite=overwrite, resume_with_changes=with_changes)
-    keys = ("eval_accuracy_before", "eval_accuracy_after", "steps", "world_size", "wall_seconds")
     if _is_main_process():
-        typer.echo(" ".join(f"{k}={_rounded(summary[k])}" for k in keys))
+        typer.echo(summary_line(summary, cfg.train.output_dir))
 
 
-def _dry_run(cfg, check_media: bool) -> None:
-    from deepvideo_r1.data import DataError
+def _dry_run(cfg, check_media: bool, overwrite: bool, with_changes: bool) -> None:
+    from deepvideo_r1.checkpoints.integrity import CheckpointError
     from deepvideo_r1.dryrun import dry_run
     from deepvideo_r1.metrics.trackers import TrackerError
     from deepvideo_r1.models.adapter import ModelLoadError
-    from deepvideo_r1.preflight import PreflightError
+    from deepvideo_r1.pipeline import StaleModelError
+    from deepvideo_r1.training.resume import ResumeError
 
-    with _user_errors(DataError, ModelLoadError, TrackerError, PreflightError):
-        lines = dry_run(cfg, check_media=check_media)
+    errors = (ModelLoadError, TrackerError, ResumeError, CheckpointError, StaleModelError)
+    with _run_errors(*errors):
+        lines = dry_run(cfg, check_media=check_media, overwrite=overwrite, with_changes=with_changes)
     typer.echo("\n".join([*lines, "dry run: config, data and model are usable; nothing was trained"]))
 
 
@@ -302,18 +325,23 @@ def eval_cmd(
     overrides: list[str] = _SET,
 ) -> None:
     """Greedy decoding on a dataset (+ K samples: mean/maj/pass@K): accuracy overall and per
-    category; resumable predictions."""
-    import json
+    category; resumable predictions. A model inside a run directory (RUN/final_model) is evaluated
+    with that run's config.yaml unless --config is given."""
+    from pathlib import Path
 
     from deepvideo_r1.evaluation import DuplicateIdError, EvalResumeError, SampledDecoding
-    from deepvideo_r1.pipeline import run_eval_only
+    from deepvideo_r1.pipeline import run_config_of, run_eval_only
 
     flags = {"model.path": model, "data.eval_file": data, "data.format": fmt, "data.root": root}
     _setup_logging()
+    run_config = run_config_of(model) if config is None else None
+    used = str(run_config or config or "") or None
+    whose = " (the model's run)" if run_config else ""
+    typer.echo(f"config: {used or 'the tiny CPU preset'}{whose}", err=True)
     sampled = SampledDecoding(num_samples, temperature, sample_seed) if num_samples else None
     with _run_errors(EvalResumeError, DuplicateIdError):
-        report = run_eval_only(_run_config(config, overrides, flags), out, sampled=sampled)
-    typer.echo(json.dumps(report.to_json(), indent=2))
+        report = run_eval_only(_run_config(used, overrides, flags), out, sampled=sampled)
+    typer.echo("\n".join([*report.summary_lines(), f"report: {Path(out) / 'eval_report.json'}"]))
 
 
 @app.command("ablate")
@@ -355,10 +383,6 @@ def ablate(
     typer.echo(f"wrote {out}/ablations.json and {out}/ablations.md")
 
 
-def _rounded(value: object) -> object:
-    return round(value, 4) if isinstance(value, float) else value
-
-
 @config_app.command("show")
 def config_show(config: str | None = _CONFIG, overrides: list[str] = _SET) -> None:
     """Print the resolved config (defaults -> YAML -> --set) as YAML."""
@@ -392,8 +416,10 @@ def export(
     from deepvideo_r1.export import export_checkpoint
     from deepvideo_r1.models.adapter import ModelLoadError
     from deepvideo_r1.models.export import ExportError
+    from deepvideo_r1.models.progress import hf_progress_bars_off
 
-    with _user_errors(ExportError, CheckpointError, ConfigError, ModelLoadError, OSError):
+    errors = (ExportError, CheckpointError, ConfigError, ModelLoadError, OSError)
+    with _user_errors(*errors), hf_progress_bars_off():
         path = export_checkpoint(checkpoint, out, merge_lora=merge_lora, overwrite=overwrite)
     typer.echo(f"wrote {path}")
 

@@ -9,12 +9,19 @@ closest valid names. Math functions never take this object: callers pass the few
 from __future__ import annotations
 
 import difflib
+import re
 import reprlib
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from deepvideo_r1.algos import POLICY_LOSSES, loss_option_names
 from deepvideo_r1.algos.advantages import AdvantageScale
@@ -32,8 +39,6 @@ class ConfigError(ValueError):
 
 
 _Section = Section
-
-
 
 
 class ModelConfig(_Section):
@@ -103,6 +108,12 @@ class DataConfig(_Section):
         "raise", description="On a bad record or unreadable video: stop, or skip it (skips are counted)."
     )
     max_eval_samples: int | None = Field(None, ge=1, description="Evaluate on the first N samples only.")
+    max_prompt_tokens: int = Field(
+        8192,
+        ge=1,
+        description="Longest question text (question, options, instruction) in tokens; a longer sample "
+        "is an error naming it when the model's tokenizer is loaded, before SFT, evaluation or RL.",
+    )
     synth: SynthDataConfig = Field(default_factory=SynthDataConfig, description="Synthetic dataset settings.")
 
 
@@ -254,7 +265,11 @@ class TrainerConfig(_Section):
         description="Trackers metrics also go to (main process only): tensorboard, wandb, mlflow; [] = none.",
     )
     project: str = Field("deepvideo-r1", description="W&B project / MLflow experiment of the trackers.")
-    run_name: str | None = Field(None, description="Tracker run name; null = the output directory's name.")
+    run_name: str | None = Field(
+        None,
+        description="Tracker run name; null = the output directory's name. No path separators or '..' "
+        "(TensorBoard writes into <output_dir>/tb/<run_name>).",
+    )
     log_completions_every: int = Field(
         10, ge=0, description="Every N RL steps (from step 1), log two prompts' completions; 0 = off."
     )
@@ -270,6 +285,17 @@ class TrainerConfig(_Section):
         "the launched processes, on CPU (gloo) or GPU; needs >= 2 processes. Under accelerate's own "
         "FSDP or DeepSpeed config leave it off: those wrap the policy themselves.",
     )
+
+    @field_validator("run_name")
+    @classmethod
+    def _plain_run_name(cls, name: str | None) -> str | None:
+        # TensorBoard joins it to the run directory: "../../x" would write outside it
+        if name is not None and (not name.strip() or "/" in name or "\\" in name or ".." in name):
+            raise ValueError(
+                f"run_name {quote(name)} must be a plain name: no '/', '\\' or '..' (it names a "
+                "folder inside the run directory), and not empty"
+            )
+        return name
 
 
 class TrainConfig(_Section):
@@ -375,15 +401,34 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     `algo.reward_weights.format=0.5` (sets one key of a dict field).
     """
     data = TrainConfig().model_dump()
+    from_file: dict = {}
     if path is not None:
-        data = _merge(TrainConfig, data, _read_yaml(Path(path)), source=str(path))
+        from_file = _read_yaml(Path(path))
+        data = _merge(TrainConfig, data, from_file, source=str(path))
     for item in overrides or []:
         _apply_override(data, item)
     try:
         return TrainConfig.model_validate(data)
     except ValidationError as e:
-        where = f" (from {path})" if path is not None else ""
-        raise ConfigError(f"invalid config{where}:\n{_format_errors(e)}") from e
+        sets = [item.split("=", 1)[0].strip() for item in overrides or []]
+        origin = _origin_finder(sets, from_file, path)
+        raise ConfigError(f"invalid config:\n{_format_errors(e, origin)}") from e
+
+
+def _origin_finder(sets: list[str], from_file: dict, path: str | Path | None):
+    """dotted key -> where its value came from: the last --set of it, the file, or the defaults."""
+    name = Path(path).name if path is not None else None
+
+    def origin(dotted: str) -> str:
+        related = [k for k in sets if k == dotted or k.startswith(dotted + ".") or dotted.startswith(k + ".")]
+        if related:
+            return f"--set {related[-1]}"
+        node: Any = from_file
+        for key in dotted.split("."):
+            node = node.get(key) if isinstance(node, dict) else None
+        return f"{name}" if node is not None and name else "the defaults"
+
+    return origin
 
 
 def save_config(cfg: TrainConfig, path: str | Path) -> Path:
@@ -423,9 +468,36 @@ def merge_sections(base: dict, new: dict, source: str) -> dict:
     return _merge(TrainConfig, base, new, source)
 
 
+class DuplicateKeyError(yaml.YAMLError):
+    """A YAML mapping repeats a key."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """The safe loader, refusing a mapping that repeats a key (`lr: 1e-4` then `lr: 5.0` would
+    silently keep the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise DuplicateKeyError(f"duplicate key {quote(key)} (lines {seen[key]} and {line})")
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:map", _UniqueKeyLoader.construct_yaml_map)
+
+
+def safe_load_unique(text: str) -> Any:
+    """yaml.safe_load that raises yaml.YAMLError on a repeated mapping key."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        loaded = safe_load_unique(path.read_text(encoding="utf-8"))
     except OSError as e:
         raise ConfigError(f"cannot read config file {path}: {e}") from e
     except yaml.YAMLError as e:
@@ -474,7 +546,7 @@ def _apply_override(data: dict, item: str) -> None:
     dotted, raw = item.split("=", 1)
     keys = dotted.strip().split(".")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = safe_load_unique(raw) if raw.strip() else None
     except yaml.YAMLError as e:
         raise ConfigError(f"override '{item}': value is not valid YAML: {e}") from e
     model: type[BaseModel] | None = TrainConfig
@@ -505,10 +577,21 @@ def quote(value: Any) -> str:
     return text if len(text) <= QUOTE_CHARS else text[: QUOTE_CHARS - 3] + "..."
 
 
-def _format_errors(error: ValidationError) -> str:
+def _format_errors(error: ValidationError, origin=None) -> str:
+    """One line per problem; `origin(dotted)` says where a key's value came from (file or --set)."""
     lines = []
     for err in error.errors()[:20]:
-        loc = quote(".".join(str(part) for part in err["loc"])).strip("'")
+        dotted = ".".join(str(part) for part in err["loc"])
+        loc = quote(dotted).strip("'")
         message = err["msg"].removeprefix("Value error, ")  # our own text, not the input
-        lines.append(f"  {loc}: {message} (got {quote(err['input'])})" if loc else f"  {message}")
+        where = f", from {origin(dotted)}" if origin is not None else ""
+        if loc:
+            lines.append(f"  {loc}: {message} (got {quote(err['input'])}{where})")
+        else:  # a cross-field rule: say where each key it names came from
+            keys = dict.fromkeys(re.findall(_SECTION_KEY, message)) if origin is not None else {}
+            named = ", ".join(f"{key} from {origin(key)}" for key in keys)
+            lines.append(f"  {message} ({named})" if named else f"  {message}")
     return "\n".join(lines)
+
+
+_SECTION_KEY = r"\b(?:model|data|video|rollout|algo|difficulty|sft|train)\.[a-z_]+(?:\.[a-z_]+)*"

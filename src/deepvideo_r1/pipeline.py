@@ -39,6 +39,7 @@ from deepvideo_r1.artifacts import (
 from deepvideo_r1.checkpoints.integrity import check_finite
 from deepvideo_r1.config import TrainConfig, save_config
 from deepvideo_r1.data import load_samples
+from deepvideo_r1.data.prompt_limits import check_prompt_lengths
 from deepvideo_r1.data.sample import Sample
 from deepvideo_r1.distributed.sharding import (
     gather_policy_state,
@@ -49,13 +50,19 @@ from deepvideo_r1.distributed.sharding import (
 from deepvideo_r1.evaluation.evaluate import EvalReport, SampledDecoding, evaluate
 from deepvideo_r1.evaluation.report import eval_header
 from deepvideo_r1.evaluation.resume import check_unique_ids
-from deepvideo_r1.metrics.logger import log_step_once
 from deepvideo_r1.metrics.trackers import build_trackers, start_trackers
 from deepvideo_r1.models.adapter import ModelAdapter, load_policy
 from deepvideo_r1.models.export import save_hf_model
 from deepvideo_r1.models.media import MediaLoader, pixel_budget
 from deepvideo_r1.preflight import preflight
-from deepvideo_r1.presets.warm_start import INSTALLED_RECIPE, check_installed, install_shipped, mismatch
+from deepvideo_r1.presets.warm_start import (
+    INSTALLED_RECIPE,
+    WEIGHT_NEUTRAL,
+    check_installed,
+    install_shipped,
+    mismatch,
+)
+from deepvideo_r1.run_summary import accuracy_change, finished_run_seconds
 from deepvideo_r1.training.context import build_context, trainable_model
 from deepvideo_r1.training.media_skips import media_skip_metrics
 from deepvideo_r1.training.resume import EVAL_STEP_DIR, ResumePlan, plan_resume, train_file_bytes
@@ -152,15 +159,6 @@ def start_run_trackers(cfg: TrainConfig, accelerator: Accelerator, checkpoint: P
     )
 
 
-def log_eval(cfg: TrainConfig, report: EvalReport | None, step: int, accelerator: Accelerator) -> None:
-    """The eval/* metrics of the evaluation at RL `step` (0 = before RL) into metrics.jsonl and the
-    trackers, when train.eval_every = 0 (otherwise train_loop logs them in the step records)."""
-    if report is None or not accelerator.is_main_process:
-        return
-    values = report.metrics()
-    log_step_once(cfg.train.output_dir, step, values, mirror=accelerator.log, step_offset=cfg.sft.steps)
-
-
 def prepare_data(cfg: TrainConfig, accelerator: Accelerator, require_labels: bool = True) -> RunData:
     """Load the configured files, or generate (once) the synthetic dataset.
 
@@ -241,6 +239,15 @@ def load_model(cfg: TrainConfig, path: Path, accelerator: Accelerator):
     )
 
 
+def check_prompts(cfg: TrainConfig, adapter: ModelAdapter, samples: list[Sample], source: str | None) -> None:
+    """data.max_prompt_tokens over `samples` with the model's tokenizer (PromptTooLongError)."""
+
+    def count(text: str) -> int:
+        return len(adapter.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    check_prompt_lengths(samples, count, cfg.data.max_prompt_tokens, source or "the synthetic data")
+
+
 def media_loader(cfg: TrainConfig, adapter: ModelAdapter) -> MediaLoader:
     cache = Path(cfg.video.cache_dir) if cfg.video.cache_dir else Path(cfg.train.output_dir) / "cache"
     factor = adapter.family.patch_size * adapter.family.merge_size
@@ -290,12 +297,15 @@ def sft_settings(cfg: TrainConfig) -> dict:
 
 
 def check_sft_settings(out: Path, settings: dict) -> None:
-    """Raise StaleSftModelError unless `out`/sft_settings.json records exactly `settings`."""
-    check_settings(out, settings, SFT_SETTINGS, StaleSftModelError)
+    """Raise StaleSftModelError unless `out`/sft_settings.json records `settings` (WEIGHT_NEUTRAL
+    keys aside: they do not change the trained weights)."""
+    check_settings(out, settings, SFT_SETTINGS, StaleSftModelError, ignore=WEIGHT_NEUTRAL)
 
 
-def check_settings(out: Path, settings: dict, name: str, error: type[StaleModelError]) -> None:
-    """Raise `error` naming every differing key unless `out`/`name` records exactly `settings`."""
+def check_settings(
+    out: Path, settings: dict, name: str, error: type[StaleModelError], ignore: tuple[str, ...] = ()
+) -> None:
+    """Raise `error` naming every differing key (but `ignore`) unless `out`/`name` records `settings`."""
     path = out / name
     if not path.exists():
         raise error(f"{out} has no {name} (made by an older version); delete it to rebuild it")
@@ -303,7 +313,7 @@ def check_settings(out: Path, settings: dict, name: str, error: type[StaleModelE
         saved = read_json_object(path)
     except DamagedFileError as e:
         raise error(f"{e}; delete {out} to rebuild it") from e
-    differ = list(differing_keys(saved, settings))
+    differ = [k for k in differing_keys(saved, settings) if k not in ignore]
     if differ:
         raise error(
             f"{out} was made with other settings ({', '.join(differ)} differ, see {path}); "
@@ -319,6 +329,7 @@ def sft_stage(cfg: TrainConfig, model_dir: Path, data: RunData, accelerator: Acc
         logger.info("SFT model found in %s; skipping the supervised stage", out)
         return verified_model_dir(out)
     model, adapter = load_model(cfg, model_dir, accelerator)
+    check_prompts(cfg, adapter, data.train, cfg.data.train_file)
     model = trainable_model(model, cfg)
     media = media_loader(cfg, adapter)
     losses = run_sft(
@@ -379,7 +390,9 @@ def warm_start_model(cfg: TrainConfig, data: RunData, accelerator: Accelerator) 
         return shipped_sft_stage(cfg, accelerator)
     model_dir = prepare_model_dir(cfg, accelerator)
     if s.steps > 0:
-        stage("SFT", f"{s.steps} steps x {s.batch_size} samples from {model_dir}")
+        done = (Path(cfg.train.output_dir) / "sft_model" / DONE_MARKER).exists()
+        todo = f"{s.steps} steps x {s.batch_size} samples from {model_dir}"
+        stage("SFT", "the complete sft_model/ of this run is reused" if done else todo)
         model_dir = sft_stage(cfg, model_dir, data, accelerator)
     return model_dir
 
@@ -445,22 +458,29 @@ def eval_dir_name(step: int, max_steps: int) -> str:
     return "eval_after" if step == max_steps else EVAL_STEP_DIR.format(step=step)
 
 
-def periodic_eval(
-    cfg: TrainConfig, ctx, adapter, data: RunData, accelerator: Accelerator, before: EvalReport | None
-):
+class PeriodicEval:
     """step -> eval/* metrics of the current policy, for `train_loop` (step 0: the `before` report).
+
     Predictions are resumable, so a step evaluated before an interruption is summarised again, not
-    decoded again (while the weights are the same)."""
+    decoded again (while the weights are the same). `reports` keeps each report made here, so the
+    evaluation after RL (train_loop evaluates the last step) is not run a second time.
+    """
 
-    def run(step: int) -> dict[str, float]:
+    def __init__(self, cfg: TrainConfig, ctx, adapter, data: RunData, before: EvalReport | None) -> None:
+        self.cfg, self.ctx, self.adapter, self.data, self.before = cfg, ctx, adapter, data, before
+        self.reports: dict[int, EvalReport | None] = {}
+
+    def __call__(self, step: int) -> dict[str, float]:
         if step == 0:
-            return before.metrics() if before else {}
-        name = eval_dir_name(step, cfg.train.max_steps)
-        with gathered_for_generation(ctx.policy):  # sharded weights are whole while it decodes
-            report = eval_stage(cfg, ctx.model, adapter, data, name, accelerator)
+            return self.before.metrics() if self.before else {}
+        name = eval_dir_name(step, self.cfg.train.max_steps)
+        path = Path(self.cfg.train.output_dir) / "final_model" if name == "eval_after" else None
+        with gathered_for_generation(self.ctx.policy):  # sharded weights are whole while it decodes
+            report = eval_stage(
+                self.cfg, self.ctx.model, self.adapter, self.data, name, self.ctx.accelerator, model_path=path
+            )
+        self.reports[step] = report
         return report.metrics() if report else {}
-
-    return run
 
 
 def run_training(cfg: TrainConfig, *, overwrite: bool = False, resume_with_changes: bool = False) -> dict:
@@ -487,6 +507,7 @@ def _finish_summary(cfg: TrainConfig, accelerator: Accelerator, summary: dict, s
     """The summary with this process's wall time and the checkpoint resumed from, written atomically."""
     summary["wall_seconds"] = round(time.time() - start, 1)  # of this process only
     summary["resumed_from"] = resume.checkpoint.name if resume.checkpoint else None
+    summary["wall_seconds"] = finished_run_seconds(cfg, resume) or summary["wall_seconds"]
     if accelerator.is_main_process:
         write_text_atomic(Path(cfg.train.output_dir) / "summary.json", json.dumps(summary, indent=2))
     return summary
@@ -509,6 +530,8 @@ def _run_stages(cfg: TrainConfig, accelerator: Accelerator, resume: ResumePlan) 
     stage("model", f"{sizes}; {cfg.model.path or 'tiny preset'}")
     model_dir = warm_start_model(cfg, data, accelerator)
     model, adapter = load_model(cfg, model_dir, accelerator)
+    check_prompts(cfg, adapter, data.train, cfg.data.train_file)
+    check_prompts(cfg, adapter, data.eval, data.eval_file)
     stage("eval before RL", f"{len(data.eval)} samples, greedy, {cfg.rollout.max_new_tokens} new tokens")
     with gathered_for_generation(model):  # ZeRO-3 partitions the weights at load
         before = eval_stage(cfg, model, adapter, data, "eval_before", accelerator, model_path=model_dir)
@@ -516,20 +539,22 @@ def _run_stages(cfg: TrainConfig, accelerator: Accelerator, resume: ResumePlan) 
     rl = f"{cfg.train.max_steps} steps x {r.prompts_per_step} prompts x G={r.group_size} ({cfg.algo.loss})"
     stage("RL", rl)
     ctx = build_context(cfg, accelerator, model, adapter, data.train, media_loader(cfg, adapter))
-    evaluate_at = periodic_eval(cfg, ctx, adapter, data, accelerator, before)
-    last = train_loop(ctx, resume=resume, evaluate=evaluate_at)
+    evaluate_at = PeriodicEval(cfg, ctx, adapter, data, before)
+    last = train_loop(ctx, resume=resume, evaluate=evaluate_at)  # logs step 0 and the last step's eval
     data.skipped["train_media"] = int(media_skip_metrics(ctx.media, accelerator).get("data/media_skipped", 0))
     final = out / "final_model"
-    stage("eval after RL", f"{len(data.eval)} samples; then the model is saved to {final}")
-    with gathered_for_generation(ctx.policy):
-        after = eval_stage(cfg, ctx.model, adapter, data, "eval_after", accelerator, model_path=final)
-    if cfg.train.eval_every == 0:  # else train_loop logged step 0, every N-th and the last step
-        log_eval(cfg, before, 0, accelerator)
-        log_eval(cfg, after, cfg.train.max_steps, accelerator)
+    if cfg.train.max_steps in evaluate_at.reports:
+        after = evaluate_at.reports[cfg.train.max_steps]
+    else:  # resumed from the last checkpoint: its evaluation was logged; summarise it again
+        stage("eval after RL", f"{len(data.eval)} samples")
+        with gathered_for_generation(ctx.policy):
+            after = eval_stage(cfg, ctx.model, adapter, data, "eval_after", accelerator, model_path=final)
+    stage("save", f"the final model to {final}")
     save_model(ctx.model, adapter, final, accelerator, policy=ctx.policy, base_dir=model_dir)
     summary = {
         "eval_accuracy_before": before.accuracy if before else None,
         "eval_accuracy_after": after.accuracy if after else None,
+        "eval_change": accuracy_change(before, after),
         "eval_before": before.to_json() if before else None,
         "eval_after": after.to_json() if after else None,
         "steps": cfg.train.max_steps,
@@ -542,6 +567,7 @@ def _run_stages(cfg: TrainConfig, accelerator: Accelerator, resume: ResumePlan) 
         from deepvideo_r1.metrics.plots import plot_run
 
         plot_run(out)
+        logger.info("plots written to %s", out / "plots")
     accelerator.wait_for_everyone()
     return summary
 
@@ -562,6 +588,13 @@ def run_sft_only(cfg: TrainConfig) -> Path:
             accelerator.end_training()
 
 
+def run_config_of(model_dir: str | Path) -> Path | None:
+    """The config.yaml of the run a model directory sits in (RUN/final_model, RUN/sft_model), or None."""
+    parent = Path(model_dir).resolve().parent
+    config = parent / "config.yaml"
+    return config if config.is_file() and (parent / "metrics.jsonl").exists() else None
+
+
 def run_eval_only(
     cfg: TrainConfig, out_dir: str | Path, sampled: SampledDecoding | None = None
 ) -> EvalReport:
@@ -580,6 +613,7 @@ def _eval_only(cfg: TrainConfig, out_dir, accelerator: Accelerator, sampled: Sam
         samples = samples[: d.max_eval_samples]
     check_unique_ids(samples, d.eval_file)
     model, adapter = load_model(cfg, Path(cfg.model.path), accelerator)
+    check_prompts(cfg, adapter, samples, d.eval_file)
     generation = generation_settings(cfg) | {"sampled": asdict(sampled) if sampled else None}
     return evaluate_with_config(
         cfg,

@@ -7,9 +7,9 @@ hub datasets already in the local cache, handed to the same format adapters as J
   root: the directory. A `DatasetDict` directory holds one such directory per split: pass
   `DIR/<split>`.
 - `org/name` or `org/name:split` (not an existing path): the dataset's snapshot in the local
-  Hugging Face cache (never downloaded; `huggingface-cli download --repo-type dataset org/name`
-  fetches it); the split's parquet files (names containing the split, default "train"), else
-  its jsonl / json files. Media root: the snapshot directory.
+  Hugging Face cache (never downloaded; `hf download --repo-type dataset org/name` fetches it);
+  the split's parquet files (a folder or file named by the whole split, default "train": see
+  `is_split_file`), else its jsonl / json files. Media root: the snapshot directory.
 """
 
 from __future__ import annotations
@@ -88,17 +88,27 @@ def _hub_source(spec: str) -> HFSource:
     except Exception as e:  # any miss (not cached, no hub package) has the same user fix
         raise DataFormatError(
             spec,
-            f"not a file, and hub dataset {repo!r} is not in the local Hugging Face cache "
-            f"({type(e).__name__}); "
-            f"fetch it with `huggingface-cli download --repo-type dataset {repo}` or pass a local path",
+            f"no such file or directory (nor, read as a hub dataset id, is {repo!r} in the local "
+            f"Hugging Face cache: {type(e).__name__}); check the path, or fetch the dataset with "
+            f"`hf download --repo-type dataset {repo}`",
         ) from None
     for pattern in ("*.parquet", "*.jsonl", "*.json"):
-        files = sorted(f for f in snapshot.rglob(pattern) if split in f.relative_to(snapshot).as_posix())
+        files = sorted(f for f in snapshot.rglob(pattern) if is_split_file(f.relative_to(snapshot), split))
         if files:
             return HFSource(tuple(files), snapshot, f"{repo}:{split}")
     raise DataFormatError(
         spec, f"the cached snapshot {snapshot} has no parquet/jsonl/json file for split {split!r}"
     )
+
+
+def is_split_file(relative: Path, split: str) -> bool:
+    """Whether a file of a hub snapshot belongs to `split`, by whole name: a folder named `split`,
+    or a file named `split.*` or `split-<shard>.*` (`data/train-00000-of-00002.parquet`).
+    Substrings do not count: `constraint_test-0.parquet` is not "train", nor
+    `validation_matched.parquet` "validation"."""
+    *folders, name = relative.parts
+    stem = name.split(".", 1)[0]
+    return split in folders or stem == split or stem.startswith(split + "-")
 
 
 def _table_rows(file: Path) -> list[dict[str, Any]]:

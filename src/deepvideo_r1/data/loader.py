@@ -28,6 +28,10 @@ logger = logging.getLogger(__name__)
 OnError = Literal["raise", "skip"]
 
 
+class DuplicateSampleIdError(DataFormatError):
+    """Two records of a dataset share a sample id."""
+
+
 @dataclass(frozen=True)
 class SkippedRecord:
     """A record left out under on_error="skip".
@@ -158,6 +162,7 @@ def load_samples(
     first = next((rec for _, rec, err in records if err is None), None)
     adapter = _choose_adapter(format, container, first, path)
     result = LoadResult(samples=[], format=adapter.name)
+    ids: dict[str, RecordContext] = {}
     for ctx, record, parse_error in records:
         try:
             if parse_error is not None:
@@ -169,12 +174,36 @@ def load_samples(
         except DataError as e:
             if on_error == "raise":
                 raise
+            _claim_id(ids, _raw_id(record), ctx)  # a skipped duplicate is still a duplicate
             _skip(result, ctx.file, ctx, e)
             continue
+        _claim_id(ids, sample.id, ctx)
         result.samples.append(sample)
-    _warn_duplicate_ids(result.samples, path)
     _warn_outside_root(result.samples, path, base)
     return result
+
+
+def _raw_id(record: Any) -> str | None:
+    """The "id" of a raw record that could not be converted, when it has one."""
+    value = record.get("id") if isinstance(record, Mapping) else None
+    return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+
+
+def _claim_id(ids: dict[str, RecordContext], sample_id: str | None, ctx: RecordContext) -> None:
+    """Raise DuplicateSampleIdError if another record already used `sample_id` (on_error does not
+    apply: skipping either copy would silently drop a sample, and per-sample state is keyed on ids)."""
+    if sample_id is None:
+        return
+    first = ids.setdefault(sample_id, ctx)
+    if first is not ctx:
+        other = f"{first.file}, {'line' if first.line is not None else 'index'} {first.position}"
+        raise DuplicateSampleIdError(
+            str(ctx.file),
+            f"sample id {sample_id!r} is also used by {other}; give every sample its own id "
+            "(hint banks, augmentation state and predictions are keyed on it)",
+            line=ctx.line,
+            index=ctx.index,
+        )
 
 
 def _outside(media: str, base: Path) -> bool:
@@ -192,14 +221,6 @@ def _warn_outside_root(samples: list[Sample], path: Path, base: Path) -> None:
             "%s: %d samples have media outside the root %s (first: sample %r -> %s); check these paths",
             *(path, count, base, sample.id, media),
         )
-
-
-def _warn_duplicate_ids(samples: list[Sample], path: Path) -> None:
-    """Log ids used more than once: per-sample state (hint caches, deferred augmentation) keys on ids."""
-    repeated = [i for i, n in Counter(s.id for s in samples).items() if n > 1]
-    if repeated:
-        shown = ", ".join(repr(i) for i in repeated[:5])
-        logger.warning("%s: %d sample ids occur more than once (%s)", path, len(repeated), shown)
 
 
 def _skip(result: LoadResult, path: Path, ctx: RecordContext, error: DataError) -> None:

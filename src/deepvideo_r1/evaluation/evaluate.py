@@ -81,9 +81,24 @@ class EvalReport:
     """Standard error of `accuracy` (sample std / sqrt(n_labelled)); `ci95` is its t-interval."""
     header: dict = field(default_factory=dict)
     """Model (path, weights fingerprint), data (path, sha256), versions, generation settings."""
+    scores: dict[str, float] = field(default_factory=dict, repr=False)
+    """Score per labelled sample id (for paired before/after comparisons; not in `to_json`)."""
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "scores"}
+
+    def summary_lines(self) -> list[str]:
+        """A few lines for a terminal: accuracy with its interval, format rate, per category."""
+        pct = [100 * x for x in self.ci95] if self.ci95 is not None else None
+        ci = f" (95 % interval {pct[0]:.1f}-{pct[1]:.1f})" if pct else ""
+        lines = [f"accuracy {100 * self.accuracy:.1f} %{ci} on {self.n_labelled} of {self.n} samples"]
+        lines.append(f"format rate {100 * self.format_rate:.1f} %, {self.n_skipped} skipped (bad media)")
+        for name in ("miou", "mean_at_k", "maj_at_k", "pass_at_k"):
+            if getattr(self, name) is not None:
+                lines.append(f"{name} {100 * getattr(self, name):.1f} %")
+        for cat, entry in self.per_category.items():
+            lines.append(f"  {cat}: {100 * entry['accuracy']:.1f} % on {entry['n']}")
+        return lines
 
     def metrics(self, prefix: str = "eval/") -> dict[str, float]:
         """Flat scalars for metrics.jsonl / TensorBoard: accuracy, format_rate, miou and the @K
@@ -316,6 +331,7 @@ def summarize(records: list[dict]) -> EvalReport:
         miou=mean(ious) if ious else None,
         per_category=per_category,
         sampling=next((r["decoding"] for r in records if r.get("decoding")), None),
+        scores={str(r["id"]): float(r["score"]) for r in labelled},
         **_sampled_means(labelled),
     )
 

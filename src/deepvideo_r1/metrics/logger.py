@@ -149,34 +149,6 @@ class MetricsLogger:
         self.close()
 
 
-def log_step_once(
-    run_dir: str | Path,
-    step: int,
-    metrics: Mapping[str, Any],
-    *,
-    mirror: Callable[..., None] | None = None,
-    step_offset: int = 0,
-) -> None:
-    """Log `metrics` at `step`, first dropping earlier records of that step that hold any of its keys
-    (an evaluation redone after a resume replaces its record instead of repeating it)."""
-    path = Path(run_dir) / METRICS_FILE
-    if path.exists():
-        lines = path.read_text(encoding="utf-8").splitlines()
-        kept = [line for line in lines if not _same_step_and_keys(line, step, metrics)]
-        if len(kept) != len(lines):
-            path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-    with MetricsLogger(run_dir, mirror=mirror, step_offset=step_offset) as log:
-        log.log(step, metrics)
-
-
-def _same_step_and_keys(line: str, step: int, metrics: Mapping[str, Any]) -> bool:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError:
-        return True  # a torn line from a crash
-    return record.get("step") == step and any(key in record for key in metrics)
-
-
 def format_metrics(metrics: Mapping[str, Any], keys: Sequence[str]) -> str:
     """'reward 1.234 | loss 0.012' for the keys present (SHORT_NAMES where there is one)."""
     parts = []
@@ -242,7 +214,7 @@ class TrainProgress:
         info = format_metrics(metrics or {}, self.keys)
         if self._progress is not None:
             self._progress.update(self._task, completed=step, info=info)
-        elif step % self.log_every == 0 or step == self.total:
+        elif step % self.log_every == 0 or step in (self.initial + 1, self.total):  # the first: it runs
             eta = self.eta_seconds(step)
             eta_text = f" | eta {_hms(eta)}" if eta is not None else ""
             info = f" | {info}" if info else ""

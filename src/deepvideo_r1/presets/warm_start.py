@@ -24,8 +24,13 @@ SHIPPED_DIR = Path(__file__).with_name("warm_start")
 RECIPE = "recipe.json"
 INSTALLED_RECIPE = "shipped_recipe.json"  # in a run's sft_model/: where it came from
 
+WEIGHT_NEUTRAL = ("model.shared_prefix", "model.gradient_checkpointing", "data.max_prompt_tokens")
+"""Settings an SFT model does not depend on (the same math, memory or a load-time check): a warm
+start made with other values is reused."""
+
 # The shipped model serves every seed and data size: these settings may differ from its recipe.
 _ANY_VALUE = (
+    *WEIGHT_NEUTRAL,
     "seed",
     "data.synth.seed",
     "data.synth.n_train",

@@ -63,6 +63,7 @@ SAFE_TO_CHANGE = (
     "model.attn_implementation",
     "data.eval_file",
     "data.max_eval_samples",
+    "data.max_prompt_tokens",
     "data.synth.dir",
     "video.cache_dir",
 )
@@ -177,11 +178,15 @@ def clear_run(out: Path) -> None:
     logger.info("cleared the previous run's outputs from %s", out)
 
 
-def _choose(cfg: TrainConfig, overwrite: bool) -> Path | None:
+def _choose(cfg: TrainConfig, overwrite: bool, dry: bool = False) -> Path | None:
+    """The checkpoint to resume from; `dry`: decide only, removing nothing (--dry-run)."""
     out = Path(cfg.train.output_dir)
+    if overwrite and dry:
+        return None  # the run would clear the directory and start fresh
     if overwrite:
         clear_run(out)
-    remove_partial_checkpoints(out / CHECKPOINT_DIR)
+    if not dry:
+        remove_partial_checkpoints(out / CHECKPOINT_DIR)
     resume = cfg.train.resume
     if resume == "none":
         present = holds_run(out)
@@ -197,8 +202,13 @@ def _choose(cfg: TrainConfig, overwrite: bool) -> Path | None:
     return Path(resume)
 
 
-def _plan(cfg: TrainConfig, overwrite: bool, with_changes: bool) -> ResumePlan:
-    path = _choose(cfg, overwrite)
+def check_resume(cfg: TrainConfig, *, overwrite: bool = False, with_changes: bool = False) -> ResumePlan:
+    """What `plan_resume` would decide (or raise), changing nothing on disk: for `train --dry-run`."""
+    return _plan(cfg, overwrite, with_changes, dry=True)
+
+
+def _plan(cfg: TrainConfig, overwrite: bool, with_changes: bool, dry: bool = False) -> ResumePlan:
+    path = _choose(cfg, overwrite, dry)
     if path is None:
         return ResumePlan()
     step = int(read_marker(path)["step"])

@@ -186,9 +186,9 @@ def _apply_hyperparameters(opt, scheduler, wanted: list[dict]) -> None:
 
 
 def eval_due(step: int, every: int, max_steps: int) -> bool:
-    """Whether the held-out evaluation runs after `step`: every `every` steps and at the last one
-    (never when every = 0)."""
-    return every > 0 and (step % every == 0 or step == max_steps)
+    """Whether the held-out evaluation runs after `step`: at the last one (the evaluation after RL)
+    and, when every > 0, every `every` steps."""
+    return step == max_steps or (every > 0 and step % every == 0)
 
 
 def train_loop(
@@ -200,9 +200,11 @@ def train_loop(
     """Run steps until train.max_steps from where `resume` says (default: `plan_resume`);
     returns the last step's metrics. The first resumed step records changed settings.
 
-    With `evaluate` (step -> eval/* metrics, called on every rank) and train.eval_every > 0, a fresh
-    run logs the evaluation of the initial policy as step 0, and every `eval_due` step adds its
-    evaluation to that step's record, before the step's checkpoint (a resumed run keeps them).
+    With `evaluate` (step -> eval/* metrics, called on every rank), a fresh run logs the evaluation
+    of the initial policy as step 0 before its first step, and every `eval_due` step (the last one
+    always) adds its evaluation to that step's record, before the step's checkpoint (a resumed run
+    keeps them). So metrics.jsonl and the trackers get each evaluation when it happens, on one
+    increasing step axis (W&B drops a step lower than one it has seen).
     """
     t, acc = ctx.cfg.train, ctx.accelerator
     resume = resume if resume is not None else plan_resume(ctx.cfg, acc)
@@ -222,8 +224,10 @@ def train_loop(
         log,
         TrainProgress(t.max_steps, initial=start, enabled=acc.is_main_process, log_every=t.log_every) as bar,
     ):
-        if evaluate is not None and t.eval_every > 0 and start == 0:
-            log.log(0, evaluate(0))
+        if evaluate is not None and start == 0:
+            before = evaluate(0)
+            if before:  # no held-out data: no record
+                log.log(0, before)
         for step in range(start + 1, t.max_steps + 1):
             try:
                 out = rl_step(ctx, step)

@@ -11,6 +11,7 @@ and reuses an existing dataset generated from an identical config.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -77,8 +78,10 @@ def generate_synthetic_dataset(
             return cached
     _clear_previous(out)
     train = _generate_split(out, config, "train", config.train_count, forbidden=set())
-    # Held-out scenes must differ from every training scene (compared before noise is added).
-    evals = _generate_split(out, config, "eval", config.eval_count, forbidden=train.scene_hashes)
+    # Held-out scenes must differ from every training scene (compared before noise is added),
+    # and from seed 0's: a warm start trained at seed 0 (the shipped one) serves every seed.
+    forbidden = train.scene_hashes | seed0_train_scenes(config)
+    evals = _generate_split(out, config, "eval", config.eval_count, forbidden=forbidden)
     counts = {name: _task_counts(s.samples) for name, s in (("train", train), ("eval", evals))}
     _write_jsonl(out / "train.jsonl", train.samples)
     _write_jsonl(out / "eval.jsonl", evals.samples)
@@ -133,6 +136,20 @@ def _clear_previous(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
+def seed0_train_scenes(config: SynthConfig) -> set[str]:
+    """Clean-frame hashes of the training scenes `config` would draw at seed 0 (the same count),
+    rendered but not encoded; empty at seed 0 (its own training split is excluded anyway)."""
+    if config.seed == 0:
+        return set()
+    seed0 = dataclasses.replace(config, seed=0)
+    n_tasks = len(seed0.tasks)
+    scenes = set()
+    for i in range(seed0.train_count):
+        task, index = seed0.tasks[i % n_tasks], i // n_tasks
+        scenes.add(_draw_scene(seed0, "train", task, index, avoid=())[1])
+    return scenes
+
+
 def _generate_split(out: Path, config: SynthConfig, split: str, count: int, forbidden: set[str]) -> _Split:
     """`count` samples, tasks round-robin; sample i is task tasks[i % T], its index i // T in that task."""
     result = _Split([], set())
@@ -163,23 +180,13 @@ def _make_sample(
     """Draw scenes (again while the clean frames' hash is in a set of `avoid`), encode, build the Sample."""
     difficulty = config.difficulty_of(index)
     knobs = config.knobs(difficulty)
-    balance_seed = int(np.random.SeedSequence(_seed_words(config, split, task)).generate_state(1)[0])
-    for attempt in range(MAX_ATTEMPTS):
-        rng = np.random.default_rng([*_seed_words(config, split, task), index, attempt])
-        ctx = TaskContext(
-            rng, config.size, config.num_frames, config.fps, config.colours, config.shapes, knobs, index,
-            balance_seed, config.shuffle_options,
-        )  # fmt: skip
-        task_out = TASKS[task](ctx)
-        clean = render_clip(task_out.tracks, config.size, config.num_frames)
-        scene_hash = hashlib.sha256(clean.tobytes()).hexdigest()
-        if not any(scene_hash in seen for seen in avoid):
-            break
-    else:
+    drawn = _draw_scene(config, split, task, index, avoid)
+    if drawn is None:
         raise SynthError(
             f"{split} sample {sample_id}: no new scene after {MAX_ATTEMPTS} draws; the '{task}' scene space "
             f"at difficulty {difficulty!r} is exhausted: lower n or use a larger size / harder difficulty"
         )
+    (ctx, task_out, clean, rng, attempt), scene_hash = drawn
     rel_path = f"videos/{split}/{sample_id}.mp4"
     write_mp4(out / rel_path, add_noise(clean, knobs.noise_std, rng), config.fps, config.crf)
     meta = _metadata(config, task, difficulty, ctx, task_out, split, attempt)
@@ -195,6 +202,25 @@ def _make_sample(
         metadata=meta,
     )
     return sample, scene_hash
+
+
+def _draw_scene(config: SynthConfig, split: str, task: str, index: int, avoid: tuple[set[str], ...]):
+    """((context, task output, clean frames, rng, attempt), clean-frame hash) of the first draw whose
+    hash is in no set of `avoid`; None after MAX_ATTEMPTS draws."""
+    knobs = config.knobs(config.difficulty_of(index))
+    balance_seed = int(np.random.SeedSequence(_seed_words(config, split, task)).generate_state(1)[0])
+    for attempt in range(MAX_ATTEMPTS):
+        rng = np.random.default_rng([*_seed_words(config, split, task), index, attempt])
+        ctx = TaskContext(
+            rng, config.size, config.num_frames, config.fps, config.colours, config.shapes, knobs, index,
+            balance_seed, config.shuffle_options,
+        )  # fmt: skip
+        task_out = TASKS[task](ctx)
+        clean = render_clip(task_out.tracks, config.size, config.num_frames)
+        scene_hash = hashlib.sha256(clean.tobytes()).hexdigest()
+        if not any(scene_hash in seen for seen in avoid):
+            return (ctx, task_out, clean, rng, attempt), scene_hash
+    return None
 
 
 def _metadata(
