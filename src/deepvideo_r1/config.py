@@ -323,6 +323,14 @@ class TrainerConfig(_Section):
         description="Updates with a non-finite loss or gradient norm are skipped; this many in a row "
         "stop the run (NonFiniteUpdateError).",
     )
+    fp32_master_weights: bool = Field(
+        True,
+        description="With a bfloat16 model (model.dtype; the GPU default), keep the trainable parameters, "
+        "their gradients and AdamW state in float32 and compute in bfloat16 (autocast; FSDP2: its "
+        "MixedPrecisionPolicy): 16 instead of 8 bytes per trainable parameter. false trains the bf16 "
+        "weights directly, where updates below bf16's resolution (~4e-3 relative; lr 1e-6) round away. "
+        "DeepSpeed and accelerate's FSDP plugin keep their own fp32 master weights either way.",
+    )
     fsdp: bool = Field(
         False,
         description="Shard the RL policy with FSDP2 (one unit per decoder layer / vision block) across "

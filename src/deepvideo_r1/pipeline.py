@@ -38,9 +38,10 @@ from deepvideo_r1.metrics.trackers import build_trackers, start_trackers
 from deepvideo_r1.models.adapter import ModelAdapter, load_policy
 from deepvideo_r1.models.export import save_hf_model
 from deepvideo_r1.models.media import MediaLoader, pixel_budget
+from deepvideo_r1.models.precision import keep_fp32_master
 from deepvideo_r1.preflight import preflight
 from deepvideo_r1.presets.warm_start import INSTALLED_RECIPE, install_shipped, mismatch
-from deepvideo_r1.training.context import build_context, trainable_model
+from deepvideo_r1.training.context import build_context, master_weights_path, trainable_model
 from deepvideo_r1.training.media_skips import media_skip_metrics
 from deepvideo_r1.training.resume import EVAL_STEP_DIR, ResumePlan, differing_keys, plan_resume
 from deepvideo_r1.training.sft import run_sft
@@ -263,6 +264,8 @@ def sft_stage(cfg: TrainConfig, model_dir: Path, data: RunData, accelerator: Acc
         return out
     model, adapter = load_model(cfg, model_dir, accelerator)
     model = trainable_model(model, cfg)
+    if master_weights_path(cfg, accelerator, model):  # SFT is never sharded by train.fsdp: autocast
+        keep_fp32_master(model, autocast=True)
     media = media_loader(cfg, adapter)
     losses = run_sft(
         model,

@@ -20,6 +20,7 @@ from torch import nn
 
 from deepvideo_r1.models.adapter import ModelAdapter
 from deepvideo_r1.models.batch import PromptBatch, repeat_prompts
+from deepvideo_r1.models.precision import compute_context
 from deepvideo_r1.models.prefix import prefill_prompts
 from deepvideo_r1.models.vision import VisionCallCounter, shared_vision_outputs, unwrap
 from deepvideo_r1.rollout.engine import RolloutResult, SamplingOptions, completion_mask
@@ -96,7 +97,11 @@ class HFRolloutEngine:
         start = time.perf_counter()
         devices = [device] if device.type == "cuda" else []
         try:
-            with torch.random.fork_rng(devices=devices), VisionCallCounter(self.model) as counter:
+            with (
+                torch.random.fork_rng(devices=devices),
+                VisionCallCounter(self.model) as counter,
+                compute_context(self.model),
+            ):
                 if seed is not None:
                     torch.manual_seed(seed)
                 inputs = self._model_inputs(batch, group_size)
