@@ -39,6 +39,7 @@ from deepvideo_r1.models.families import (
     ModelFamily,
     get_family,
 )
+from deepvideo_r1.models.vision_attention import use_varlen_vision_attention
 
 logger = logging.getLogger(__name__)
 
@@ -284,6 +285,7 @@ def load_policy(
     model = family.model_cls().from_pretrained(
         path, dtype=dtype or auto_dtype, attn_implementation=attn_implementation or auto_attn
     )
+    use_varlen_vision_attention(model)  # the windowed vision attention in one call per block
     tokenizer = AutoTokenizer.from_pretrained(path)
     logger.info("loaded %s (%s) from %s", family.name, model.dtype, path)
     return model.to(device), ModelAdapter(family, tokenizer, budget)
