@@ -149,6 +149,11 @@ class RolloutConfig(_Section):
     temperature: float = Field(1.0, gt=0, description="Sampling temperature.")
     top_p: float = Field(1.0, gt=0, le=1.0, description="Nucleus sampling mass.")
     top_k: int | None = Field(None, ge=1, description="Top-k sampling; None = off.")
+    compile: bool | None = Field(
+        None,
+        description="Decode into a static KV cache of bucketed size (cache length to a multiple of 256, rows "
+        "to a power of two) that transformers compiles with torch.compile; null = on with CUDA, off on CPU.",
+    )
 
 
 class AlgoConfig(_Section):

@@ -230,7 +230,10 @@ def build_context(
         max_new_tokens=r.max_new_tokens, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k or 0
     )
     model_for_rollout = accelerator.unwrap_model(policy).model
-    engine: RolloutEngine = HFRolloutEngine(model_for_rollout, adapter, sampling, shared_prefix=shared)
+    compile_decode = r.compile if r.compile is not None else accelerator.device.type == "cuda"
+    engine: RolloutEngine = HFRolloutEngine(
+        model_for_rollout, adapter, sampling, shared_prefix=shared, compile=compile_decode
+    )
     return RunContext(
         cfg=cfg,
         accelerator=accelerator,
