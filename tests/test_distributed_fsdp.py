@@ -79,9 +79,12 @@ def _run(cmd: list[str]) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
-def test_fsdp_trains_saves_gathered_weights_and_exports(tmp_path):
+@pytest.mark.parametrize("dtype", ["auto", pytest.param("bfloat16", marks=pytest.mark.slow)])
+def test_fsdp_trains_saves_gathered_weights_and_exports(tmp_path, dtype):
+    """bfloat16: FSDP2's MixedPrecisionPolicy over fp32 master weights; checkpoints keep the fp32
+    weights (exact resume), final_model/ is bf16."""
     run = tmp_path / "run"
-    _run(_command(tmp_path, run, max_steps=2))
+    _run([*_command(tmp_path, run, max_steps=2), "--set", f"model.dtype={dtype}"])
     records = read_metrics(run / "metrics.jsonl")
     assert [r["step"] for r in records] == [1, 2]
     assert all(r["perf/grad_norm"] > 0 and r["loss/total"] == r["loss/total"] for r in records)
@@ -89,12 +92,13 @@ def test_fsdp_trains_saves_gathered_weights_and_exports(tmp_path):
     ckpt = load_file(str(run / "checkpoints" / "checkpoint-2" / "model.safetensors"))
     from deepvideo_r1.models.adapter import load_policy
 
-    model, _ = load_policy(run / "final_model")
+    model, _ = load_policy(run / "final_model", dtype=torch.bfloat16 if dtype == "bfloat16" else None)
     state = model.state_dict()
     assert set(state) == set(ckpt)  # every tensor, each whole (not one rank's shard)
+    assert ckpt["lm_head.weight"].dtype == torch.float32  # trained: fp32 (master) weights
     for name, tensor in state.items():
         assert tensor.shape == ckpt[name].shape, name
-        torch.testing.assert_close(tensor, ckpt[name], rtol=0, atol=0)
+        torch.testing.assert_close(tensor, ckpt[name].to(tensor.dtype), rtol=0, atol=0)
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from transformers.cache_utils import StaticLayer
 
 from deepvideo_r1.rollout import HFRolloutEngine, SamplingOptions, completion_mask
 from deepvideo_r1.rollout.hf import NonFiniteLogitsError
@@ -192,3 +193,41 @@ def test_non_finite_logits_stop_generation_with_one_line(policy):
     finally:
         with torch.no_grad():
             model.lm_head.bias.copy_(saved)
+
+
+@pytest.mark.parametrize("family", ["qwen2.5-vl", "qwen3-vl"])
+def test_static_cache_decodes_the_same_tokens(tmp_path, family, monkeypatch):
+    """The prefill copied into a bucketed static cache (compile off) decodes what the dynamic cache
+    does, greedy and sampled under one seed; with compile=True (not compiled on CPU) the rows are
+    also padded to a power of two, and greedy tokens stay the same."""
+    model, ad = tiny_policy(tmp_path, family)
+    prompts = [
+        ad.build_prompt("Which colour is the square?", random_video(ad.family, seed=1)),
+        ad.build_prompt("A text-only question, longer than the others?"),
+    ]
+    batch = ad.collate(prompts)
+    greedy = SamplingOptions(max_new_tokens=10, temperature=0.0)
+    sampled = SamplingOptions(max_new_tokens=10, temperature=1.0, top_k=50, top_p=0.95)
+    writes, update = [], StaticLayer.update
+    counted = lambda self, *a, **k: writes.append(1) or update(self, *a, **k)  # noqa: E731
+    monkeypatch.setattr(StaticLayer, "update", counted)
+    for sampling in (greedy, sampled):
+        dynamic = HFRolloutEngine(model, ad, sampling).generate(batch, G, seed=3)
+        assert not writes
+        static = HFRolloutEngine(model, ad, sampling, static_cache=True).generate(batch, G, seed=3)
+        assert len(writes) >= 10 * len(model.model.language_model.layers)  # decoded into the static cache
+        writes.clear()
+        assert torch.equal(static.completion_ids, dynamic.completion_ids)
+        assert torch.equal(static.completion_mask, dynamic.completion_mask)
+    padded = HFRolloutEngine(model, ad, greedy, compile=True).generate(batch, G)  # 6 rows -> 8
+    assert padded.completion_ids.shape[0] == 2 * G
+    unpadded = HFRolloutEngine(model, ad, greedy).generate(batch, G)
+    assert torch.equal(padded.completion_ids, unpadded.completion_ids)
+
+
+def test_cache_and_batch_buckets():
+    from deepvideo_r1.models.static_cache import batch_bucket, cache_bucket, pad_rows
+
+    assert [cache_bucket(n) for n in (1, 256, 257, 1038)] == [256, 256, 512, 1280]
+    assert [batch_bucket(n) for n in (1, 2, 6, 8, 9, 64)] == [1, 2, 8, 8, 16, 64]
+    assert pad_rows(torch.tensor([[1], [2]]), 4).flatten().tolist() == [1, 2, 2, 2]

@@ -128,6 +128,11 @@ class RolloutConfig(_Section):
     temperature: float = Field(1.0, gt=0, description="Sampling temperature.")
     top_p: float = Field(1.0, gt=0, le=1.0, description="Nucleus sampling mass.")
     top_k: int | None = Field(None, ge=1, description="Top-k sampling; None = off.")
+    compile: bool | None = Field(
+        None,
+        description="Decode into a static KV cache of bucketed size (cache length to a multiple of 256, rows "
+        "to a power of two) that transformers compiles with torch.compile; null = on with CUDA, off on CPU.",
+    )
 
 
 class AlgoConfig(_Section):
@@ -278,6 +283,14 @@ class TrainerConfig(_Section):
         ge=1,
         description="Updates with a non-finite loss or gradient norm are skipped; this many in a row "
         "stop the run (NonFiniteUpdateError).",
+    )
+    fp32_master_weights: bool = Field(
+        True,
+        description="With a bfloat16 model (model.dtype; the GPU default), keep the trainable parameters, "
+        "their gradients and AdamW state in float32 and compute in bfloat16 (autocast; FSDP2: its "
+        "MixedPrecisionPolicy): 16 instead of 8 bytes per trainable parameter. false trains the bf16 "
+        "weights directly, where updates below bf16's resolution (~4e-3 relative; lr 1e-6) round away. "
+        "DeepSpeed and accelerate's FSDP plugin keep their own fp32 master weights either way.",
     )
     fsdp: bool = Field(
         False,

@@ -54,6 +54,7 @@ from deepvideo_r1.metrics.trackers import build_trackers, start_trackers
 from deepvideo_r1.models.adapter import ModelAdapter, load_policy
 from deepvideo_r1.models.export import save_hf_model
 from deepvideo_r1.models.media import MediaLoader, pixel_budget
+from deepvideo_r1.models.precision import keep_fp32_master
 from deepvideo_r1.preflight import preflight
 from deepvideo_r1.presets.warm_start import (
     INSTALLED_RECIPE,
@@ -63,7 +64,7 @@ from deepvideo_r1.presets.warm_start import (
     mismatch,
 )
 from deepvideo_r1.run_summary import accuracy_change, finished_run_seconds
-from deepvideo_r1.training.context import build_context, trainable_model
+from deepvideo_r1.training.context import build_context, master_weights_path, trainable_model
 from deepvideo_r1.training.media_skips import media_skip_metrics
 from deepvideo_r1.training.resume import EVAL_STEP_DIR, ResumePlan, plan_resume, train_file_bytes
 from deepvideo_r1.training.sft import run_sft
@@ -331,6 +332,8 @@ def sft_stage(cfg: TrainConfig, model_dir: Path, data: RunData, accelerator: Acc
     model, adapter = load_model(cfg, model_dir, accelerator)
     check_prompts(cfg, adapter, data.train, cfg.data.train_file)
     model = trainable_model(model, cfg)
+    if master_weights_path(cfg, accelerator, model):  # SFT is never sharded by train.fsdp: autocast
+        keep_fp32_master(model, autocast=True)
     media = media_loader(cfg, adapter)
     losses = run_sft(
         model,

@@ -57,17 +57,19 @@ def shard_units(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if type(m).__name__ in names]
 
 
-def fsdp2_shard(root: nn.Module, model: nn.Module) -> nn.Module:
+def fsdp2_shard(root: nn.Module, model: nn.Module, mp_policy: Any = None) -> nn.Module:
     """Shard every unit of `model` with `fully_shard`, then `root` (the module whose forward is
     differentiated; it owns what no unit does: embeddings, final norm, lm_head, merger).
 
-    Needs an initialised process group. Returns `root`, now an FSDPModule.
+    `mp_policy`: an FSDP2 MixedPrecisionPolicy (None: compute in the parameters' dtype). Needs an
+    initialised process group. Returns `root`, now an FSDPModule.
     """
-    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
+    policy = mp_policy or MixedPrecisionPolicy()
     for unit in shard_units(model):
-        fully_shard(unit)
-    fully_shard(root)
+        fully_shard(unit, mp_policy=policy)
+    fully_shard(root, mp_policy=policy)
     return root
 
 

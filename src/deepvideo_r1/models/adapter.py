@@ -40,6 +40,7 @@ from deepvideo_r1.models.families import (
     ModelFamily,
     get_family,
 )
+from deepvideo_r1.models.vision_attention import use_varlen_vision_attention
 
 logger = logging.getLogger(__name__)
 
@@ -315,6 +316,7 @@ def load_policy(
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelLoadError(f"{path}: the weights cannot be read ({first})") from e
     check_loading_info(path, info)
+    use_varlen_vision_attention(model)  # the windowed vision attention in one call per block
     tokenizer = AutoTokenizer.from_pretrained(path)
     logger.info("loaded %s (%s) from %s", family.name, model.dtype, path)
     return model.to(device), ModelAdapter(family, tokenizer, budget)

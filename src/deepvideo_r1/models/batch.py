@@ -6,7 +6,8 @@ length, T completion length, P video patches, Q image patches, D = 3·temporal_p
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 import torch
 
@@ -21,6 +22,8 @@ class VideoTensors:
     video_grid_thw: torch.Tensor
     second_per_grid_ts: torch.Tensor
     patch_times: list[float]
+    features: Any = field(default=None, repr=False, compare=False)
+    """A frozen vision tower's output for this video, kept by the first encode (models.vision)."""
 
 
 @dataclass
@@ -29,6 +32,8 @@ class ImageTensors:
 
     pixel_values: torch.Tensor
     image_grid_thw: torch.Tensor
+    features: Any = field(default=None, repr=False, compare=False)
+    """A frozen vision tower's output for this image, kept by the first encode (models.vision)."""
 
 
 @dataclass
@@ -48,7 +53,8 @@ class PromptBatch:
     input_ids, attention_mask, mm_token_type_ids: [N, L] (0 text, 1 image, 2 video);
     pixel_values_videos [ΣP, D], video_grid_thw [V, 3], second_per_grid_ts [V];
     pixel_values [ΣQ, D], image_grid_thw [I, 3]; videos_per_prompt / images_per_prompt: [N] counts
-    (0 or 1 each) so vision outputs can be mapped back to their prompts.
+    (0 or 1 each) so vision outputs can be mapped back to their prompts; video_items / image_items:
+    the VideoTensors / ImageTensors the pixels came from, in order (where encoded features are kept).
     """
 
     input_ids: torch.Tensor
@@ -61,6 +67,8 @@ class PromptBatch:
     second_per_grid_ts: torch.Tensor | None = None
     pixel_values: torch.Tensor | None = None
     image_grid_thw: torch.Tensor | None = None
+    video_items: list[VideoTensors] = field(default_factory=list, repr=False)
+    image_items: list[ImageTensors] = field(default_factory=list, repr=False)
 
     @property
     def num_prompts(self) -> int:
@@ -128,6 +136,8 @@ def collate_prompts(
         second_per_grid_ts=_cat_or_none([v.second_per_grid_ts for v in videos]),
         pixel_values=_cat_or_none([i.pixel_values for i in images]),
         image_grid_thw=_cat_or_none([i.image_grid_thw for i in images]),
+        video_items=videos,
+        image_items=images,
     )
 
 

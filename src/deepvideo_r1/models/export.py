@@ -16,6 +16,7 @@ from pathlib import Path
 from torch import nn
 
 from deepvideo_r1.models.families import ModelFamily
+from deepvideo_r1.models.precision import saved_state
 from deepvideo_r1.models.trainable import is_lora
 from deepvideo_r1.video.qwen import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
@@ -105,10 +106,13 @@ def save_hf_model(
 ) -> Path:
     """save_pretrained of the model (LoRA merged, or kept as a peft adapter) and tokenizer into
     `out`, then the base directory's remaining files. Merging changes `model` in place.
-    `state_dict`: the full weights to write instead of the model's own (gathered from shards)."""
+    `state_dict`: the full weights to write instead of the model's own (gathered from shards).
+    A model with fp32 master weights is written in its compute dtype (models.precision)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     to_save = model.merge_and_unload() if is_lora(model) and merge_lora else model
+    # fp32 master weights are written in the dtype the model computes in (models.precision)
+    state_dict = saved_state(to_save, state_dict) or state_dict
     to_save.save_pretrained(out, state_dict=state_dict)
     tokenizer.save_pretrained(out)
     if base_dir is not None:

@@ -17,6 +17,7 @@ from torch import nn
 from deepvideo_r1.distributed.sharding import gathered_for_generation
 from deepvideo_r1.models.batch import SequenceBatch
 from deepvideo_r1.models.logprobs import completion_logprobs
+from deepvideo_r1.models.precision import compute_context
 from deepvideo_r1.models.trainable import is_lora
 
 
@@ -47,7 +48,7 @@ class ReferencePolicy:
         else:
             context = contextlib.nullcontext()
             model = self.model
-        with context:
+        with context, compute_context(model):
             return completion_logprobs(
                 model, batch, chunk_size=chunk_size, temperature=temperature, shared_prefix=self.shared_prefix
             ).logps

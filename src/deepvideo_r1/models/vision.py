@@ -50,23 +50,66 @@ def expand_encoder_output(output: Any, counts: list[int], group_size: int) -> An
     return expanded
 
 
+def item_outputs(output: Any) -> list[Any]:
+    """A get_*_features output of k items -> k single-item outputs (merged features only: the
+    unmerged patch states are dropped, the decoder reads `pooler_output` and deepstack)."""
+    items = []
+    deepstack = getattr(output, "deepstack_features", None)
+    for i, features in enumerate(output.pooler_output):
+        item = copy.copy(output)
+        item.last_hidden_state = None
+        item.pooler_output = (features,)
+        if deepstack is not None:
+            item.deepstack_features = [(layer[i],) for layer in deepstack]
+        items.append(item)
+    return items
+
+
+def join_item_outputs(items: list[Any]) -> Any:
+    """Inverse of `item_outputs`: one output whose per-item tuples list every item in order."""
+    joined = copy.copy(items[0])
+    joined.pooler_output = tuple(f for item in items for f in item.pooler_output)
+    if getattr(items[0], "deepstack_features", None) is not None:
+        layers = range(len(items[0].deepstack_features))
+        joined.deepstack_features = [tuple(f for i in items for f in i.deepstack_features[k]) for k in layers]
+    return joined
+
+
+# modality -> (pixels, grid, items attribute of PromptBatch, the model's encoder method)
+_MODALITIES = {
+    "video": ("pixel_values_videos", "video_grid_thw", "video_items", "get_video_features"),
+    "image": ("pixel_values", "image_grid_thw", "image_items", "get_image_features"),
+}
+
+
 def encode_vision(model: nn.Module, batch: PromptBatch) -> dict[str, Any]:
     """Run the vision tower once on the batch's pixels: {"video": out, "image": out} (keys present
-    only for modalities the batch has). Gradients flow when the tower is trainable."""
+    only for modalities the batch has). Gradients flow when the tower is trainable.
+
+    A frozen tower's features are kept on the batch's VideoTensors / ImageTensors the first time
+    and reused by every later encode of the same items (rollout's prefill encodes them; the old /
+    reference log-probs and the update of that step reuse them). The reference policy's tower is
+    the policy's frozen tower copied, so its features are the same. A trained tower always runs.
+    """
     base = unwrap(model)
     outputs: dict[str, Any] = {}
     # A frozen tower has nothing upstream to train: without the graph, backward and activation
     # checkpointing do not run through it again (its windowed attention is hundreds of kernels).
     trainable = any(p.requires_grad for p in vision_tower(model).parameters())
     with torch.set_grad_enabled(torch.is_grad_enabled() and trainable):
-        if batch.pixel_values_videos is not None:
-            outputs["video"] = base.model.get_video_features(
-                batch.pixel_values_videos, batch.video_grid_thw, return_dict=True
-            )
-        if batch.pixel_values is not None:
-            outputs["image"] = base.model.get_image_features(
-                batch.pixel_values, batch.image_grid_thw, return_dict=True
-            )
+        for key, (pixels_name, grid_name, items_name, method) in _MODALITIES.items():
+            pixels, grid = getattr(batch, pixels_name), getattr(batch, grid_name)
+            if pixels is None:
+                continue
+            items = getattr(batch, items_name)
+            cacheable = not trainable and len(items) == grid.shape[0]
+            if cacheable and all(item.features is not None for item in items):
+                outputs[key] = join_item_outputs([item.features for item in items])
+                continue
+            outputs[key] = getattr(base.model, method)(pixels, grid, return_dict=True)
+            if cacheable:
+                for item, features in zip(items, item_outputs(outputs[key]), strict=True):
+                    item.features = features
     return outputs
 
 

@@ -16,6 +16,9 @@ replaced by an empty one, so greedy is argmax and rollouts are drawn from π_θ 
 (`generation_options` lists what applies). Non-finite logits stop the call with
 NonFiniteLogitsError instead of torch's "probability tensor contains inf, nan" (or, greedy, an
 argmax over NaN).
+
+`static_cache` decodes into a static KV cache of bucketed size (models.static_cache), which
+`compile` lets transformers compile (on CUDA; the rows are then padded to a power of two).
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
 
 from deepvideo_r1.models.adapter import ModelAdapter
 from deepvideo_r1.models.batch import PromptBatch, repeat_prompts
+from deepvideo_r1.models.precision import compute_context
 from deepvideo_r1.models.prefix import prefill_prompts
+from deepvideo_r1.models.static_cache import batch_bucket, cache_bucket, pad_rows, static_from_prefill
 from deepvideo_r1.models.vision import VisionCallCounter, shared_vision_outputs, unwrap
 from deepvideo_r1.rollout.engine import RolloutResult, SamplingOptions, completion_mask
 
@@ -85,6 +90,8 @@ class HFRolloutEngine:
         *,
         shared_vision: bool = True,
         shared_prefix: bool = True,
+        static_cache: bool = False,
+        compile: bool = False,
     ) -> None:
         if shared_prefix and not shared_vision:
             raise ValueError(
@@ -95,6 +102,8 @@ class HFRolloutEngine:
         self.sampling = sampling or SamplingOptions()
         self.shared_vision = shared_vision
         self.shared_prefix = shared_prefix
+        self.compile = compile
+        self.static_cache = static_cache or compile  # a dynamic cache cannot be compiled
 
     def generation_options(self) -> dict:
         """The decoding that applies (nothing else does: see `own_generation_config`)."""
@@ -123,9 +132,30 @@ class HFRolloutEngine:
             # trainer gathers sharded weights before any rollout, so ranks generate independently
             # (and augmented re-rollouts happen on some ranks only).
             "synced_gpus": False,
+            # transformers compiles the decode step itself when the cache is static (on CUDA)
+            "disable_compile": not self.compile,
+            **({"cache_implementation": "static"} if self.static_cache and not self.shared_prefix else {}),
+        }
+
+    def _static_inputs(self, batch: PromptBatch, group_size: int) -> dict:
+        """The shared-prefix prefill copied into a bucketed static cache; rows padded when compiling."""
+        cache, deltas = prefill_prompts(self.model, batch, group_size)
+        rows = repeat_prompts(batch, group_size, with_pixels=False)
+        n_rows = rows.input_ids.shape[0]
+        padded = batch_bucket(n_rows) if self.compile else n_rows
+        length = cache_bucket(rows.input_ids.shape[1] + self.sampling.max_new_tokens)
+        base = unwrap(self.model)
+        base.model.rope_deltas = pad_rows(deltas, padded)
+        return {
+            "input_ids": pad_rows(rows.input_ids, padded),
+            "attention_mask": pad_rows(rows.attention_mask, padded),
+            "mm_token_type_ids": pad_rows(rows.mm_token_type_ids, padded),
+            "cache": static_from_prefill(cache, base.config, length, padded),
         }
 
     def _model_inputs(self, batch: PromptBatch, group_size: int) -> dict:
+        if self.shared_prefix and self.static_cache:
+            return self._static_inputs(batch, group_size)
         if self.shared_prefix:
             cache, deltas = prefill_prompts(self.model, batch, group_size)
             unwrap(self.model).model.rope_deltas = deltas  # what generate adds to text positions
@@ -155,7 +185,11 @@ class HFRolloutEngine:
         start = time.perf_counter()
         devices = [device] if device.type == "cuda" else []
         try:
-            with torch.random.fork_rng(devices=devices), VisionCallCounter(self.model) as counter:
+            with (
+                torch.random.fork_rng(devices=devices),
+                VisionCallCounter(self.model) as counter,
+                compute_context(self.model),
+            ):
                 if seed is not None:
                     torch.manual_seed(seed)
                 inputs = self._model_inputs(batch, group_size)
@@ -163,7 +197,7 @@ class HFRolloutEngine:
                     out = self.model.generate(**inputs, **self._generate_kwargs())
         finally:
             self.model.train(was_training)
-        ids = out[:, batch.input_ids.shape[1] :]  # [B, T] generated part
+        ids = out[: batch.num_prompts * group_size, batch.input_ids.shape[1] :]  # [B, T] generated part
         mask = completion_mask(ids, self.adapter.stop_token_ids)
         total = time.perf_counter() - start
         return RolloutResult(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 from accelerate import Accelerator
+from accelerate.utils import DistributedType
 from torch import nn
 
 from deepvideo_r1.algos import LOSS_ADVANTAGE_SCALE
@@ -19,9 +20,10 @@ from deepvideo_r1.config import TrainConfig
 from deepvideo_r1.data.sample import Sample
 from deepvideo_r1.difficulty import HintBank
 from deepvideo_r1.difficulty.stage import AugmentationStage
-from deepvideo_r1.distributed.sharding import fsdp2_shard, set_deepspeed_micro_batch
+from deepvideo_r1.distributed.sharding import fsdp2_shard, is_deepspeed, set_deepspeed_micro_batch
 from deepvideo_r1.models.adapter import ModelAdapter
 from deepvideo_r1.models.media import MediaLoader
+from deepvideo_r1.models.precision import keep_fp32_master, loaded_dtype, mixed_precision_policy
 from deepvideo_r1.models.reference import ReferencePolicy, build_reference
 from deepvideo_r1.models.trainable import prepare_trainable
 from deepvideo_r1.models.vision import vision_tower
@@ -124,14 +126,34 @@ def dataset_hints(dataset: list[Sample]) -> HintBank:
     return bank
 
 
-def shard_policy(policy: nn.Module, model: nn.Module, accelerator: Accelerator) -> None:
+def shard_policy(policy: nn.Module, model: nn.Module, accelerator: Accelerator, mp_policy=None) -> None:
     """FSDP2 over the launched processes (train.fsdp); a single process is a configuration error."""
     if accelerator.num_processes < 2:
         raise ValueError(
             "train.fsdp=true needs at least 2 processes (e.g. accelerate launch --num_processes 2 "
             "... or torchrun); set train.fsdp=false for a single process"
         )
-    fsdp2_shard(policy, model)
+    fsdp2_shard(policy, model, mp_policy)
+
+
+def master_weights_path(cfg: TrainConfig, accelerator: Accelerator, model: nn.Module) -> str | None:
+    """Who keeps fp32 master weights of a low-precision model (models.precision): "autocast"
+    (single process / DDP), "fsdp2" (train.fsdp), or None (a float32 model, the option off, or a
+    launcher that keeps its own: DeepSpeed, accelerate's FSDP plugin under mixed_precision bf16).
+
+    ValueError for accelerate's FSDP plugin without mixed precision: it would step bf16 weights.
+    """
+    if not cfg.train.fp32_master_weights or loaded_dtype(model) == torch.float32 or is_deepspeed(accelerator):
+        return None
+    if accelerator.distributed_type == DistributedType.FSDP:
+        if accelerator.mixed_precision == "no":
+            raise ValueError(
+                f"accelerate's FSDP config has mixed_precision: no over a {loaded_dtype(model)} model, so "
+                "AdamW would step low-precision weights; set mixed_precision: bf16 in the accelerate config "
+                "(fp32 master weights) or train.fp32_master_weights: false"
+            )
+        return None  # accelerate upcasts the trainable parameters and sets FSDP2's policy itself
+    return "fsdp2" if cfg.train.fsdp else "autocast"
 
 
 def build_context(
@@ -145,7 +167,15 @@ def build_context(
     """Wire a loaded model and dataset into a RunContext ready for `rl_step`."""
     model = trainable_model(model, cfg)
     shared = cfg.model.shared_prefix
+    # The reference computes as the policy will: under autocast a copy of the fp32 master weights
+    # (same numbers at step 0); under FSDP2's bf16 policy the loaded bf16 weights.
+    master = master_weights_path(cfg, accelerator, model)
+    compute = loaded_dtype(model)
+    if master == "autocast":
+        keep_fp32_master(model, autocast=True)
     reference = build_reference(model, cfg.algo.beta, shared_prefix=shared)
+    if master == "fsdp2":
+        keep_fp32_master(model, autocast=False)
     policy = PolicyModule(
         model,
         chunk_size=cfg.train.logprob_chunk_size,
@@ -154,7 +184,7 @@ def build_context(
     )
     if cfg.train.fsdp:
         # Before the optimizer exists: fully_shard replaces every parameter with a sharded one.
-        shard_policy(policy, model, accelerator)
+        shard_policy(policy, model, accelerator, mixed_precision_policy(compute) if master else None)
     t = cfg.train
     groups = parameter_groups(model, t.lr, t.vision_lr)
     params = [p for g in groups for p in g["params"]]
@@ -179,7 +209,10 @@ def build_context(
         max_new_tokens=r.max_new_tokens, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k or 0
     )
     model_for_rollout = accelerator.unwrap_model(policy).model
-    engine: RolloutEngine = HFRolloutEngine(model_for_rollout, adapter, sampling, shared_prefix=shared)
+    compile_decode = r.compile if r.compile is not None else accelerator.device.type == "cuda"
+    engine: RolloutEngine = HFRolloutEngine(
+        model_for_rollout, adapter, sampling, shared_prefix=shared, compile=compile_decode
+    )
     return RunContext(
         cfg=cfg,
         accelerator=accelerator,

@@ -13,6 +13,7 @@ from torch import nn
 from deepvideo_r1.models.adapter import sft_inputs
 from deepvideo_r1.models.batch import SequenceBatch
 from deepvideo_r1.models.logprobs import LogProbResult, completion_logprobs
+from deepvideo_r1.models.precision import compute_context
 from deepvideo_r1.models.prefix import check_shared_prefix
 
 
@@ -40,12 +41,13 @@ class PolicyModule(nn.Module):
         self.shared_prefix = shared_prefix
 
     def forward(self, batch: SequenceBatch, sft: bool = False) -> LogProbResult | torch.Tensor:
-        if sft:
-            return self.model(**sft_inputs(batch), labels=batch.labels, use_cache=False).loss
-        return completion_logprobs(
-            self.model,
-            batch,
-            chunk_size=self.chunk_size,
-            temperature=self.temperature,
-            shared_prefix=self.shared_prefix,
-        )
+        with compute_context(self.model):  # bf16 autocast over fp32 master weights (models.precision)
+            if sft:
+                return self.model(**sft_inputs(batch), labels=batch.labels, use_cache=False).loss
+            return completion_logprobs(
+                self.model,
+                batch,
+                chunk_size=self.chunk_size,
+                temperature=self.temperature,
+                shared_prefix=self.shared_prefix,
+            )
