@@ -33,6 +33,11 @@ RUN_MEANS = {
     "hinted_accuracy_after": "difficulty/hinted_accuracy_after",
     "noised_accuracy_before": "difficulty/noised_accuracy_before",
     "noised_accuracy_after": "difficulty/noised_accuracy_after",
+    "clip_frac": "loss/clip_frac",
+    "outside_clip_frac": "drift/outside_clip_frac",
+    "kl_to_rollout": "drift/kl_to_rollout",
+    "adv_logratio_corr": "drift/adv_logratio_corr",
+    "augment_level_mean": "difficulty/level_mean",
 }
 KINDS = ("decrease", "increase")
 

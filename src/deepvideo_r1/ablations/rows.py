@@ -11,6 +11,7 @@ config (Table 4's reg_grpo_da, Table 7's da_both, Table 8's levels_adaptive) are
 | 7 | da_none | da_none, da_increase, da_decrease, da_both (Reg-GRPO) |
 | 8 | levels_fixed | levels_fixed, levels_adaptive (Reg-GRPO + DA) |
 | mechanism | reg_grpo_da | iterations, ratio normalisation, trigger, timing, clip saturation |
+| iterations | grpo_it1 | grpo / reg_grpo at num_iterations 1, 2, 4, augmentation off |
 """
 
 from __future__ import annotations
@@ -130,12 +131,24 @@ def table_mechanism() -> Table:
     return Table("mechanism", "reg_grpo_da", tuple(Row(n, {**base, **c}) for n, c in changes))
 
 
+def table_iterations() -> Table:
+    """GRPO vs Reg-GRPO at 1, 2 and 4 optimizer steps per rollout, augmentation off: only off-policy
+    (num_iterations > 1) does GRPO's clip or Reg-GRPO's regression target act."""
+    rows = tuple(
+        Row(f"{loss}_it{n}", {"algo.loss": loss, **DA_OFF, "algo.num_iterations": n})
+        for n in (1, 2, 4)
+        for loss in ("grpo", "reg_grpo")
+    )
+    return Table("iterations", "grpo_it1", rows)
+
+
 TABLE_BUILDERS: dict[str, Callable[[], Table]] = {
     "4": table_4,
     "5": table_5,
     "7": table_7,
     "8": table_8,
     "mechanism": table_mechanism,
+    "iterations": table_iterations,
 }
 TABLE_NAMES: tuple[str, ...] = tuple(TABLE_BUILDERS)
 

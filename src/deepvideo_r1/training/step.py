@@ -25,6 +25,7 @@ from deepvideo_r1.algos import (
     vanishing_ratio,
 )
 from deepvideo_r1.algos.advantages import vanishing_groups
+from deepvideo_r1.algos.drift import drift_metrics
 from deepvideo_r1.config import LOSS_OPTION_FIELDS, AlgoConfig, ConfigError, loss_option_problems
 from deepvideo_r1.difficulty import DifficultyDecision
 from deepvideo_r1.difficulty.effect import augmentation_effect, pool_batch_stats
@@ -290,6 +291,9 @@ def update_policy(ctx: RunContext, groups: Groups, advantages: torch.Tensor) -> 
                     **options,
                 )
                 acc.backward(loss * weights[j])
+                # off-policy drift (all 0 at the first iteration): where clip / regression act
+                clip = cfg.algo.clip_low or 0.2
+                metrics |= drift_metrics(logps, old_logps, adv, batch.completion_mask, clip)
             loss_sum += float(loss.detach())
             metrics["perf/entropy"] = _masked_mean(out.entropy.detach(), batch.completion_mask)
             for k, v in metrics.items():  # weighted like the loss: loss/* are the whole batch's values
