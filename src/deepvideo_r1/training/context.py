@@ -51,6 +51,8 @@ class RunContext:
     advantage_scale: str
     guard: UpdateGuard
     """Skips non-finite updates; stops after train.max_skipped_updates in a row."""
+    tasks: tuple[str, ...] | None = None
+    """The dataset's tasks (per-task augmentation counts), filled at the first step."""
 
     @property
     def model(self) -> nn.Module:
@@ -129,6 +131,8 @@ def build_controller(cfg: TrainConfig) -> DifficultyController:
         reference=d.reference,
         threshold=d.threshold,
         levels=d.levels,
+        fixed_level=d.fixed_guide_level,
+        fixed_perturb_level=d.fixed_perturb_level,
         kinds=d.kinds,
         trigger=d.trigger,
         timing=d.timing,
