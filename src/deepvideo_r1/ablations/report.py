@@ -37,8 +37,14 @@ RUN_MEANS = {
     "outside_clip_frac": "drift/outside_clip_frac",
     "kl_to_rollout": "drift/kl_to_rollout",
     "adv_logratio_corr": "drift/adv_logratio_corr",
-    "augment_level_mean": "difficulty/level_mean",
+    "guide_level_mean": "augment/decrease_level_mean",
+    "perturb_level_mean": "augment/increase_level_mean",
 }
+# run means every row reports (mean over its seeds; null when the run never logged one)
+ROW_MEANS = (
+    "grad_norm", "clip_frac", "outside_clip_frac", "kl_to_rollout", "adv_logratio_corr",
+    "guide_level_mean", "perturb_level_mean",
+)  # fmt: skip
 KINDS = ("decrease", "increase")
 
 
@@ -151,8 +157,7 @@ def row_entry(row: Row, base_cfg, results: dict[int, dict], baseline: dict[int, 
         "rescued_fraction": _mean_of(results, "rescued_fraction"),
         "per_task": _per_task(results),
         "wall_seconds": _mean_of(results, "wall_seconds"),
-        "grad_norm": _mean_of(results, "grad_norm"),
-    }
+    } | {key: _mean_of(results, key) for key in ROW_MEANS}
 
 
 def load_results(out: Path, base: BaseSpec, row: Row, seeds: list[int]) -> dict[int, dict]:
