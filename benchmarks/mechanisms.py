@@ -1,4 +1,4 @@
-"""The two mechanisms tested directly (issue 28, sections 2 and 3), as resumable cells.
+"""The two mechanisms tested directly (hint transfer, iterations), as resumable cells.
 
     python benchmarks/mechanisms.py run --out DIR [--seeds 0 1 2 3 4] [--hint-seeds 0 1 2]
     python benchmarks/mechanisms.py run --out DIR --only it:grpo_it4:2 hint:a1:0   # rerun cells
@@ -35,7 +35,7 @@ first `--heldout-per-task` held-out clips of each task; then mean@16 accuracy (r
 temperature) on the train and test halves (not on the held-out clips: 16 generations × 2,000
 clips is beyond the 2-core budget). The arm `base` is the warm start itself, read out once.
 
-Decision rule, fixed before running (issue 28): on the clean-prompt log-probability of the test
+Decision rule, fixed before running: on the clean-prompt log-probability of the test
 half and of the held-out clips, per-seed change from `base`; if neither a1 nor a2 beats b AND c
 beyond the seed spread (paired 95 % interval over seeds of a - b and a - c above 0), the hint's
 gradient does not transfer to the clean prompt at this scale and the docs say the augmentation
@@ -57,7 +57,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve()
 RESULTS = HERE.parent / "results" / "mechanisms.json"
 HINT_ARMS = ("a1", "a2", "b", "c")
-DECISION_RULE = __doc__.split("Decision rule, fixed before running (issue 28): ")[1].strip()
+DECISION_RULE = __doc__.split("Decision rule, fixed before running: ")[1].strip()
 
 
 # ---- the plan -------------------------------------------------------------------------------------

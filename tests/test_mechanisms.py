@@ -1,4 +1,4 @@
-"""Issue 28: the drift metrics, the iterations table, and benchmarks/mechanisms.py's plan and report."""
+"""The drift metrics, the iterations table, and benchmarks/mechanisms.py's plan and report."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 28 section 1: Table 8's fixed row uses the configured fixed levels, the guidance builder gets
+"""Table 8's fixed row uses the configured fixed levels, the guidance builder gets
 several traces where there are, and each step logs which task its augmented groups came from."""
 
 from __future__ import annotations
