@@ -32,27 +32,47 @@ def _paired(values: dict[int, float], baseline: dict[int, float]) -> dict:
     return {"seeds": seeds, "mean": _r(m) if seeds else None, "ci95": _interval(ci)}
 
 
+def finished_runs(out: Path) -> dict[tuple[str, int], dict[int, dict]]:
+    """(loss, num_iterations) -> seed -> result of every finished run under DIR/iterations/runs.
+
+    Runs are recognised by their own row_config.yaml, not by the row key: the key hashes the whole
+    resolved config, which changes whenever the code gains a config field, so a later checkout
+    still reads cells made by an earlier one.
+    """
+    import yaml
+
+    found: dict[tuple[str, int], dict[int, dict]] = {}
+    for result in sorted((out / "iterations" / "runs").glob("*/seed*.json")):
+        config = result.with_suffix("") / "row_config.yaml"
+        if not config.exists():
+            raise SystemExit(f"{result}: no {config} beside it to say which row it is")
+        cfg = yaml.safe_load(config.read_text())
+        if cfg["difficulty"]["enabled"]:
+            continue  # not an iterations row
+        seed = int(result.stem.removeprefix("seed"))
+        found.setdefault((cfg["algo"]["loss"], int(cfg["algo"]["num_iterations"])), {})[seed] = json.loads(
+            result.read_text()
+        )
+    return found
+
+
 def iteration_rows(out: Path, args) -> tuple[list[dict], list[str]]:
     """One row per loss × num_iterations with its finished seeds; the missing cells."""
     from deepvideo_r1.ablations.rows import table_iterations
-    from mechanisms import it_result
 
+    runs = finished_runs(out)
     rows, missing, accuracy = [], [], {}
     for row in table_iterations().rows:
-        results = {}
-        for seed in args.seeds:
-            path = it_result(out, row.name, seed, args.set, args.threads)
-            if path.exists():
-                results[seed] = json.loads(path.read_text())
-            else:
-                missing.append(f"it:{row.name}:{seed}")
+        loss, n = row.overrides["algo.loss"], row.overrides["algo.num_iterations"]
+        results = {s: r for s, r in runs.get((loss, n), {}).items() if s in args.seeds}
+        missing += [f"it:{row.name}:{s}" for s in args.seeds if s not in results]
         seeds = sorted(results)
         acc = {s: results[s]["accuracy"] for s in seeds}
         accuracy[row.name] = acc
         entry = {
             "name": row.name,
-            "loss": row.overrides["algo.loss"],
-            "num_iterations": row.overrides["algo.num_iterations"],
+            "loss": loss,
+            "num_iterations": n,
             "seeds": seeds,
             "accuracy": [_r(acc[s]) for s in seeds],
             "mean": _r(mean(list(acc.values()))) if seeds else None,
@@ -60,8 +80,7 @@ def iteration_rows(out: Path, args) -> tuple[list[dict], list[str]]:
             "wall_seconds": [_r(results[s]["wall_seconds"], 1) for s in seeds],
         }
         for key in ITER_KEYS:
-            values = [results[s].get(key) for s in seeds]
-            entry[key] = [_r(v, 6) for v in values]
+            entry[key] = [_r(results[s].get(key), 6) for s in seeds]
         rows.append(entry)
     for entry in rows:  # Reg-GRPO against GRPO at the same num_iterations, paired over seeds
         if entry["loss"] == "reg_grpo":

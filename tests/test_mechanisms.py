@@ -77,9 +77,8 @@ def _args(tmp: Path) -> SimpleNamespace:
     )  # fmt: skip
 
 
-def test_aggregate_reports_finished_seeds_paired_differences_and_missing_cells(tmp_path, monkeypatch):
+def test_aggregate_reports_finished_seeds_paired_differences_and_missing_cells(tmp_path):
     args = _args(tmp_path)
-    monkeypatch.setattr(mechanisms, "it_result", lambda out, row, s, sets, threads: out / f"{row}_{s}.json")
     accuracy = {
         ("grpo_it4", 0): 0.5,
         ("grpo_it4", 1): 0.6,
@@ -88,7 +87,12 @@ def test_aggregate_reports_finished_seeds_paired_differences_and_missing_cells(t
     }
     for (row, seed), acc in accuracy.items():
         result = {"accuracy": acc, "wall_seconds": 100.0, "clip_frac": 0.01, "kl_to_rollout": 0.002}
-        (tmp_path / f"{row}_{seed}.json").write_text(json.dumps(result))
+        run = tmp_path / "iterations" / "runs" / f"key_{row}" / f"seed{seed}"  # keys: any name
+        run.mkdir(parents=True)
+        loss, n = row.rsplit("_it", 1)
+        algo = {"loss": loss, "num_iterations": int(n)}
+        (run / "row_config.yaml").write_text(json.dumps({"algo": algo, "difficulty": {"enabled": False}}))
+        run.with_suffix(".json").write_text(json.dumps(result))
     hint_transfer.write_atomic(
         hint_transfer.collect_path(tmp_path), {"prompts": 8, "train": ["x"], "test": ["y"]}
     )
