@@ -35,7 +35,18 @@ RUN_MEANS = {
     "hinted_accuracy_after": "difficulty/hinted_accuracy_after",
     "noised_accuracy_before": "difficulty/noised_accuracy_before",
     "noised_accuracy_after": "difficulty/noised_accuracy_after",
+    "clip_frac": "loss/clip_frac",
+    "outside_clip_frac": "drift/outside_clip_frac",
+    "kl_to_rollout": "drift/kl_to_rollout",
+    "adv_logratio_corr": "drift/adv_logratio_corr",
+    "guide_level_mean": "augment/decrease_level_mean",
+    "perturb_level_mean": "augment/increase_level_mean",
 }
+# run means every row reports (mean over its seeds; null when the run never logged one)
+ROW_MEANS = (
+    "grad_norm", "clip_frac", "outside_clip_frac", "kl_to_rollout", "adv_logratio_corr",
+    "guide_level_mean", "perturb_level_mean",
+)  # fmt: skip
 KINDS = ("decrease", "increase")
 
 
@@ -148,8 +159,7 @@ def row_entry(row: Row, base_cfg, results: dict[int, dict], baseline: dict[int, 
         "rescued_fraction": _mean_of(results, "rescued_fraction"),
         "per_task": _per_task(results),
         "wall_seconds": _mean_of(results, "wall_seconds"),
-        "grad_norm": _mean_of(results, "grad_norm"),
-    }
+    } | {key: _mean_of(results, key) for key in ROW_MEANS}
 
 
 def load_results(out: Path, base: BaseSpec, row: Row, seeds: list[int]) -> dict[int, dict]:

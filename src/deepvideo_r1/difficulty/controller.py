@@ -86,7 +86,8 @@ class DifficultyController:
         reference: "relative" (r_ref = buffer mean) or "absolute" (r_ref = threshold).
         threshold: the fixed r_ref for reference="absolute".
         levels: "adaptive" (levels from |dR|) or "fixed" (always fixed_level).
-        fixed_level: the level used when levels="fixed".
+        fixed_level: l_guide when levels="fixed".
+        fixed_perturb_level: l_perturb when levels="fixed" (None: fixed_level).
         kinds: which augmentations are allowed: "both", "increase", "decrease" or "none".
         trigger: "all" groups, or only "vanishing" groups (all rewards equal) may be augmented.
         timing: "same_step" (the trainer re-rolls now) or "next_visit" (decisions are deferred per
@@ -102,6 +103,7 @@ class DifficultyController:
         threshold: float = 1.0,
         levels: Levels = "adaptive",
         fixed_level: int = 1,
+        fixed_perturb_level: float | None = None,
         kinds: Kinds = "both",
         trigger: Trigger = "all",
         timing: Timing = "same_step",
@@ -111,9 +113,13 @@ class DifficultyController:
             raise ValueError(f"window must be >= 1, got {window}")
         if fixed_level < 1:
             raise ValueError(f"fixed_level must be >= 1, got {fixed_level}")
+        perturb = float(fixed_level if fixed_perturb_level is None else fixed_perturb_level)
+        if perturb <= 0:
+            raise ValueError(f"fixed_perturb_level must be > 0, got {fixed_perturb_level}")
         self.options: dict[str, Any] = {
             "window": int(window), "reference": reference, "threshold": float(threshold),
-            "levels": levels, "fixed_level": int(fixed_level), "kinds": kinds, "trigger": trigger,
+            "levels": levels, "fixed_level": int(fixed_level), "fixed_perturb_level": perturb,
+            "kinds": kinds, "trigger": trigger,
             "timing": timing, "window_unit": window_unit,
         }  # fmt: skip
         for name, allowed in OPTIONS.items():
@@ -143,8 +149,9 @@ class DifficultyController:
         if kind == "none":
             return 0
         if self.options["levels"] == "fixed":
-            level = self.options["fixed_level"]
-            return int(level) if kind == "decrease" else float(level)
+            if kind == "decrease":
+                return int(self.options["fixed_level"])
+            return float(self.options["fixed_perturb_level"])
         if kind == "decrease":
             return math.floor(abs(delta) + 0.5) + 1
         return abs(delta) + 1.0

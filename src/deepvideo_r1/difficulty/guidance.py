@@ -57,28 +57,53 @@ class HintBank:
     """
 
     def __init__(self) -> None:
-        self._entries: dict[str, tuple[list[str], str]] = {}
+        # id -> (traces, source): the first trace is the preferred one (partial-trace hints use it);
+        # answer_and_traces guidance shows up to l_guide of them
+        self._entries: dict[str, tuple[list[list[str]], str]] = {}
 
-    def add(self, sample_id: str, steps: list[str], source: TraceSource) -> bool:
-        """Store ``steps`` for ``sample_id``; returns False if a dataset trace was kept instead."""
+    @staticmethod
+    def _clean(sample_id: str, steps: list[str], source: str) -> list[str]:
         if source not in _SOURCES:
             raise ValueError(f"trace source must be one of {', '.join(_SOURCES)}, got {source!r}")
         cleaned = [squash_whitespace(step) for step in steps if step.strip()]
         if not cleaned:
             raise ValueError(f"sample {sample_id!r}: refusing to store an empty reasoning trace")
+        return cleaned
+
+    def add(self, sample_id: str, steps: list[str], source: TraceSource) -> bool:
+        """Store ``steps`` as the trace of ``sample_id`` (replacing what it had); returns False if a
+        dataset trace was kept instead."""
+        cleaned = self._clean(sample_id, steps, source)
         current = self._entries.get(str(sample_id))
         if current is not None and current[1] == "dataset" and source == "self":
             return False
-        self._entries[str(sample_id)] = (cleaned, source)
+        self._entries[str(sample_id)] = ([cleaned], source)
+        return True
+
+    def add_alternative(self, sample_id: str, steps: list[str], source: TraceSource) -> bool:
+        """Append a further reasoning path for ``sample_id`` (the first `add`s if it has none);
+        returns False when the same steps are stored already."""
+        cleaned = self._clean(sample_id, steps, source)
+        current = self._entries.get(str(sample_id))
+        if current is None:
+            return self.add(sample_id, cleaned, source)
+        if cleaned in current[0]:
+            return False
+        current[0].append(cleaned)
         return True
 
     def get(self, sample_id: str) -> list[str] | None:
-        """The stored steps for ``sample_id`` (a copy), or None."""
+        """The first (preferred) stored trace's steps for ``sample_id`` (a copy), or None."""
         entry = self._entries.get(str(sample_id))
-        return list(entry[0]) if entry is not None else None
+        return list(entry[0][0]) if entry is not None else None
+
+    def traces(self, sample_id: str) -> list[list[str]]:
+        """Every stored trace of ``sample_id``, the preferred one first (copies; [] when none)."""
+        entry = self._entries.get(str(sample_id))
+        return [list(t) for t in entry[0]] if entry is not None else []
 
     def source(self, sample_id: str) -> str | None:
-        """ "dataset", "self" or None."""
+        """ "dataset", "self" or None (the source of the first trace)."""
         entry = self._entries.get(str(sample_id))
         return entry[1] if entry is not None else None
 
@@ -89,16 +114,23 @@ class HintBank:
         return len(self._entries)
 
     def state_dict(self) -> dict[str, Any]:
-        """JSON-serialisable: {"entries": {id: {"steps": [...], "source": ...}}}."""
-        return {
-            "entries": {sid: {"steps": list(s), "source": src} for sid, (s, src) in self._entries.items()}
-        }
+        """JSON-serialisable: {"entries": {id: {"steps": [...], "source": ..., "more": [[...], ...]}}}
+        ("more": the further traces, only when there are some)."""
+        entries = {}
+        for sid, (traces, src) in self._entries.items():
+            entries[sid] = {"steps": list(traces[0]), "source": src}
+            if len(traces) > 1:
+                entries[sid]["more"] = [list(t) for t in traces[1:]]
+        return {"entries": entries}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Replace the bank's content with a `state_dict`."""
         try:
             entries = {
-                str(sid): ([str(step) for step in e["steps"]], str(e["source"]))
+                str(sid): (
+                    [[str(step) for step in t] for t in [e["steps"], *e.get("more", [])]],
+                    str(e["source"]),
+                )
                 for sid, e in state["entries"].items()
             }
         except (KeyError, TypeError, AttributeError) as e:

@@ -32,7 +32,13 @@ class DifficultyConfig(Section):
     )
     reference: Reference = Field("relative", description="r_ref = buffer mean, or the fixed `threshold`.")
     threshold: float = Field(1.0, description="r_ref under reference=absolute (reward scale 0..2).")
-    levels: Levels = Field("adaptive", description="adaptive: l = f(|dR|); fixed: level 1 always.")
+    levels: Levels = Field(
+        "adaptive", description="adaptive: l = f(|dR|); fixed: fixed_guide_level / fixed_perturb_level."
+    )
+    fixed_guide_level: int = Field(1, ge=1, description="l_guide of every hint under levels=fixed.")
+    fixed_perturb_level: float = Field(
+        1.0, gt=0, description="l_perturb of every noised group under levels=fixed."
+    )
     kinds: Kinds = Field("both", description="Which augmentations may fire.")
     trigger: Trigger = Field(
         "all", description="Augment every group, or only those whose advantage vanished."
@@ -58,6 +64,8 @@ def build_controller(options: DifficultyConfig) -> DifficultyController:
         reference=options.reference,
         threshold=options.threshold,
         levels=options.levels,
+        fixed_level=options.fixed_guide_level,
+        fixed_perturb_level=options.fixed_perturb_level,
         kinds=options.kinds,
         trigger=options.trigger,
         timing=options.timing,

@@ -1,7 +1,8 @@
 """Turn a difficulty decision into model inputs: a hint in the prompt, or a transform of the frames.
 
 decrease -> guidance: the first l_guide steps of the sample's reasoning trace (HintBank) after the
-            question, or (guidance="answer_and_traces") the answer and l_guide whole traces.
+            question, or (guidance="answer_and_traces") the answer and up to l_guide whole traces
+            (the dataset's and the self-generated ones: several reasoning paths where there are).
 increase -> frame noise clamp(x + noise_std·l_perturb·N(0,1), 0, 1) on frames in [0, 1] before
             normalisation, or frame masking (increase_mode="mask_frames").
 A decision that cannot be applied (no trace for a hint, no video to perturb) becomes "none" and
@@ -57,10 +58,12 @@ def mask_transform(fraction: float, seed: int) -> Callable[[torch.Tensor], torch
     return transform
 
 
-def _hint_text(sample: Sample, steps: list[str], level: int, cfg: DifficultyConfig) -> str:
+def _hint_text(sample: Sample, hints: HintBank, level: int, cfg: DifficultyConfig) -> str:
+    """answer_and_traces: the answer and up to `level` of the sample's traces (several reasoning
+    paths where the bank has them); partial_trace: the first `level` steps of its first trace."""
     if cfg.guidance == "answer_and_traces":
-        return format_answer_and_traces_hint(format_answer(sample) or "", [steps], level)
-    return format_hint(steps, level)
+        return format_answer_and_traces_hint(format_answer(sample) or "", hints.traces(sample.id), level)
+    return format_hint(hints.get(sample.id) or [], level)
 
 
 def plan_augmentation(
@@ -78,7 +81,7 @@ def plan_augmentation(
         if not steps:
             return Augmentation(unapplied="no_trace")
         return Augmentation(
-            "decrease", decision.level, hint=_hint_text(sample, steps, int(decision.level), cfg)
+            "decrease", decision.level, hint=_hint_text(sample, hints, int(decision.level), cfg)
         )
     if not sample.videos:
         return Augmentation(unapplied="no_video")

@@ -1,8 +1,10 @@
 """Self-generated reasoning traces for guidance when the dataset has none.
 
-The policy is told the ground-truth answer and asked to reason; of k samples the one with the
-highest reward (format + accuracy) is kept, its <think> part split into steps and cached in the
-HintBank under the sample id (source "self"), so each sample costs one extra rollout at most once.
+The policy is told the ground-truth answer and asked to reason; of k samples every one that earns
+accuracy is kept, best reward (format + accuracy) first, its <think> part split into steps and cached
+in the HintBank under the sample id (source "self"; the first is the preferred trace, the others
+further reasoning paths for answer_and_traces guidance), so each sample costs one extra rollout at
+most once.
 """
 
 from __future__ import annotations
@@ -55,10 +57,15 @@ def generate_self_traces(
     accuracy = scores.components.get("accuracy")
     added = 0
     for n, sample in enumerate(todo):
-        rows = range(n * group, (n + 1) * group)
-        best = max(rows, key=lambda r: float(scores.total[r]))
-        steps = split_reasoning_steps(out.texts[best]) if extract_answer(out.texts[best]) else []
-        if steps and (accuracy is None or float(accuracy[best]) > 0):
-            added += int(hints.add(sample.id, steps, "self"))
+        # every completion that earns accuracy and has steps, the best first: several paths for
+        # answer_and_traces guidance (partial-trace hints use the first)
+        rows = sorted(range(n * group, (n + 1) * group), key=lambda r: -float(scores.total[r]))
+        right = [r for r in rows if accuracy is None or float(accuracy[r]) > 0]
+        good = [r for r in right if extract_answer(out.texts[r])]
+        paths = [steps for r in good if (steps := split_reasoning_steps(out.texts[r]))]
+        if paths:
+            added += int(hints.add(sample.id, paths[0], "self"))
+            for steps in paths[1:]:
+                hints.add_alternative(sample.id, steps, "self")
     logger.info("self-generated reasoning traces: %d of %d samples", added, len(todo))
     return added

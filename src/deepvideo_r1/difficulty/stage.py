@@ -17,6 +17,7 @@ and generating reasoning traces.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
@@ -91,7 +92,8 @@ class AugmentationStage:
                 stats |= effect
             else:
                 stats |= next_visit_effect(groups, pending)
-            stats["difficulty/level_mean"] = _mean([d.level for d in decisions if d.kind != "none"])
+            levels = [d.level for d in decisions if d.kind != "none"]
+            stats["difficulty/level_mean"] = _mean(levels) if levels else math.nan
         stats["adv/vanishing_ratio_after"] = vanishing_ratio(groups.rewards.total, groups.group_size)
         return groups, stats
 

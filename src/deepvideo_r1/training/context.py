@@ -53,6 +53,8 @@ class RunContext:
     advantage_scale: str
     guard: UpdateGuard
     """Skips non-finite updates; stops after train.max_skipped_updates in a row."""
+    tasks: tuple[str, ...] | None = None
+    """The dataset's tasks (per-task augmentation counts), filled at the first step."""
 
     @property
     def model(self) -> nn.Module:

@@ -10,6 +10,7 @@ Everything here is orchestration: the math lives in `deepvideo_r1.algos` and is 
 
 from __future__ import annotations
 
+import math
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -23,13 +24,15 @@ from deepvideo_r1.algos import (
     normalizer_units,
     policy_loss,
 )
+from deepvideo_r1.algos.drift import drift_metrics
 from deepvideo_r1.config import LOSS_OPTION_FIELDS, AlgoConfig, ConfigError, loss_option_problems
 from deepvideo_r1.data.sample import Sample
-from deepvideo_r1.difficulty.effect import pool_batch_stats
+from deepvideo_r1.difficulty.effect import GROUP_NAMES, pool_batch_stats
 from deepvideo_r1.difficulty.plan import Augmentation
 from deepvideo_r1.difficulty.self_traces import generate_self_traces
 from deepvideo_r1.difficulty.stage import StageCalls
 from deepvideo_r1.distributed.sharding import gathered_for_generation
+from deepvideo_r1.evaluation.evaluate import category
 from deepvideo_r1.models.media import encode_sample
 from deepvideo_r1.training.context import RunContext
 from deepvideo_r1.training.groups import Groups, concat_groups, micro_batches, replace_groups, roll_out
@@ -204,6 +207,9 @@ def update_policy(ctx: RunContext, groups: Groups, advantages: torch.Tensor) -> 
                     **options,
                 )
                 acc.backward(loss * weights[j])
+                # off-policy drift (all 0 at the first iteration): where clip / regression act
+                clip = cfg.algo.clip_low or 0.2
+                metrics |= drift_metrics(logps, old_logps, adv, batch.completion_mask, clip)
             loss_sum += float(loss.detach())
             metrics["perf/entropy"] = _masked_mean(out.entropy.detach(), batch.completion_mask)
             for k, v in metrics.items():  # weighted like the loss: loss/* are the whole batch's values
@@ -236,8 +242,13 @@ def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * m).sum() / m.sum().clamp_min(1.0)
 
 
-def rollout_metrics(groups: Groups) -> dict[str, float]:
-    """Reward components, accuracy / format rates, completion length, augmentation counts."""
+def rollout_metrics(groups: Groups, tasks: tuple[str, ...] = ()) -> dict[str, float]:
+    """Reward components, accuracy / format rates, completion length, augmentation counts.
+
+    Per kind: `augment/<kind>` groups, `augment/<kind>_level_mean` (nan when none), and with
+    `tasks` (every task of the dataset, so each rank logs the same keys) `augment/<hinted|noised>/<task>`
+    counts: which task each augmented group came from.
+    """
     comps = groups.rewards.components
     out = {"reward/mean": float(groups.rewards.total.mean())}
     out |= {f"reward/{k}": float(v.mean()) for k, v in comps.items()}
@@ -250,8 +261,20 @@ def rollout_metrics(groups: Groups) -> dict[str, float]:
     for kind in ("increase", "decrease"):
         out[f"augment/{kind}"] = float(kinds.count(kind))
         levels = [a.level for a in groups.augmentations if a.kind == kind]
-        out[f"augment/{kind}_level_mean"] = _mean(levels)
+        out[f"augment/{kind}_level_mean"] = _mean(levels) if levels else math.nan
+        picked = [task_of(s) for s, k in zip(groups.samples, kinds, strict=True) if k == kind]
+        out |= {f"augment/{GROUP_NAMES[kind]}/{t}": float(picked.count(t)) for t in tasks}
     return out
+
+
+def task_of(sample: Sample) -> str:
+    """The sample's task (its evaluation category, e.g. "task=count"); "other" when it has none."""
+    return category(sample) or "other"
+
+
+def dataset_tasks(dataset: list[Sample]) -> tuple[str, ...]:
+    """Every task of the dataset, sorted (the per-task augmentation counts log each of them)."""
+    return tuple(sorted({task_of(s) for s in dataset}))
 
 
 def rl_step(ctx: RunContext, step: int) -> StepOutput:
@@ -269,7 +292,9 @@ def rl_step(ctx: RunContext, step: int) -> StepOutput:
     )
     update = update_policy(ctx, groups, advantages)
     t2 = time.perf_counter()
-    metrics = {**rollout_metrics(groups), **stats, **update}
+    if ctx.tasks is None:
+        ctx.tasks = dataset_tasks(ctx.dataset)
+    metrics = {**rollout_metrics(groups, ctx.tasks), **stats, **update}
     metrics |= {"adv/abs_mean": float(advantages.abs().mean())}
     metrics |= {"perf/rollout_s": groups.rollout_s, "perf/reward_s": groups.reward_s}
     metrics |= {"perf/collect_s": t1 - t0, "perf/update_s": t2 - t1}
