@@ -39,6 +39,7 @@ from deepvideo_r1.models.families import (
     ModelFamily,
     get_family,
 )
+from deepvideo_r1.models.rope import use_reference_rope
 
 logger = logging.getLogger(__name__)
 
@@ -284,6 +285,7 @@ def load_policy(
     model = family.model_cls().from_pretrained(
         path, dtype=dtype or auto_dtype, attn_implementation=attn_implementation or auto_attn
     )
+    use_reference_rope(model)  # Qwen's 3-D rope rule whatever transformers is installed (models.rope)
     tokenizer = AutoTokenizer.from_pretrained(path)
     logger.info("loaded %s (%s) from %s", family.name, model.dtype, path)
     return model.to(device), ModelAdapter(family, tokenizer, budget)
