@@ -40,7 +40,10 @@ from deepvideo_r1.models.export import save_hf_model
 from deepvideo_r1.models.media import MediaLoader, pixel_budget
 from deepvideo_r1.preflight import preflight
 from deepvideo_r1.presets.warm_start import INSTALLED_RECIPE, install_shipped, mismatch
+from deepvideo_r1.rollout import RolloutEngine
+from deepvideo_r1.rollout.engine import sync_engine
 from deepvideo_r1.training.context import build_context, trainable_model
+from deepvideo_r1.training.engines import engine_for, start_engine
 from deepvideo_r1.training.media_skips import media_skip_metrics
 from deepvideo_r1.training.resume import EVAL_STEP_DIR, ResumePlan, differing_keys, plan_resume
 from deepvideo_r1.training.sft import run_sft
@@ -343,10 +346,13 @@ def eval_stage(
     accelerator: Accelerator,
     *,
     model_path: Path | None = None,
+    engine: RolloutEngine | None = None,
 ) -> EvalReport | None:
-    """Greedy eval into <output_dir>/<name>; `model_path` is what the report header names."""
+    """Greedy eval into <output_dir>/<name>; `model_path` is what the report header names; `engine`:
+    the run's rollout engine (synced to `model` first), None = HF generate on `model`."""
     if not data.eval:
         return None
+    sync_engine(engine, model)  # vLLM holds its own copy of the weights; HF: nothing to do
     report = evaluate_with_config(
         cfg,
         model,
@@ -354,6 +360,7 @@ def eval_stage(
         data.eval,
         Path(cfg.train.output_dir) / name,
         accelerator,
+        engine=engine,
         restart_if_stale=True,  # the run owns this directory: stale predictions are redone
         header=eval_header(model, model_path, data.eval_file, generation_settings(cfg)),
     )
@@ -364,9 +371,22 @@ def eval_stage(
 
 
 def evaluate_with_config(
-    cfg: TrainConfig, model, adapter: ModelAdapter, samples: list[Sample], out: Path, accelerator, **options
+    cfg: TrainConfig,
+    model,
+    adapter: ModelAdapter,
+    samples: list[Sample],
+    out: Path,
+    accelerator,
+    engine: RolloutEngine | None = None,
+    **options,
 ) -> EvalReport:
-    """`evaluate` with the run's batch size, decoding length, video settings and shared prefix."""
+    """`evaluate` with the run's batch size, decoding length, video settings, shared prefix and
+    rollout engine (`engine`, already synced; None = HF generate on `model`)."""
+    if engine is not None:
+        options |= {
+            "make_engine": engine_for(engine, model, adapter, cfg.model.shared_prefix),
+            "engine_name": cfg.rollout.engine,
+        }
     return evaluate(
         model,
         adapter,
@@ -387,7 +407,13 @@ def eval_dir_name(step: int, max_steps: int) -> str:
 
 
 def periodic_eval(
-    cfg: TrainConfig, ctx, adapter, data: RunData, accelerator: Accelerator, before: EvalReport | None
+    cfg: TrainConfig,
+    ctx,
+    adapter,
+    data: RunData,
+    accelerator: Accelerator,
+    before: EvalReport | None,
+    engine: RolloutEngine | None = None,
 ):
     """step -> eval/* metrics of the current policy, for `train_loop` (step 0: the `before` report).
     Predictions are resumable, so a step evaluated before an interruption is summarised again, not
@@ -398,7 +424,7 @@ def periodic_eval(
             return before.metrics() if before else {}
         name = eval_dir_name(step, cfg.train.max_steps)
         with gathered_for_generation(ctx.policy):  # sharded weights are whole while it decodes
-            report = eval_stage(cfg, ctx.model, adapter, data, name, accelerator)
+            report = eval_stage(cfg, ctx.model, adapter, data, name, accelerator, engine=engine)
         return report.metrics() if report else {}
 
     return run
@@ -444,19 +470,24 @@ def _run_stages(cfg: TrainConfig, accelerator: Accelerator, resume: ResumePlan) 
     model_dir = warm_start_model(cfg, data, accelerator)
     model, adapter = load_model(cfg, model_dir, accelerator)
     stage("eval before RL", f"{len(data.eval)} samples, greedy, {cfg.rollout.max_new_tokens} new tokens")
+    engine = start_engine(cfg, model_dir, adapter, accelerator.process_index)  # None for hf
     with gathered_for_generation(model):  # ZeRO-3 partitions the weights at load
-        before = eval_stage(cfg, model, adapter, data, "eval_before", accelerator, model_path=model_dir)
+        before = eval_stage(
+            cfg, model, adapter, data, "eval_before", accelerator, model_path=model_dir, engine=engine
+        )
     r = cfg.rollout
     rl = f"{cfg.train.max_steps} steps x {r.prompts_per_step} prompts x G={r.group_size} ({cfg.algo.loss})"
     stage("RL", rl)
-    ctx = build_context(cfg, accelerator, model, adapter, data.train, media_loader(cfg, adapter))
-    evaluate_at = periodic_eval(cfg, ctx, adapter, data, accelerator, before)
+    ctx = build_context(cfg, accelerator, model, adapter, data.train, media_loader(cfg, adapter), engine)
+    evaluate_at = periodic_eval(cfg, ctx, adapter, data, accelerator, before, engine)
     last = train_loop(ctx, resume=resume, evaluate=evaluate_at)
     data.skipped["train_media"] = int(media_skip_metrics(ctx.media, accelerator).get("data/media_skipped", 0))
     final = out / "final_model"
     stage("eval after RL", f"{len(data.eval)} samples; then the model is saved to {final}")
     with gathered_for_generation(ctx.policy):
-        after = eval_stage(cfg, ctx.model, adapter, data, "eval_after", accelerator, model_path=final)
+        after = eval_stage(
+            cfg, ctx.model, adapter, data, "eval_after", accelerator, model_path=final, engine=engine
+        )
     if cfg.train.eval_every == 0:  # else train_loop logged step 0, every N-th and the last step
         log_eval(cfg, before, 0, accelerator)
         log_eval(cfg, after, cfg.train.max_steps, accelerator)
@@ -508,6 +539,8 @@ def run_eval_only(
         samples = samples[: d.max_eval_samples]
     check_unique_ids(samples, d.eval_file)
     model, adapter = load_model(cfg, Path(cfg.model.path), accelerator)
+    engine = start_engine(cfg, Path(cfg.model.path), adapter, accelerator.process_index)
+    sync_engine(engine, model)  # vLLM holds its own copy of the weights; HF: nothing to do
     generation = generation_settings(cfg) | {"sampled": asdict(sampled) if sampled else None}
     return evaluate_with_config(
         cfg,
@@ -516,6 +549,7 @@ def run_eval_only(
         samples,
         out_dir,
         accelerator,
+        engine=engine,
         sampled=sampled,
         header=eval_header(model, cfg.model.path, d.eval_file, generation),
     )

@@ -41,9 +41,7 @@ def vision_positions(start: int, grid: tuple[int, int, int], interval: float) ->
     return torch.stack([tt, hh, ww]).reshape(3, -1) + start
 
 
-def row_positions(
-    token_types: list[int], items: list[tuple[tuple[int, int, int], float]]
-) -> torch.Tensor:
+def row_positions(token_types: list[int], items: list[tuple[tuple[int, int, int], float]]) -> torch.Tensor:
     """[3, L] positions of one unpadded row. token_types: 0 text, 1 image, 2 video per token;
     items: (merged grid, temporal interval) of each vision run, in order."""
     parts, start, queue = [], 0, iter(items)

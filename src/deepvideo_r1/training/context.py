@@ -24,7 +24,8 @@ from deepvideo_r1.models.media import MediaLoader
 from deepvideo_r1.models.reference import ReferencePolicy, build_reference
 from deepvideo_r1.models.trainable import LoraOptions, prepare_trainable
 from deepvideo_r1.models.vision import vision_tower
-from deepvideo_r1.rollout import HFRolloutEngine, RolloutEngine, SamplingOptions
+from deepvideo_r1.rollout import RolloutEngine
+from deepvideo_r1.training.engines import rollout_engine
 from deepvideo_r1.training.guard import UpdateGuard
 from deepvideo_r1.training.policy import PolicyModule
 from deepvideo_r1.training.sampler import PromptSampler
@@ -162,8 +163,10 @@ def build_context(
     adapter: ModelAdapter,
     dataset: list[Sample],
     media: MediaLoader,
+    engine: RolloutEngine | None = None,
 ) -> RunContext:
-    """Wire a loaded model and dataset into a RunContext ready for `rl_step`."""
+    """Wire a loaded model and dataset into a RunContext ready for `rl_step`. `engine`: the
+    process's rollout engine (training.engines.start_engine; None = HF generate on the policy)."""
     model = trainable_model(model, cfg)
     shared = cfg.model.shared_prefix
     reference = build_reference(model, cfg.algo.beta, shared_prefix=shared)
@@ -195,18 +198,13 @@ def build_context(
         # accelerate's FSDP2 replaces the parameters: clip the ones the prepared policy holds (in its
         # order, which accelerate's FSDP clipping matches against the model's own list)
         params = [p for p in policy.parameters() if p.requires_grad]
-    r = cfg.rollout
-    sampling = SamplingOptions(
-        max_new_tokens=r.max_new_tokens, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k or 0
-    )
     model_for_rollout = accelerator.unwrap_model(policy).model
-    engine: RolloutEngine = HFRolloutEngine(model_for_rollout, adapter, sampling, shared_prefix=shared)
     return RunContext(
         cfg=cfg,
         accelerator=accelerator,
         policy=policy,
         adapter=adapter,
-        engine=engine,
+        engine=rollout_engine(cfg, engine, model_for_rollout, adapter),
         reference=reference,
         dataset=dataset,
         media=media,
