@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from deepvideo_r1.config import TrainConfig
-from deepvideo_r1.models.adapter import ModelAdapter
+from deepvideo_r1.models.adapter import ModelAdapter, default_dtype_and_attention
 from deepvideo_r1.rollout import HFRolloutEngine, RolloutEngine, SamplingOptions
 
 # Seeds of different ranks' engines are this far apart (vLLM seeds each request itself too).
@@ -34,9 +35,12 @@ def vllm_settings(cfg: TrainConfig, rank: int):
     from deepvideo_r1.rollout.vllm_engine import VLLMSettings
 
     r, dtype = cfg.rollout, cfg.model.dtype
+    if dtype == "auto":  # the policy's own dtype rule (fp32 on CPU, bf16 on CUDA): vLLM must match it
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        dtype = str(default_dtype_and_attention(device)[0]).removeprefix("torch.")
     return VLLMSettings(
         seed=cfg.train.seed + rank * RANK_SEED_STRIDE,
-        dtype={"auto": "auto", "float32": "float32", "bfloat16": "bfloat16"}[dtype],
+        dtype=dtype,
         gpu_memory_utilization=r.gpu_memory_utilization,
         max_model_len=r.max_model_len,
         max_num_seqs=r.max_num_seqs or r.prompts_per_step * r.group_size,
