@@ -39,7 +39,12 @@ LOGPROB_TOL = 2e-4
 
 @pytest.fixture(scope="module")
 def policy():
-    return load_policy(SHIPPED_DIR)
+    """The warm start with the embedded default's pixel budget (56x56 frames, what it was trained on)."""
+    from deepvideo_r1.config import load_config
+    from deepvideo_r1.models.media import pixel_budget
+    from deepvideo_r1.presets import TINY_CPU
+
+    return load_policy(SHIPPED_DIR, budget=pixel_budget(load_config(TINY_CPU, []).video))
 
 
 @pytest.fixture(scope="module")
