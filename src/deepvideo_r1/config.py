@@ -133,6 +133,39 @@ class RolloutConfig(_Section):
         description="Decode into a static KV cache of bucketed size (cache length to a multiple of 256, rows "
         "to a power of two) that transformers compiles with torch.compile; null = on with CUDA, off on CPU.",
     )
+    engine: Literal["hf", "vllm"] = Field(
+        "hf",
+        description="Who generates rollouts, self-traces and evaluations: hf (transformers generate) or "
+        "vllm (a colocated vLLM engine per process, weights synced after every optimizer step; needs "
+        "`vllm` installed, see docs/rollout.md).",
+    )
+    gpu_memory_utilization: float = Field(
+        0.3,
+        gt=0,
+        le=1.0,
+        description="vllm: share of GPU memory vLLM may take (weights + KV cache), next to the trainer's.",
+    )
+    max_model_len: int | None = Field(
+        None,
+        ge=16,
+        description="vllm: longest prompt + completion in tokens; None = the model's max_position_embeddings "
+        "(vLLM's default).",
+    )
+    max_num_seqs: int | None = Field(
+        None, ge=1, description="vllm: sequences decoded at once; None = prompts_per_step · group_size."
+    )
+    enable_prefix_caching: bool = Field(
+        True, description="vllm: reuse the KV cache of shared prompt prefixes (reset after each weight sync)."
+    )
+    kv_cache_gib: float = Field(
+        1.0, gt=0, description="vllm on CPU: KV-cache size in GiB (VLLM_CPU_KVCACHE_SPACE)."
+    )
+    importance_sampling_cap: float | None = Field(
+        None,
+        gt=0,
+        description="vllm: truncated importance sampling — each completion token's loss is weighted by "
+        "min(p_trainer / p_vllm, cap) of the sampled token; None = off.",
+    )
 
 
 class AlgoConfig(_Section):

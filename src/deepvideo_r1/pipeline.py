@@ -63,8 +63,11 @@ from deepvideo_r1.presets.warm_start import (
     install_shipped,
     mismatch,
 )
+from deepvideo_r1.rollout import RolloutEngine
+from deepvideo_r1.rollout.engine import sync_engine
 from deepvideo_r1.run_summary import accuracy_change, finished_run_seconds
 from deepvideo_r1.training.context import build_context, master_weights_path, trainable_model
+from deepvideo_r1.training.engines import engine_for, start_engine
 from deepvideo_r1.training.media_skips import media_skip_metrics
 from deepvideo_r1.training.resume import EVAL_STEP_DIR, ResumePlan, plan_resume, train_file_bytes
 from deepvideo_r1.training.sft import run_sft
@@ -418,10 +421,13 @@ def eval_stage(
     accelerator: Accelerator,
     *,
     model_path: Path | None = None,
+    engine: RolloutEngine | None = None,
 ) -> EvalReport | None:
-    """Greedy eval into <output_dir>/<name>; `model_path` is what the report header names."""
+    """Greedy eval into <output_dir>/<name>; `model_path` is what the report header names; `engine`:
+    the run's rollout engine (synced to `model` first), None = HF generate on `model`."""
     if not data.eval:
         return None
+    sync_engine(engine, model)  # vLLM holds its own copy of the weights; HF: nothing to do
     report = evaluate_with_config(
         cfg,
         model,
@@ -429,6 +435,7 @@ def eval_stage(
         data.eval,
         Path(cfg.train.output_dir) / name,
         accelerator,
+        engine=engine,
         restart_if_stale=True,  # the run owns this directory: stale predictions are redone
         header=eval_header(model, model_path, data.eval_file, generation_settings(cfg)),
     )
@@ -439,9 +446,22 @@ def eval_stage(
 
 
 def evaluate_with_config(
-    cfg: TrainConfig, model, adapter: ModelAdapter, samples: list[Sample], out: Path, accelerator, **options
+    cfg: TrainConfig,
+    model,
+    adapter: ModelAdapter,
+    samples: list[Sample],
+    out: Path,
+    accelerator,
+    engine: RolloutEngine | None = None,
+    **options,
 ) -> EvalReport:
-    """`evaluate` with the run's batch size, decoding length, video settings and shared prefix."""
+    """`evaluate` with the run's batch size, decoding length, video settings, shared prefix and
+    rollout engine (`engine`, already synced; None = HF generate on `model`)."""
+    if engine is not None:
+        options |= {
+            "make_engine": engine_for(engine, model, adapter, cfg.model.shared_prefix),
+            "engine_name": cfg.rollout.engine,
+        }
     return evaluate(
         model,
         adapter,
@@ -469,8 +489,17 @@ class PeriodicEval:
     evaluation after RL (train_loop evaluates the last step) is not run a second time.
     """
 
-    def __init__(self, cfg: TrainConfig, ctx, adapter, data: RunData, before: EvalReport | None) -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        ctx,
+        adapter,
+        data: RunData,
+        before: EvalReport | None,
+        engine: RolloutEngine | None = None,
+    ) -> None:
         self.cfg, self.ctx, self.adapter, self.data, self.before = cfg, ctx, adapter, data, before
+        self.engine = engine  # the run's rollout engine (None: HF generate on the policy)
         self.reports: dict[int, EvalReport | None] = {}
 
     def __call__(self, step: int) -> dict[str, float]:
@@ -480,7 +509,14 @@ class PeriodicEval:
         path = Path(self.cfg.train.output_dir) / "final_model" if name == "eval_after" else None
         with gathered_for_generation(self.ctx.policy):  # sharded weights are whole while it decodes
             report = eval_stage(
-                self.cfg, self.ctx.model, self.adapter, self.data, name, self.ctx.accelerator, model_path=path
+                self.cfg,
+                self.ctx.model,
+                self.adapter,
+                self.data,
+                name,
+                self.ctx.accelerator,
+                model_path=path,
+                engine=self.engine,
             )
         self.reports[step] = report
         return report.metrics() if report else {}
@@ -536,13 +572,16 @@ def _run_stages(cfg: TrainConfig, accelerator: Accelerator, resume: ResumePlan) 
     check_prompts(cfg, adapter, data.train, cfg.data.train_file)
     check_prompts(cfg, adapter, data.eval, data.eval_file)
     stage("eval before RL", f"{len(data.eval)} samples, greedy, {cfg.rollout.max_new_tokens} new tokens")
+    engine = start_engine(cfg, model_dir, adapter, accelerator.process_index)  # None for hf
     with gathered_for_generation(model):  # ZeRO-3 partitions the weights at load
-        before = eval_stage(cfg, model, adapter, data, "eval_before", accelerator, model_path=model_dir)
+        before = eval_stage(
+            cfg, model, adapter, data, "eval_before", accelerator, model_path=model_dir, engine=engine
+        )
     r = cfg.rollout
     rl = f"{cfg.train.max_steps} steps x {r.prompts_per_step} prompts x G={r.group_size} ({cfg.algo.loss})"
     stage("RL", rl)
-    ctx = build_context(cfg, accelerator, model, adapter, data.train, media_loader(cfg, adapter))
-    evaluate_at = PeriodicEval(cfg, ctx, adapter, data, before)
+    ctx = build_context(cfg, accelerator, model, adapter, data.train, media_loader(cfg, adapter), engine)
+    evaluate_at = PeriodicEval(cfg, ctx, adapter, data, before, engine)
     last = train_loop(ctx, resume=resume, evaluate=evaluate_at)  # logs step 0 and the last step's eval
     data.skipped["train_media"] = int(media_skip_metrics(ctx.media, accelerator).get("data/media_skipped", 0))
     final = out / "final_model"
@@ -551,7 +590,9 @@ def _run_stages(cfg: TrainConfig, accelerator: Accelerator, resume: ResumePlan) 
     else:  # resumed from the last checkpoint: its evaluation was logged; summarise it again
         stage("eval after RL", f"{len(data.eval)} samples")
         with gathered_for_generation(ctx.policy):
-            after = eval_stage(cfg, ctx.model, adapter, data, "eval_after", accelerator, model_path=final)
+            after = eval_stage(
+                cfg, ctx.model, adapter, data, "eval_after", accelerator, model_path=final, engine=engine
+            )
     stage("save", f"the final model to {final}")
     save_model(ctx.model, adapter, final, accelerator, policy=ctx.policy, base_dir=model_dir)
     summary = {
@@ -617,6 +658,8 @@ def _eval_only(cfg: TrainConfig, out_dir, accelerator: Accelerator, sampled: Sam
     check_unique_ids(samples, d.eval_file)
     model, adapter = load_model(cfg, Path(cfg.model.path), accelerator)
     check_prompts(cfg, adapter, samples, d.eval_file)
+    engine = start_engine(cfg, Path(cfg.model.path), adapter, accelerator.process_index)
+    sync_engine(engine, model)  # vLLM holds its own copy of the weights; HF: nothing to do
     generation = generation_settings(cfg) | {"sampled": asdict(sampled) if sampled else None}
     return evaluate_with_config(
         cfg,
@@ -625,6 +668,7 @@ def _eval_only(cfg: TrainConfig, out_dir, accelerator: Accelerator, sampled: Sam
         samples,
         out_dir,
         accelerator,
+        engine=engine,
         sampled=sampled,
         header=eval_header(model, cfg.model.path, d.eval_file, generation),
     )

@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -47,7 +48,7 @@ from deepvideo_r1.rewards import (
     parse_predicted_span,
     temporal_iou,
 )
-from deepvideo_r1.rollout import HFRolloutEngine, SamplingOptions
+from deepvideo_r1.rollout import HFRolloutEngine, RolloutEngine, SamplingOptions
 
 logger = logging.getLogger(__name__)
 
@@ -217,28 +218,31 @@ def predict(
     restart_if_stale: bool = False,
     progress: bool = False,
     shared_prefix: bool = True,
+    make_engine: Callable[[SamplingOptions], RolloutEngine] | None = None,
+    engine_name: str = "hf",
 ) -> list[dict]:
     """Greedy predictions for `samples` (plus K sampled completions each when `sampled` is given),
     appended to `out_path`; returns all records (old + new).
 
     Records already in `out_path` are reused only when made for the same sample, prompt, model
     weights, decoding and video settings; otherwise EvalResumeError, or with `restart_if_stale`
-    the file is evaluated again from scratch. `progress`: a bar with ETA (samples).
+    the file is evaluated again from scratch. `progress`: a bar with ETA (samples). `make_engine`
+    (decoding settings -> engine) decodes; default HF generate on `model`; `engine_name` is part of
+    the records' key when not "hf".
     """
-    greedy = SamplingOptions(max_new_tokens=max_new_tokens, temperature=0.0)
-    engine = HFRolloutEngine(model, adapter, greedy, shared_prefix=shared_prefix)
-    sampler = (
-        HFRolloutEngine(
-            model,
-            adapter,
-            SamplingOptions(max_new_tokens, temperature=sampled.temperature),
-            shared_prefix=shared_prefix,
-        )
-        if sampled
-        else None
-    )
+    if make_engine is None:
+
+        def make_engine(options: SamplingOptions) -> RolloutEngine:
+            return HFRolloutEngine(model, adapter, options, shared_prefix=shared_prefix)
+
+    engine = make_engine(SamplingOptions(max_new_tokens=max_new_tokens, temperature=0.0))
+    sampler = None
+    if sampled:
+        sampler = make_engine(SamplingOptions(max_new_tokens, temperature=sampled.temperature))
     decoding = asdict(sampled) if sampled else None
     settings = eval_settings(model, adapter, media, max_new_tokens, engine.generation_options())
+    if engine_name != "hf":  # another engine's predictions are not this one's (HF keys stay as they were)
+        settings["rollout_engine"] = engine_name
     keys = {s.id: record_key(settings, prompt_fingerprint(adapter, s)) for s in samples}
     done = resume_records(out_path, samples, decoding, {**keys, "__settings__": settings}, restart_if_stale)
     todo = [s for s in samples if s.id not in done and is_readable(media, s)]  # unreadable: skipped
@@ -350,6 +354,8 @@ def evaluate(
     restart_if_stale: bool = False,
     header: dict | None = None,
     shared_prefix: bool = True,
+    make_engine: Callable[[SamplingOptions], RolloutEngine] | None = None,
+    engine_name: str = "hf",
 ) -> EvalReport:
     """Evaluate on `samples` (sharded over ranks); predictions land in out_dir/predictions*.jsonl.
 
@@ -374,6 +380,8 @@ def evaluate(
         restart_if_stale=restart_if_stale,
         progress=rank == 0,
         shared_prefix=shared_prefix,
+        make_engine=make_engine,
+        engine_name=engine_name,
     )
     skipped = [s.id for s in shard if skips_media(media) and s.id in media.skipped]
     if world > 1:

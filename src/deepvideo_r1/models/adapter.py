@@ -40,6 +40,7 @@ from deepvideo_r1.models.families import (
     ModelFamily,
     get_family,
 )
+from deepvideo_r1.models.rope import use_reference_rope
 from deepvideo_r1.models.vision_attention import use_varlen_vision_attention
 
 logger = logging.getLogger(__name__)
@@ -317,6 +318,7 @@ def load_policy(
         raise ModelLoadError(f"{path}: the weights cannot be read ({first})") from e
     check_loading_info(path, info)
     use_varlen_vision_attention(model)  # the windowed vision attention in one call per block
+    use_reference_rope(model)  # Qwen's 3-D rope rule whatever transformers is installed (models.rope)
     tokenizer = AutoTokenizer.from_pretrained(path)
     logger.info("loaded %s (%s) from %s", family.name, model.dtype, path)
     return model.to(device), ModelAdapter(family, tokenizer, budget)

@@ -37,7 +37,7 @@ from deepvideo_r1.models.precision import compute_context
 from deepvideo_r1.models.prefix import prefill_prompts
 from deepvideo_r1.models.static_cache import batch_bucket, cache_bucket, pad_rows, static_from_prefill
 from deepvideo_r1.models.vision import VisionCallCounter, shared_vision_outputs, unwrap
-from deepvideo_r1.rollout.engine import RolloutResult, SamplingOptions, completion_mask
+from deepvideo_r1.rollout.engine import RolloutResult, SamplingOptions, completion_mask, decoding_options
 
 
 class NonFiniteLogitsError(RuntimeError):
@@ -107,17 +107,7 @@ class HFRolloutEngine:
 
     def generation_options(self) -> dict:
         """The decoding that applies (nothing else does: see `own_generation_config`)."""
-        s = self.sampling
-        if s.temperature > 0:
-            sampling = {"do_sample": True, "temperature": s.temperature, "top_p": s.top_p, "top_k": s.top_k}
-        else:
-            sampling = {"do_sample": False}
-        return {
-            **sampling,
-            "max_new_tokens": s.max_new_tokens,
-            "repetition_penalty": 1.0,
-            "no_repeat_ngram_size": 0,
-        }
+        return decoding_options(self.sampling)
 
     def _generate_kwargs(self) -> dict:
         return {

@@ -27,7 +27,8 @@ from deepvideo_r1.models.precision import keep_fp32_master, loaded_dtype, mixed_
 from deepvideo_r1.models.reference import ReferencePolicy, build_reference
 from deepvideo_r1.models.trainable import prepare_trainable
 from deepvideo_r1.models.vision import vision_tower
-from deepvideo_r1.rollout import HFRolloutEngine, RolloutEngine, SamplingOptions
+from deepvideo_r1.rollout import RolloutEngine
+from deepvideo_r1.training.engines import rollout_engine
 from deepvideo_r1.training.guard import UpdateGuard
 from deepvideo_r1.training.policy import PolicyModule
 from deepvideo_r1.training.sampler import PromptSampler
@@ -165,8 +166,10 @@ def build_context(
     adapter: ModelAdapter,
     dataset: list[Sample],
     media: MediaLoader,
+    engine: RolloutEngine | None = None,
 ) -> RunContext:
-    """Wire a loaded model and dataset into a RunContext ready for `rl_step`."""
+    """Wire a loaded model and dataset into a RunContext ready for `rl_step`. `engine`: the
+    process's rollout engine (training.engines.start_engine; None = HF generate on the policy)."""
     model = trainable_model(model, cfg)
     shared = cfg.model.shared_prefix
     # The reference computes as the policy will: under autocast a copy of the fp32 master weights
@@ -206,21 +209,13 @@ def build_context(
         # accelerate's FSDP2 replaces the parameters: clip the ones the prepared policy holds (in its
         # order, which accelerate's FSDP clipping matches against the model's own list)
         params = [p for p in policy.parameters() if p.requires_grad]
-    r = cfg.rollout
-    sampling = SamplingOptions(
-        max_new_tokens=r.max_new_tokens, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k or 0
-    )
     model_for_rollout = accelerator.unwrap_model(policy).model
-    compile_decode = r.compile if r.compile is not None else accelerator.device.type == "cuda"
-    engine: RolloutEngine = HFRolloutEngine(
-        model_for_rollout, adapter, sampling, shared_prefix=shared, compile=compile_decode
-    )
     return RunContext(
         cfg=cfg,
         accelerator=accelerator,
         policy=policy,
         adapter=adapter,
-        engine=engine,
+        engine=rollout_engine(cfg, engine, model_for_rollout, adapter),
         reference=reference,
         dataset=dataset,
         media=media,

@@ -25,7 +25,8 @@ from deepvideo_r1.rollout import RolloutEngine
 @dataclass
 class Groups:
     """N prompts with G completions each. completion_ids/mask [B, T]; rewards.total [B];
-    augmentations [N] (how each prompt was built); rollout_s: seconds spent generating."""
+    augmentations [N] (how each prompt was built); rollout_s: seconds spent generating;
+    sampling_logps [B, T]: the rollout engine's log-probs of the sampled tokens (vLLM; else None)."""
 
     samples: list[Sample]
     prompts: list[PromptInputs]
@@ -37,6 +38,7 @@ class Groups:
     group_size: int
     rollout_s: float = 0.0
     reward_s: float = 0.0
+    sampling_logps: torch.Tensor | None = None
 
     @property
     def num_groups(self) -> int:
@@ -74,6 +76,7 @@ def roll_out(
         group_size=group_size,
         rollout_s=out.timing.get("rollout/total_s", 0.0),
         reward_s=time.perf_counter() - start,
+        sampling_logps=out.logprobs.cpu() if out.logprobs is not None else None,
     )
 
 
@@ -90,12 +93,17 @@ def replace_groups(groups: Groups, which: Sequence[int], new: Groups, pad_id: in
     """`groups` with group which[k] replaced by group k of `new` (same G)."""
     ids, new_ids = _cat_rows(groups.completion_ids, new.completion_ids, pad_id)
     mask, new_mask = _cat_rows(groups.completion_mask, new.completion_mask, 0)
+    logps = new_logps = None
+    if groups.sampling_logps is not None and new.sampling_logps is not None:
+        logps, new_logps = _cat_rows(groups.sampling_logps, new.sampling_logps, 0)
     texts, total = list(groups.texts), groups.rewards.total.clone()
     components = {k: v.clone() for k, v in groups.rewards.components.items()}
     samples, prompts, augs = list(groups.samples), list(groups.prompts), list(groups.augmentations)
     for k, n in enumerate(which):
         dst, src = groups.rows([n]), new.rows([k])
         ids[dst], mask[dst], total[dst] = new_ids[src], new_mask[src], new.rewards.total[src]
+        if logps is not None:
+            logps[dst] = new_logps[src]
         for name in components:
             components[name][dst] = new.rewards.components[name][src]
         for d, s in zip(dst.tolist(), src.tolist(), strict=True):
@@ -112,6 +120,7 @@ def replace_groups(groups: Groups, which: Sequence[int], new: Groups, pad_id: in
         group_size=groups.group_size,
         rollout_s=groups.rollout_s + new.rollout_s,
         reward_s=groups.reward_s + new.reward_s,
+        sampling_logps=logps,
     )
 
 
@@ -130,6 +139,11 @@ def concat_groups(parts: Sequence[Groups], pad_id: int) -> Groups:
         group_size=parts[0].group_size,
         rollout_s=sum(p.rollout_s for p in parts),
         reward_s=sum(p.reward_s for p in parts),
+        sampling_logps=(
+            torch.cat([_pad_to(p.sampling_logps, width, 0) for p in parts])
+            if all(p.sampling_logps is not None for p in parts)
+            else None
+        ),
     )
 
 

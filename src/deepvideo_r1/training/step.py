@@ -25,6 +25,7 @@ from deepvideo_r1.algos import (
     policy_loss,
 )
 from deepvideo_r1.algos.drift import drift_metrics
+from deepvideo_r1.algos.offpolicy import logprob_gap, scale_token_gradients, truncated_is_weights
 from deepvideo_r1.config import LOSS_OPTION_FIELDS, AlgoConfig, ConfigError, loss_option_problems
 from deepvideo_r1.data.sample import Sample
 from deepvideo_r1.difficulty.effect import GROUP_NAMES, pool_batch_stats
@@ -34,6 +35,7 @@ from deepvideo_r1.difficulty.stage import StageCalls
 from deepvideo_r1.distributed.sharding import gathered_for_generation
 from deepvideo_r1.evaluation.evaluate import category
 from deepvideo_r1.models.media import encode_sample
+from deepvideo_r1.rollout.engine import sleep_engine, sync_engine
 from deepvideo_r1.training.context import RunContext
 from deepvideo_r1.training.groups import Groups, concat_groups, micro_batches, replace_groups, roll_out
 from deepvideo_r1.training.media_skips import keep_readable, media_skip_metrics
@@ -183,7 +185,8 @@ def update_policy(ctx: RunContext, groups: Groups, advantages: torch.Tensor) -> 
     options = loss_options(cfg.algo.loss, cfg.algo, cfg.rollout.max_new_tokens)
     sums: dict[str, float] = {}
     skipped = 0
-    for _ in range(cfg.algo.num_iterations):
+    gaps: list[tuple[float, float, int]] = []  # (mean, max, tokens) of |trainer - engine| log-probs
+    for it in range(cfg.algo.num_iterations):
         loss_sum = 0.0
         for j, (which, host_batch) in enumerate(batches):
             sync = j == len(batches) - 1
@@ -195,6 +198,8 @@ def update_policy(ctx: RunContext, groups: Groups, advantages: torch.Tensor) -> 
                 logps = out.logps
                 adv = advantages[groups.rows(which)].to(logps.device)
                 old_logps = old[j] if old[j] is not None else logps.detach()
+                gap_log = gaps if it == 0 else None
+                logps = _engine_correction(ctx, groups, which, logps, old_logps, batch, gap_log)
                 loss, metrics = policy_loss(
                     cfg.algo.loss,
                     logps,
@@ -226,7 +231,27 @@ def update_policy(ctx: RunContext, groups: Groups, advantages: torch.Tensor) -> 
     out_metrics["perf/grad_norm_clipped"] = min(float(grad_norm), cfg.train.max_grad_norm)
     out_metrics["perf/skipped_updates"] = float(skipped)
     out_metrics["perf/logprob_s"] = logprob_s
+    if gaps:
+        tokens = max(sum(n for _, _, n in gaps), 1)
+        out_metrics["rollout/logprob_gap_mean"] = sum(m * n for m, _, n in gaps) / tokens
+        out_metrics["rollout/logprob_gap_max"] = max(x for _, x, _ in gaps)
     return out_metrics
+
+
+def _engine_correction(ctx: RunContext, groups: Groups, which, logps, old_logps, batch, gaps: list | None):
+    """With an engine that returns its sampling log-probs (vLLM): record |trainer - engine| on the
+    first iteration (into `gaps`) and, with rollout.importance_sampling_cap, weight each token's
+    gradient by min(π_trainer(at rollout) / π_engine, cap). Returns the log-probs the loss takes."""
+    if groups.sampling_logps is None:
+        return logps
+    mask = batch.completion_mask
+    sampler = groups.sampling_logps[groups.rows(which)][:, : mask.shape[1]].to(logps.device)
+    if gaps is not None:
+        gaps.append((*logprob_gap(logps, sampler, mask), int(mask.sum())))
+    cap = ctx.cfg.rollout.importance_sampling_cap
+    if cap is None:
+        return logps
+    return scale_token_gradients(logps, truncated_is_weights(old_logps, sampler, cap))
 
 
 def _all_ranks_sum(ctx: RunContext, value: float) -> float:
@@ -283,7 +308,9 @@ def rl_step(ctx: RunContext, step: int) -> StepOutput:
     # Sharded weights are gathered once, on every rank, for the whole collect phase: re-rollouts and
     # self traces happen only on ranks whose groups need them, so they must not be collectives.
     with gathered_for_generation(ctx.policy):
+        sync_s = sync_engine(ctx.engine, ctx.model)  # vLLM: the last update's weights, once
         groups, stats = collect_rollouts(ctx, step)
+    sleep_engine(ctx.engine)  # vLLM on CUDA frees its memory for the update
     if groups is None:  # nothing readable was drawn: no update this step
         return StepOutput(metrics={**media_skip_metrics(ctx.media, ctx.accelerator), "perf/empty_steps": 1.0})
     t1 = time.perf_counter()
@@ -299,6 +326,8 @@ def rl_step(ctx: RunContext, step: int) -> StepOutput:
     metrics |= {"perf/rollout_s": groups.rollout_s, "perf/reward_s": groups.reward_s}
     metrics |= {"perf/collect_s": t1 - t0, "perf/update_s": t2 - t1}
     metrics |= {"perf/lr": float(ctx.scheduler.get_last_lr()[0])}
+    if sync_s is not None:
+        metrics["rollout/sync_s"] = sync_s
     metrics = ctx.reduce_metrics(metrics) | media_skip_metrics(ctx.media, ctx.accelerator)
     metrics |= ctx.augment.metrics()  # identical on every rank: not averaged
     return StepOutput(metrics=metrics, groups=groups, advantages=advantages)
