@@ -17,7 +17,8 @@ def _bank(**traces: str) -> dict:
 
 def _ctx() -> SimpleNamespace:
     stateful = SimpleNamespace(state_dict=lambda: {})
-    return SimpleNamespace(augment=SimpleNamespace(controller=stateful), sampler=stateful)
+    cfg = SimpleNamespace(data=SimpleNamespace(train_file=None))
+    return SimpleNamespace(augment=SimpleNamespace(controller=stateful), sampler=stateful, cfg=cfg)
 
 
 def test_one_process_keeps_the_single_bank_format():
