@@ -97,22 +97,19 @@ class HFRolloutEngine:
         self.shared_prefix = shared_prefix
 
     def generation_options(self) -> dict:
-        """The decoding that applies (nothing else does: see `own_generation_config`)."""
+        """The decoding that applies besides max_new_tokens (nothing else does: see
+        `own_generation_config`)."""
         s = self.sampling
         if s.temperature > 0:
             sampling = {"do_sample": True, "temperature": s.temperature, "top_p": s.top_p, "top_k": s.top_k}
         else:
             sampling = {"do_sample": False}
-        return {
-            **sampling,
-            "max_new_tokens": s.max_new_tokens,
-            "repetition_penalty": 1.0,
-            "no_repeat_ngram_size": 0,
-        }
+        return {**sampling, "repetition_penalty": 1.0, "no_repeat_ngram_size": 0}
 
     def _generate_kwargs(self) -> dict:
         return {
             **self.generation_options(),
+            "max_new_tokens": self.sampling.max_new_tokens,
             "logits_processor": LogitsProcessorList([_FiniteLogits()]),
             "eos_token_id": self.adapter.stop_token_ids,
             "pad_token_id": self.adapter.pad_id,
