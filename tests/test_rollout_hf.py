@@ -175,7 +175,7 @@ def test_greedy_ignores_the_model_directorys_generation_config(policy):
             model.lm_head.bias.copy_(saved_bias)
     assert torch.equal(plain, again)
     assert engine.generation_options() == {
-        "do_sample": False, "max_new_tokens": 12, "repetition_penalty": 1.0, "no_repeat_ngram_size": 0,
+        "do_sample": False, "repetition_penalty": 1.0, "no_repeat_ngram_size": 0,
     }  # fmt: skip
 
 

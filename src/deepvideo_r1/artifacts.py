@@ -217,7 +217,7 @@ class DirectoryLock:
     def acquire(self) -> DirectoryLock:
         try:
             return self._acquire()
-        except (PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError) as e:
+        except OSError as e:  # read-only (EROFS, EACCES), a file in the way, ...
             raise DirectoryLockedError(f"{self.directory} is not a writable directory ({e})") from e
 
     def _acquire(self) -> DirectoryLock:

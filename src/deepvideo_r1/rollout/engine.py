@@ -60,16 +60,15 @@ class RolloutEngine(Protocol):
 
 
 def decoding_options(sampling: SamplingOptions) -> dict:
-    """What decodes a completion, and nothing else: greedy is argmax and sampling draws from π_θ
-    itself (no repetition penalty, no n-gram ban, whatever a model directory's generation config
-    says)."""
+    """What decodes a completion besides max_new_tokens, and nothing else: greedy is argmax and
+    sampling draws from π_θ itself (no repetition penalty, no n-gram ban, whatever a model
+    directory's generation config says)."""
     if sampling.temperature > 0:
         drawn = {"temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": sampling.top_k}
         options = {"do_sample": True, **drawn}
     else:
         options = {"do_sample": False}
-    limits = {"max_new_tokens": sampling.max_new_tokens, "repetition_penalty": 1.0, "no_repeat_ngram_size": 0}
-    return {**options, **limits}
+    return {**options, "repetition_penalty": 1.0, "no_repeat_ngram_size": 0}
 
 
 def completion_mask(completion_ids: torch.Tensor, stop_token_ids: list[int]) -> torch.Tensor:

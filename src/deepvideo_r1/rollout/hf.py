@@ -106,12 +106,14 @@ class HFRolloutEngine:
         self.static_cache = static_cache or compile  # a dynamic cache cannot be compiled
 
     def generation_options(self) -> dict:
-        """The decoding that applies (nothing else does: see `own_generation_config`)."""
+        """The decoding that applies besides max_new_tokens (nothing else does: see
+        `own_generation_config`)."""
         return decoding_options(self.sampling)
 
     def _generate_kwargs(self) -> dict:
         return {
             **self.generation_options(),
+            "max_new_tokens": self.sampling.max_new_tokens,
             "logits_processor": LogitsProcessorList([_FiniteLogits()]),
             "eos_token_id": self.adapter.stop_token_ids,
             "pad_token_id": self.adapter.pad_id,

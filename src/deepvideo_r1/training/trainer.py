@@ -63,7 +63,6 @@ def trainer_state(ctx: RunContext, hints_by_rank: list[dict]) -> dict:
         "controller": ctx.augment.controller.state_dict(),
         "hints": hints_by_rank[0],
         "sampler": ctx.sampler.state_dict(),
-        "train_file_bytes": train_file_bytes(ctx.cfg.data.train_file),  # checked before a resume
     }
     if len(hints_by_rank) > 1:
         state["hints_by_rank"] = hints_by_rank
@@ -126,7 +125,9 @@ def save(ctx: RunContext, step: int) -> Path | None:
             optimizer_state=optimizer_state,
             scheduler=ctx.scheduler,
             rng_states=rng,
-            trainer_state=trainer_state(ctx, hints),
+            # the training file's size is checked before a resume (training.resume.check_train_file)
+            trainer_state=trainer_state(ctx, hints)
+            | {"train_file_bytes": train_file_bytes(ctx.cfg.data.train_file)},
             config=ctx.cfg,
             keep_last=ctx.cfg.train.keep_last,
         )
