@@ -134,7 +134,7 @@ def test_online_dpo_uses_the_reference_when_beta_is_positive():
 
 
 def test_on_policy_gradients_are_scaled_policy_gradients():
-    # num_iterations = 1 (old = logps): each loss's gradient is c × reinforce's (docs/algorithms.md)
+    # num_iterations = 1 (old = logps): each loss's gradient is c × reinforce's (docs/method.md)
     gen = torch.Generator().manual_seed(0)
     logps0 = -torch.rand(8, 5, generator=gen, dtype=torch.float64)
     mask = (torch.arange(5)[None, :] < torch.tensor([5, 3, 4, 5, 2, 5, 1, 4])[:, None]).long()

@@ -1,4 +1,4 @@
-"""benchmarks/gpu_check.py's CPU dry run: the same code paths as on a GPU, at test widths."""
+"""acceptance/gpu_check.py's CPU dry run: the same code paths as on a GPU, at test widths."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu_check.py"
+SCRIPT = Path(__file__).resolve().parent.parent / "acceptance" / "gpu_check.py"
 
 
 def _run(tmp_path: Path, parts: str) -> dict:

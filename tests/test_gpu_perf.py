@@ -1,4 +1,4 @@
-"""benchmarks/gpu_perf.py's CPU dry run: every part runs in its own process at test widths and
+"""acceptance/gpu_perf.py's CPU dry run: every part runs in its own process at test widths and
 the JSON holds each part's numbers and the shares derived from the hw part."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu_perf.py"
+SCRIPT = Path(__file__).resolve().parent.parent / "acceptance" / "gpu_perf.py"
 
 
 def test_cpu_dry_run_reports_every_part(tmp_path):

@@ -1,4 +1,4 @@
-"""The drift metrics, the iterations table, and benchmarks/mechanisms.py's plan and report."""
+"""The drift metrics, the iterations table, and experiments/mechanisms.py's plan and report."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import torch
 from deepvideo_r1.ablations.rows import build_tables, table_iterations
 from deepvideo_r1.algos.drift import drift_metrics
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+BENCH = Path(__file__).resolve().parents[1] / "experiments"
 sys.path.insert(0, str(BENCH))
 
 import hint_transfer  # noqa: E402

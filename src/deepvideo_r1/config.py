@@ -174,7 +174,7 @@ class AlgoConfig(_Section):
     loss: str = Field(
         "reg_grpo",
         description=f"Registered policy loss: {', '.join(sorted(POLICY_LOSSES))}. "
-        "reg_grpo = the paper's Reg-GRPO (docs/algorithms.md).",
+        "reg_grpo = the paper's Reg-GRPO (docs/method.md).",
     )
     epsilon: float = Field(1.0, gt=0, description="Reg-GRPO: target is A - epsilon * z. Paper: 1.0.")
     std_eps: float = Field(1e-4, gt=0, description="Reg-GRPO: added to the group std of rho.")

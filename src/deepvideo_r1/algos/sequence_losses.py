@@ -4,7 +4,7 @@ online DPO, and GVPO (Reg-GRPO's closest published relative).
 Same registry and signature as `losses.py`. With rho_b = sum_t m (logp - old) [B] the sequence
 log-ratio to the rollout policy, every loss here is a function of rho and the per-completion
 advantage (or reward) only; B = N × G rows group by group. At the on-policy step
-(num_iterations = 1) rho ≡ 0 and each reduces to a policy gradient (docs/algorithms.md).
+(num_iterations = 1) rho ≡ 0 and each reduces to a policy gradient (docs/method.md).
 A row without valid tokens has rho = 0; the per-row losses (reinforce, rloo, reward_regression)
 leave its term out, the group-coupled ones count it with rho = 0.
 """

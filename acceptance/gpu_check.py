@@ -1,8 +1,8 @@
 """What a GPU run must show, in one script and one JSON: bf16 training with exact resume, a
 Qwen2.5-VL-3B-shaped RL step's throughput and MFU, and sharded (FSDP / DeepSpeed ZeRO-3) runs.
 
-    python benchmarks/gpu_check.py                       # on the GPU machine (about 8 minutes)
-    python benchmarks/gpu_check.py --device cpu --tiny   # the same code paths in a few minutes
+    python acceptance/gpu_check.py                       # on the GPU machine (about 8 minutes)
+    python acceptance/gpu_check.py --device cpu --tiny   # the same code paths in a few minutes
 
 Parts (each recorded even when another fails; failures keep their error text):
   rl       the tiny preset, bf16 + sdpa: N RL steps, a checkpoint at N/2, a second run cut there and
@@ -18,7 +18,7 @@ Parts (each recorded even when another fails; failures keep their error text):
            final_model, save → resume equality. On CPU: FSDP2 over two gloo processes
            (train.fsdp), DeepSpeed skipped (it needs an accelerator).
 
-Writes benchmarks/results/gpu_check.json (or --json): top-level `device` (the name torch reports)
+Writes acceptance/results/gpu_check.json (or --json): top-level `device` (the name torch reports)
 and `mfu_update` (a fraction), beside the per-part results and the library versions.
 """
 

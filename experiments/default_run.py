@@ -1,16 +1,16 @@
 """The embedded default run over several seeds: held-out accuracy
 before and after RL, wall time and peak memory, against the targets (≤ 10 minutes, ≥ +5 points).
 
-    python benchmarks/default_run.py [--seeds 0 1 2 3 4] [--root runs/bench_default] [--set KEY=VALUE ...]
-    python benchmarks/default_run.py --collect --root ROOT   # recompute the numbers, keep the timings
-    python benchmarks/default_run.py --out OTHER.json ...    # write elsewhere (trials of other settings)
+    python experiments/default_run.py [--seeds 0 1 2 3 4] [--root runs/bench_default] [--set KEY=VALUE ...]
+    python experiments/default_run.py --collect --root ROOT   # recompute the numbers, keep the timings
+    python experiments/default_run.py --out OTHER.json ...    # write elsewhere (trials of other settings)
 
 Each seed runs `deepvideo-r1 train -o ROOT/seed-S --seed S --set data.synth.seed=S` in a fresh
 directory (removed first), one seed after another, so the timings are of a whole run from nothing:
 data generation, the warm start (installed from the package with the preset's `sft.shipped`, or
 trained), both evaluations, RL, plots. Run it alone on the machine.
-Writes benchmarks/results/default_run.json (or --out) after every seed (a finished seed is kept if a later one
-fails), with each evaluation's 95 % interval, the paired interval of the change (the same held-out
+Writes experiments/results/default_run.json (or --out) after every seed (a finished seed is kept if a
+later one fails), with each evaluation's 95 % interval, the paired interval of the change (the same held-out
 clips before and after), the library versions and the CPU, and prints a table.
 """
 

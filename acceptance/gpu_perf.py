@@ -1,7 +1,7 @@
 """Where a GPU step's time goes, in one run of about 7 minutes (one 15-minute device allowance).
 
-    python benchmarks/gpu_perf.py                       # on the GPU machine
-    python benchmarks/gpu_perf.py --device cpu --tiny   # the same code at test widths (the test suite)
+    python acceptance/gpu_perf.py                       # on the GPU machine
+    python acceptance/gpu_perf.py --device cpu --tiny   # the same code at test widths (the test suite)
 
 Each part runs in its own subprocess with a timeout, and the JSON is rewritten after each one, so
 a hang or a crash costs that part only. Parts (3B: the Qwen2.5-VL-3B configuration, random
@@ -19,7 +19,7 @@ weights, bf16; one prompt = 16 frames at 252×252 + a 252×252 image, G = 8):
            tokens / s / the hw part's matmul rate), peak GiB. fp32 master weights, bf16 autocast.
   sharded  when 90 s remain: gpu_check.py's accelerate FSDP2 and DeepSpeed ZeRO-3 runs (GPU only).
 
-Writes benchmarks/results/gpu_perf.json (or --json).
+Writes acceptance/results/gpu_perf.json (or --json).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Section 2 of benchmarks/mechanisms.py: does a gradient taken on a hinted prompt help the clean one?
+"""Section 2 of experiments/mechanisms.py: does a gradient taken on a hinted prompt help the clean one?
 
 Cells (see mechanisms.py for the design and the decision rule):
   collect       roll the shipped warm start out on the training prompts; split the all-wrong clips

@@ -13,9 +13,9 @@ Per variant it reports the share of groups whose rewards now differ ("rescued") 
 accuracy. A rescue rate only means something against the plain re-roll, which rescues groups
 by sampling alone.
 
-    python benchmarks/augmentation_probe.py RUN_DIR [--prompts 192] [--threads 2]
+    python experiments/augmentation_probe.py RUN_DIR [--prompts 192] [--threads 2]
 
-Writes benchmarks/results/augmentation_probe.json and prints a table.
+Writes experiments/results/augmentation_probe.json and prints a table.
 """
 
 from __future__ import annotations

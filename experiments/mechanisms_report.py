@@ -1,6 +1,6 @@
-"""The aggregate step of benchmarks/mechanisms.py: DIR's finished cells -> mechanisms.json.
+"""The aggregate step of experiments/mechanisms.py: DIR's finished cells -> mechanisms.json.
 
-    python benchmarks/mechanisms.py aggregate --out DIR [--json benchmarks/results/mechanisms.json]
+    python experiments/mechanisms.py aggregate --out DIR [--json experiments/results/mechanisms.json]
 
 Rerun it whenever more cells have finished: a row or arm lists only the seeds it has, and the
 file says which cells are still missing (`missing`), so a partial file is never mistaken for a

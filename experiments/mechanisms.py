@@ -1,9 +1,9 @@
 """The two mechanisms tested directly (hint transfer, iterations), as resumable cells.
 
-    python benchmarks/mechanisms.py run --out DIR [--seeds 0 1 2 3 4] [--hint-seeds 0 1 2]
-    python benchmarks/mechanisms.py run --out DIR --only it:grpo_it4:2 hint:a1:0   # rerun cells
-    python benchmarks/mechanisms.py aggregate --out DIR [--json benchmarks/results/mechanisms.json]
-    python benchmarks/mechanisms.py cell ...    # one cell in this process (what `run` spawns)
+    python experiments/mechanisms.py run --out DIR [--seeds 0 1 2 3 4] [--hint-seeds 0 1 2]
+    python experiments/mechanisms.py run --out DIR --only it:grpo_it4:2 hint:a1:0   # rerun cells
+    python experiments/mechanisms.py aggregate --out DIR [--json experiments/results/mechanisms.json]
+    python experiments/mechanisms.py cell ...    # one cell in this process (what `run` spawns)
 
 Every cell is a subprocess with `--threads` torch threads (1 by default) and writes one result
 file when it finishes; `run` skips cells whose file exists, so a killed run resumes. Cells run in
