@@ -96,7 +96,7 @@ def test_the_default_names_the_shipped_warm_start_and_a_damaged_recipe_fails(tmp
     monkeypatch.setattr(dryrun, "SHIPPED_DIR", copy)
     (copy / "recipe.json").write_text('{"settings": {')  # cut off mid-write
     broken = runner.invoke(app, base)
-    assert broken.exit_code == 2 and "recipe.json is not a readable recipe" in broken.output
+    assert broken.exit_code == 2 and "recipe.json is not valid JSON" in broken.output
     (copy / "recipe.json").write_text(recipe)
     with open(copy / "model.safetensors", "r+b") as f:  # one flipped byte in the weights
         f.seek(-1, os.SEEK_END)
