@@ -104,3 +104,17 @@ def seed_run_dir(assets: Path, run: Path) -> Path:
     for name in ("synth", "tiny_model", "cache"):
         shutil.copytree(assets / name, run / name, dirs_exist_ok=True)
     return run
+
+
+def scripted_result(adapter: ModelAdapter, texts: list[str], group_size: int):
+    """A RolloutResult holding `texts` (G consecutive rows per prompt) as our tokenizer writes them,
+    right-padded with a mask of their tokens: for engines that script completions in tests."""
+    from deepvideo_r1.rollout import RolloutResult
+
+    tok = [adapter.tokenizer(t, add_special_tokens=False).input_ids for t in texts]
+    width = max(len(t) for t in tok)
+    ids = torch.full((len(tok), width), adapter.pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, t in enumerate(tok):
+        ids[i, : len(t)], mask[i, : len(t)] = torch.tensor(t), 1
+    return RolloutResult(ids, mask, texts, torch.arange(len(texts)) // group_size, group_size)

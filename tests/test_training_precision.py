@@ -17,11 +17,10 @@ from deepvideo_r1.models.export import save_hf_model
 from deepvideo_r1.models.media import SampleMedia
 from deepvideo_r1.models.precision import master_weights
 from deepvideo_r1.models.tiny import make_tiny_model
-from deepvideo_r1.rollout import RolloutResult
 from deepvideo_r1.training.context import build_context
 from deepvideo_r1.training.step import rl_step
 from deepvideo_r1.training.trainer import restore, save
-from helpers import TEST_SIZES
+from helpers import TEST_SIZES, scripted_result
 
 TEXTS = ["<think>up</think><answer>A</answer>", "<answer>B</answer>", "no tags", "<think>x</think>"]
 LR = 1e-6
@@ -35,13 +34,7 @@ class ScriptedEngine:
 
     def generate(self, batch, group_size, *, seed=None):
         texts = [TEXTS[(n + i) % len(TEXTS)] for n in range(batch.num_prompts) for i in range(group_size)]
-        tok = [self.adapter.tokenizer(t, add_special_tokens=False).input_ids for t in texts]
-        width = max(len(t) for t in tok)
-        ids = torch.full((len(tok), width), self.adapter.pad_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, t in enumerate(tok):
-            ids[i, : len(t)], mask[i, : len(t)] = torch.tensor(t), 1
-        return RolloutResult(ids, mask, texts, torch.arange(len(texts)) // group_size, group_size)
+        return scripted_result(self.adapter, texts, group_size)
 
 
 def _samples() -> list[Sample]:

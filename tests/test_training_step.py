@@ -12,10 +12,9 @@ from deepvideo_r1.data.sample import Sample
 from deepvideo_r1.models.adapter import load_policy
 from deepvideo_r1.models.media import SampleMedia
 from deepvideo_r1.models.tiny import make_tiny_model
-from deepvideo_r1.rollout import RolloutResult
 from deepvideo_r1.training.context import build_context
 from deepvideo_r1.training.step import rl_step
-from helpers import TEST_SIZES
+from helpers import TEST_SIZES, scripted_result
 
 TEXTS = [
     "<think>up</think><answer>A</answer>",
@@ -38,14 +37,7 @@ class PromptKeyedEngine:
         for row, keep in zip(batch.input_ids, batch.attention_mask.bool(), strict=True):
             key = int(row[keep].sum())  # the prompt's own tokens, not its left padding
             texts += [TEXTS[(key + i) % len(TEXTS)] for i in range(group_size)]
-        tok = [self.adapter.tokenizer(t, add_special_tokens=False).input_ids for t in texts]
-        width = max(len(t) for t in tok)
-        ids = torch.full((len(tok), width), self.adapter.pad_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, t in enumerate(tok):
-            ids[i, : len(t)], mask[i, : len(t)] = torch.tensor(t), 1
-        index = torch.arange(len(texts)) // group_size
-        return RolloutResult(ids, mask, texts, index, group_size)
+        return scripted_result(self.adapter, texts, group_size)
 
 
 def _samples() -> list[Sample]:
