@@ -32,7 +32,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
-from deepvideo_r1.config import TrainConfig, load_config
+from deepvideo_r1.config import RunConfig, load_config
 from deepvideo_r1.pipeline import load_model, media_loader, prepare_data, prepare_model_dir, sft_stage
 from deepvideo_r1.presets import TINY_CPU
 from deepvideo_r1.training.context import RunContext, build_context
@@ -70,7 +70,7 @@ def drawn_indices(num_samples: int, seed: int, per_step: int, steps: int) -> lis
     return sorted({i for _ in range(steps) for i in sampler.next_batch(per_step)})
 
 
-def build_contexts(cfg: TrainConfig, sft_steps: int) -> dict[str, RunContext]:
+def build_contexts(cfg: RunConfig, sft_steps: int) -> dict[str, RunContext]:
     """Data, tiny model and SFT once; then one RunContext per path from the same weights."""
     accelerator = Accelerator(cpu=True)
     set_seed(cfg.train.seed)
@@ -114,7 +114,7 @@ def run_steps(contexts: dict[str, RunContext], warmup: int, steps: int) -> dict[
 
 
 def report(
-    records: dict[str, list[dict]], args: argparse.Namespace, cfg: TrainConfig, load: list[float]
+    records: dict[str, list[dict]], args: argparse.Namespace, cfg: RunConfig, load: list[float]
 ) -> dict:
     """The JSON report: per-path summaries, speedups (repeated median / shared median), setup;
     `load`: the 1-minute load average at the start and the end of the stepping."""

@@ -4,7 +4,7 @@
     python scripts/gen_config_docs.py --check   # exit 1 if the committed page differs
 
 Two blocks, each between `<!-- BEGIN GENERATED: name -->` and `<!-- END GENERATED: name -->`:
-`fields` (every leaf field of `TrainConfig`: name, type, default, description, one table per
+`fields` (every leaf field of `RunConfig`: name, type, default, description, one table per
 section, from `describe_fields`) and `tiny-preset` (the fields the embedded default preset sets to
 something other than the default, read from `presets/tiny_cpu.yaml` through `load_config`).
 Text outside the blocks is left alone. `tests/test_config_docs.py` fails when the page is stale.
@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from deepvideo_r1.config import TrainConfig, describe_fields, load_config
+from deepvideo_r1.config import RunConfig, describe_fields, load_config
 from deepvideo_r1.presets import TINY_CPU
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
@@ -42,7 +42,7 @@ def fields_block() -> str:
     for row in describe_fields():
         section = row["name"].split(".")[0]
         if section != last:
-            doc = (TrainConfig.model_fields[section].annotation.__doc__ or "").strip().splitlines()[0]
+            doc = (RunConfig.model_fields[section].annotation.__doc__ or "").strip().splitlines()[0]
             lines += ["", f"### `{section}` — {_cell(doc)}", "", "| field | type | default | description |"]
             lines.append("|---|---|---|---|")
             last = section
@@ -51,7 +51,7 @@ def fields_block() -> str:
     return "\n".join(lines).strip("\n")
 
 
-def _leaf(cfg: TrainConfig, dotted: str) -> Any:
+def _leaf(cfg: RunConfig, dotted: str) -> Any:
     value: Any = cfg
     for key in dotted.split("."):
         value = getattr(value, key)
@@ -60,7 +60,7 @@ def _leaf(cfg: TrainConfig, dotted: str) -> Any:
 
 def preset_block(preset: str | Path = TINY_CPU) -> str:
     """The fields a preset sets to something other than the default, with both values."""
-    cfg, default = load_config(preset), TrainConfig()
+    cfg, default = load_config(preset), RunConfig()
     lines = ["| field | tiny preset | default |", "|---|---|---|"]
     for row in describe_fields():
         ours, theirs = _leaf(cfg, row["name"]), _leaf(default, row["name"])

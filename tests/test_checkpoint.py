@@ -32,7 +32,7 @@ from deepvideo_r1.checkpoints.checkpoint import (
     unflatten_state,
 )
 from deepvideo_r1.checkpoints.integrity import NonFiniteWeightsError, remove_partial_checkpoints
-from deepvideo_r1.config import TrainConfig, load_config
+from deepvideo_r1.config import RunConfig, load_config
 
 
 def _setup(seed: int):
@@ -84,7 +84,7 @@ def test_resume_is_bit_identical(tmp_path):
 def test_checkpoint_files_and_no_pickle(tmp_path):
     model, opt, sched = _setup(0)
     _train(model, opt, sched, 1)
-    cfg = TrainConfig()
+    cfg = RunConfig()
     path = save_checkpoint(
         tmp_path, 7, model_state=model.state_dict(), optimizer=opt, scheduler=sched, config=cfg
     )

@@ -12,7 +12,7 @@ from deepvideo_r1.config import (
     AlgoConfig,
     ConfigError,
     DifficultyConfig,
-    TrainConfig,
+    RunConfig,
     describe_fields,
     load_config,
     save_config,
@@ -24,7 +24,7 @@ CONFIGS = [*sorted((REPO / "configs").glob("*.yaml")), Path(TINY_CPU)]
 
 
 def test_defaults_are_the_paper_values():
-    cfg = TrainConfig()
+    cfg = RunConfig()
     assert (cfg.rollout.group_size, cfg.difficulty.window, cfg.algo.beta) == (8, 100, 0.1)
     assert (cfg.algo.epsilon, cfg.algo.std_eps, cfg.algo.loss) == (1.0, 1e-4, "reg_grpo")
     assert cfg.video.num_frames == 16 and cfg.video.min_pixels == cfg.video.max_pixels == 252 * 252
@@ -100,6 +100,9 @@ def test_round_trip(tmp_path):
         (["algo.reward_weights={acuracy: 1}"], ["reward_weights", "unknown reward 'acuracy'", "file.py:f"]),
         (["difficulty.timing=later"], ["difficulty.timing", "'same_step' or 'next_visit'"]),
         (["data.train_file=t.jsonl", "train.eval_every=10"], ["needs data.eval_file"]),
+        # the generator's own checks run when the config loads, not when the data is generated
+        (["data.synth.tasks=[nope]"], ["data.synth", "unknown tasks ['nope']", "direction"]),
+        (["data.synth.size=57"], ["data.synth", "size=57: use a multiple of 28"]),
     ],
 )
 def test_errors_say_what_and_how(overrides, fragments):
@@ -136,16 +139,16 @@ def test_yaml_errors_name_the_file(tmp_path):
         load_config(tmp_path / "missing.yaml")
     empty = tmp_path / "empty.yaml"
     empty.write_text("")
-    assert load_config(empty) == TrainConfig()
+    assert load_config(empty) == RunConfig()
     empty.write_text("sft:\nalgo:\n  beta: 0.2\n")  # a section with no keys changes nothing
-    assert load_config(empty).sft == TrainConfig().sft
+    assert load_config(empty).sft == RunConfig().sft
 
 
 def test_python_construction_validates_and_forbids_extras():
     with pytest.raises(ValidationError, match="multiple of"):
-        TrainConfig.model_validate({"rollout": {"group_size": 4}, "train": {"micro_batch_size": 6}})
+        RunConfig.model_validate({"rollout": {"group_size": 4}, "train": {"micro_batch_size": 6}})
     with pytest.raises(ValidationError, match="Extra inputs"):
-        TrainConfig.model_validate({"algo": {"betaa": 0.1}})
+        RunConfig.model_validate({"algo": {"betaa": 0.1}})
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
@@ -213,12 +216,21 @@ def test_hand_listed_options_match_their_registries():
     message); each list must stay equal to the registry that implements it."""
     from typing import get_args
 
-    from deepvideo_r1.config import DataConfig, ModelConfig, TrainerConfig
+    from deepvideo_r1.config import DataConfig, ModelConfig, TrainConfig
     from deepvideo_r1.data.registry import FORMATS
     from deepvideo_r1.metrics.trackers import TRACKER_BUILDERS
     from deepvideo_r1.models.families import FAMILIES
 
     assert set(get_args(ModelConfig.model_fields["family"].annotation)) == set(FAMILIES)
     assert set(get_args(DataConfig.model_fields["format"].annotation)) == {"auto", *FORMATS}
-    (tracker,) = get_args(TrainerConfig.model_fields["report_to"].annotation)
+    (tracker,) = get_args(TrainConfig.model_fields["report_to"].annotation)
     assert set(get_args(tracker)) == set(TRACKER_BUILDERS)
+
+
+def test_the_synth_section_is_the_generators_configuration():
+    synth = load_config(
+        None, ["data.synth.n_train=30", "data.synth.n_eval=10", "data.synth.tasks=[count]"]
+    ).data.synth
+    made = synth.generator_config()
+    assert (made.n, made.eval_count, made.train_count, made.tasks) == (40, 10, 30, ("count",))
+    assert (made.seed, made.size, made.num_frames, made.difficulty) == (0, 56, 8, "easy")

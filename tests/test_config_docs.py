@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deepvideo_r1.config import TrainConfig, describe_fields
+from deepvideo_r1.config import RunConfig, describe_fields
 from deepvideo_r1.presets import TINY_CPU
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,9 +49,9 @@ def test_preset_table_holds_the_values_of_the_preset_file():
     raw = yaml.safe_load(Path(TINY_CPU).read_text(encoding="utf-8"))
     preset = _generator().preset_block()
     steps, group = raw["sft"]["steps"], raw["rollout"]["group_size"]
-    assert f"| `sft.steps` | `{steps!r}` | `{TrainConfig().sft.steps!r}` |" in preset
+    assert f"| `sft.steps` | `{steps!r}` | `{RunConfig().sft.steps!r}` |" in preset
     # a value equal to the default gets no row
-    assert ("`rollout.group_size`" in preset) == (group != TrainConfig().rollout.group_size)
+    assert ("`rollout.group_size`" in preset) == (group != RunConfig().rollout.group_size)
 
 
 def test_missing_markers_are_an_error():

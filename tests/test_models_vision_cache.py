@@ -8,7 +8,7 @@ import pytest
 import torch
 from accelerate import Accelerator
 
-from deepvideo_r1.config import TrainConfig
+from deepvideo_r1.config import RunConfig
 from deepvideo_r1.data.sample import Sample
 from deepvideo_r1.models.adapter import PixelBudget
 from deepvideo_r1.models.batch import join_completions
@@ -84,7 +84,7 @@ def test_one_vision_pass_per_prompt_per_step_when_frozen(tmp_path):
     ad.budget = PixelBudget(video_min_pixels=56 * 56, video_max_pixels=56 * 56)
     frames = np.random.default_rng(0).integers(0, 255, (4, 56, 56, 3), dtype=np.uint8)
     media = SampleMedia(frames, [0.0, 0.5, 1.0, 1.5], 2.0, None)
-    cfg = TrainConfig.model_validate({
+    cfg = RunConfig.model_validate({
         "rollout": {"group_size": 2, "prompts_per_step": 2, "max_new_tokens": 4},
         "algo": {"loss": "grpo", "beta": 0.1, "num_iterations": 2},
         "difficulty": {"enabled": False}, "train": {"micro_batch_size": 2, "seed": 0, "report_to": []},

@@ -108,7 +108,7 @@ def test_final_model_is_a_complete_hf_directory(run):
     from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoTokenizer
 
     from deepvideo_r1.data import load_samples
-    from deepvideo_r1.evaluation.evaluate import predict
+    from deepvideo_r1.evaluation.evaluate import EvalSettings, predict
     from deepvideo_r1.models.adapter import load_policy
     from deepvideo_r1.models.media import MediaLoader, encode_sample
 
@@ -124,7 +124,9 @@ def test_final_model_is_a_complete_hf_directory(run):
     project_model, adapter = load_policy(final)
     sample = load_samples(run / "synth" / "eval.jsonl").samples[0]
     media = MediaLoader(cfg.video, run / "cache", factor=28)
-    (record,) = predict(project_model, adapter, [sample], media, run / "one.jsonl", max_new_tokens=8)
+    (record,) = predict(
+        project_model, adapter, [sample], media, run / "one.jsonl", EvalSettings(max_new_tokens=8)
+    )
     batch = adapter.collate([encode_sample(adapter, sample, media(sample))])
     inputs = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
     inputs |= {**batch.pixel_kwargs(), **batch.vision_kwargs()}

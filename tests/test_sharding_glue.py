@@ -12,7 +12,7 @@ from accelerate.utils import DistributedType
 from torch import nn
 
 import deepvideo_r1.pipeline as pipeline
-from deepvideo_r1.config import TrainConfig, load_config
+from deepvideo_r1.config import RunConfig, load_config
 from deepvideo_r1.data.sample import Sample
 from deepvideo_r1.distributed.sharding import is_deepspeed, set_deepspeed_micro_batch
 from deepvideo_r1.models.media import SampleMedia
@@ -62,7 +62,7 @@ def test_clipping_gets_the_parameters_prepare_returns(tmp_path):
     """accelerate's FSDP clipping matches the list it is given against the model's own parameters:
     the trainer must hand it the prepared policy's, not those it collected before prepare."""
     model, adapter = tiny_policy(tmp_path)
-    cfg = TrainConfig.model_validate({"rollout": {"group_size": 2, "prompts_per_step": 1}})
+    cfg = RunConfig.model_validate({"rollout": {"group_size": 2, "prompts_per_step": 1}})
     sample = Sample(id="s", question="?", problem_type="multiple_choice", answer="A", options=["a", "b"])
     media = lambda s: SampleMedia(None, None, None, None)  # noqa: E731
     ctx = build_context(cfg, ReplacingAccelerator(cpu=True), model, adapter, [sample], media)

@@ -342,7 +342,7 @@ def test_a_run_evaluates_again_when_its_model_changed(tmp_path, tiny_model):
 
     from deepvideo_r1.config import VideoConfig
     from deepvideo_r1.data import load_samples
-    from deepvideo_r1.evaluation import evaluate
+    from deepvideo_r1.evaluation import EvalSettings, evaluate
     from deepvideo_r1.models.adapter import load_policy
     from deepvideo_r1.models.media import MediaLoader
 
@@ -355,11 +355,11 @@ def test_a_run_evaluates_again_when_its_model_changed(tmp_path, tiny_model):
     def keys() -> list[str]:
         return [json.loads(line)["eval_key"] for line in (out / "predictions.jsonl").read_text().splitlines()]
 
-    evaluate(model, adapter, samples, media, out, max_new_tokens=4, restart_if_stale=True)
+    evaluate(model, adapter, samples, media, out, EvalSettings(max_new_tokens=4), restart_if_stale=True)
     old = keys()
     with torch.no_grad():
         next(model.parameters()).add_(0.5)
-    evaluate(model, adapter, samples, media, out, max_new_tokens=4, restart_if_stale=True)
+    evaluate(model, adapter, samples, media, out, EvalSettings(max_new_tokens=4), restart_if_stale=True)
     new = keys()
     assert len(new) == len(old) == 1 and new != old
 
@@ -399,7 +399,14 @@ def test_eval_of_a_run_model_uses_the_run_config_and_prints_a_summary(tmp_path, 
     assert result.exit_code == 0, result.output
     assert f"config: {run / 'config.yaml'} (the model's run)" in result.output
     report = json.loads((tmp_path / "eval" / "eval_report.json").read_text())
-    assert report["header"]["generation"]["max_new_tokens"] == 3
+    generation = report["header"]["generation"]
+    assert generation == {
+        "decoding": "greedy",
+        "max_new_tokens": 3,
+        "batch_size": generation["batch_size"],
+        "engine": "hf",
+        "sampled": None,
+    }
     assert "accuracy " in result.output and "on 1 of 1 samples" in result.output
     assert f"report: {tmp_path / 'eval' / 'eval_report.json'}" in result.output
     assert '"per_category"' not in result.output  # not the whole JSON report

@@ -10,7 +10,7 @@ import torch
 from accelerate import Accelerator
 from safetensors import safe_open
 
-from deepvideo_r1.config import TrainConfig
+from deepvideo_r1.config import RunConfig
 from deepvideo_r1.data.sample import Sample
 from deepvideo_r1.models.adapter import load_policy
 from deepvideo_r1.models.export import save_hf_model
@@ -45,7 +45,7 @@ def _samples() -> list[Sample]:
 
 
 def _context(model_dir, out_dir, dtype: torch.dtype, master: bool):
-    cfg = TrainConfig.model_validate({
+    cfg = RunConfig.model_validate({
         "rollout": {"group_size": 2, "prompts_per_step": 2, "max_new_tokens": 16},
         "algo": {"loss": "grpo", "beta": 0.1},
         "difficulty": {"enabled": False},

@@ -7,7 +7,7 @@ import pytest
 import torch
 from accelerate import Accelerator
 
-from deepvideo_r1.config import TrainConfig
+from deepvideo_r1.config import RunConfig
 from deepvideo_r1.data.sample import Sample
 from deepvideo_r1.models.adapter import load_policy
 from deepvideo_r1.models.media import SampleMedia
@@ -50,7 +50,7 @@ def _samples() -> list[Sample]:
 
 def _gradients(model_dir, loss: str, prompts: int, accumulate: int, micro: int, iterations: int):
     """Gradients seen by each optimizer step of one rl_step, and the rollout batch sizes."""
-    cfg = TrainConfig.model_validate({
+    cfg = RunConfig.model_validate({
         "rollout": {"group_size": 2, "prompts_per_step": prompts, "max_new_tokens": 16},
         "algo": {"loss": loss, "beta": 0.1, "num_iterations": iterations},
         "difficulty": {"enabled": False},

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deepvideo_r1.config import TrainConfig
+from deepvideo_r1.config import RunConfig
 from deepvideo_r1.evaluation.evaluate import EvalReport, SampledDecoding
 
 
-def train(cfg: TrainConfig) -> dict:
+def train(cfg: RunConfig) -> dict:
     """The whole run of `deepvideo-r1 train` (SFT, eval before, RL, eval after); returns the summary
     also written to <train.output_dir>/summary.json."""
     from deepvideo_r1.models.progress import hf_progress_bars_off
@@ -27,7 +27,7 @@ def train(cfg: TrainConfig) -> dict:
         return run_training(cfg)
 
 
-def sft(cfg: TrainConfig) -> Path:
+def sft(cfg: RunConfig) -> Path:
     """The supervised stage of `deepvideo-r1 sft`; returns <train.output_dir>/sft_model."""
     from deepvideo_r1.models.progress import hf_progress_bars_off
     from deepvideo_r1.pipeline import run_sft_only
@@ -36,7 +36,7 @@ def sft(cfg: TrainConfig) -> Path:
         return run_sft_only(cfg)
 
 
-def evaluate(cfg: TrainConfig, output_dir: str | Path, sampled: SampledDecoding | None = None) -> EvalReport:
+def evaluate(cfg: RunConfig, output_dir: str | Path, sampled: SampledDecoding | None = None) -> EvalReport:
     """`deepvideo-r1 eval`: greedy (+ optionally K sampled) evaluation of model.path on
     data.eval_file; predictions and eval_report.json go to `output_dir`."""
     from deepvideo_r1.models.progress import hf_progress_bars_off

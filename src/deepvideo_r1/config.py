@@ -26,6 +26,7 @@ from pydantic import (
 from deepvideo_r1.algos import POLICY_LOSSES, loss_option_names
 from deepvideo_r1.algos.advantages import AdvantageScale
 from deepvideo_r1.algos.reg_grpo import RatioNormalization
+from deepvideo_r1.data.synth.options import SynthOptions
 from deepvideo_r1.difficulty.options import DifficultyConfig
 from deepvideo_r1.models.options import LoraConfig
 from deepvideo_r1.models.trainable import TrainVision
@@ -77,24 +78,6 @@ class ModelConfig(_Section):
     )
 
 
-class SynthDataConfig(_Section):
-    """The embedded synthetic video dataset (used when data.train_file is None); see data/synth/config.py."""
-
-    n_train: int = Field(2000, ge=1, description="Number of synthetic training samples.")
-    n_eval: int = Field(200, ge=1, description="Number of held-out synthetic samples.")
-    seed: int = Field(0, description="Seed of the generator; the same seed gives the same files.")
-    difficulty: Literal["easy", "medium", "hard", "mixed"] = Field(
-        "easy", description="Knob preset (object size, distractors, speed, noise); mixed cycles them."
-    )
-    tasks: list[str] | None = Field(None, description="Task families to generate; None = all of them.")
-    size: int = Field(56, ge=28, description="Frame side in pixels of the generated clips (multiple of 28).")
-    num_frames: int = Field(8, ge=2, description="Frames written per generated clip.")
-    shuffle_options: bool = Field(
-        True, description="Seeded option order; false: one canonical order per task (easier for tiny models)."
-    )
-    dir: str | None = Field(None, description="Where videos are written. None = <train.output_dir>/synth.")
-
-
 class DataConfig(_Section):
     """Training and evaluation data."""
 
@@ -114,7 +97,7 @@ class DataConfig(_Section):
         description="Longest question text (question, options, instruction) in tokens; a longer sample "
         "is an error naming it when the model's tokenizer is loaded, before SFT, evaluation or RL.",
     )
-    synth: SynthDataConfig = Field(default_factory=SynthDataConfig, description="Synthetic dataset settings.")
+    synth: SynthOptions = Field(default_factory=SynthOptions, description="Synthetic dataset settings.")
 
 
 
@@ -267,7 +250,7 @@ class SftConfig(_Section):
     )
 
 
-class TrainerConfig(_Section):
+class TrainConfig(_Section):
     """Optimisation, checkpoints and logging of the RL stage."""
 
     output_dir: str = Field("runs/default", description="Run directory: checkpoints, metrics, plots.")
@@ -344,7 +327,7 @@ class TrainerConfig(_Section):
         return name
 
 
-class TrainConfig(_Section):
+class RunConfig(_Section):
     """The whole run. Sections: model, data, video, rollout, algo, difficulty, sft, train."""
 
     model: ModelConfig = Field(default_factory=ModelConfig, description="Policy model.")
@@ -354,17 +337,17 @@ class TrainConfig(_Section):
     algo: AlgoConfig = Field(default_factory=AlgoConfig, description="Loss and advantages.")
     difficulty: DifficultyConfig = Field(default_factory=DifficultyConfig, description="Augmentation.")
     sft: SftConfig = Field(default_factory=SftConfig, description="Supervised warm start.")
-    train: TrainerConfig = Field(default_factory=TrainerConfig, description="Optimisation and I/O.")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="Optimisation and I/O.")
 
     @model_validator(mode="after")
-    def _check(self) -> TrainConfig:
+    def _check(self) -> RunConfig:
         problems = cross_field_problems(self)
         if problems:
             raise ValueError("; ".join(problems))
         return self
 
 
-def cross_field_problems(cfg: TrainConfig) -> list[str]:
+def cross_field_problems(cfg: RunConfig) -> list[str]:
     """Rules that involve more than one field; each message says what, why and how to fix."""
     g = cfg.rollout.group_size
     checks = [
@@ -439,22 +422,22 @@ def cross_field_problems(cfg: TrainConfig) -> list[str]:
 # ---------------------------------------------------------------- loading and saving
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
     """Defaults, then the YAML file at `path`, then `section.field=value` overrides, validated.
 
     Override values are parsed with yaml.safe_load: `algo.beta=0.04`, `model.path=null`,
     `model.lora.enabled=true`, `model.lora.target_modules=[q_proj,v_proj]`,
     `algo.reward_weights.format=0.5` (sets one key of a dict field).
     """
-    data = TrainConfig().model_dump()
+    data = RunConfig().model_dump()
     from_file: dict = {}
     if path is not None:
         from_file = _read_yaml(Path(path))
-        data = _merge(TrainConfig, data, from_file, source=str(path))
+        data = _merge(RunConfig, data, from_file, source=str(path))
     for item in overrides or []:
         _apply_override(data, item)
     try:
-        return TrainConfig.model_validate(data)
+        return RunConfig.model_validate(data)
     except ValidationError as e:
         sets = [item.split("=", 1)[0].strip() for item in overrides or []]
         origin = _origin_finder(sets, from_file, path)
@@ -477,7 +460,7 @@ def _origin_finder(sets: list[str], from_file: dict, path: str | Path | None):
     return origin
 
 
-def save_config(cfg: TrainConfig, path: str | Path) -> Path:
+def save_config(cfg: RunConfig, path: str | Path) -> Path:
     """Write the resolved config as YAML; `load_config(path)` gives back an equal config."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -485,7 +468,7 @@ def save_config(cfg: TrainConfig, path: str | Path) -> Path:
     return path
 
 
-def describe_fields(model: type[BaseModel] = TrainConfig, prefix: str = "") -> list[dict[str, str]]:
+def describe_fields(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[dict[str, str]]:
     """Rows (name, type, default, description) for every leaf field, dotted names, in order."""
     rows: list[dict[str, str]] = []
     for name, info in model.model_fields.items():
@@ -511,7 +494,7 @@ def describe_fields(model: type[BaseModel] = TrainConfig, prefix: str = "") -> l
 
 def merge_sections(base: dict, new: dict, source: str) -> dict:
     """`new` (a possibly partial config tree) over `base`, along sections; unknown keys: ConfigError."""
-    return _merge(TrainConfig, base, new, source)
+    return _merge(RunConfig, base, new, source)
 
 
 class DuplicateKeyError(yaml.YAMLError):
@@ -595,7 +578,7 @@ def _apply_override(data: dict, item: str) -> None:
         value = safe_load_unique(raw) if raw.strip() else None
     except yaml.YAMLError as e:
         raise ConfigError(f"override '{item}': value is not valid YAML: {e}") from e
-    model: type[BaseModel] | None = TrainConfig
+    model: type[BaseModel] | None = RunConfig
     node = data
     for depth, key in enumerate(keys[:-1]):
         if model is not None:  # inside sections: keys must exist; inside a dict field: free keys

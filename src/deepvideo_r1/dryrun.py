@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deepvideo_r1.config import TrainConfig
+from deepvideo_r1.config import RunConfig
 from deepvideo_r1.data import DataError, load_samples
 from deepvideo_r1.data.sample import Sample
 from deepvideo_r1.metrics.trackers import check_tracker_packages
@@ -53,7 +53,7 @@ def decode_media(samples: list[Sample], file: str) -> int:
     return len(seen)
 
 
-def check_data(cfg: TrainConfig, check_media: bool) -> list[str]:
+def check_data(cfg: RunConfig, check_media: bool) -> list[str]:
     """One line per data file (records, types), or what the synthetic data would be."""
     d = cfg.data
     if d.train_file is None:
@@ -74,7 +74,7 @@ def check_data(cfg: TrainConfig, check_media: bool) -> list[str]:
     return lines
 
 
-def check_model(cfg: TrainConfig) -> str:
+def check_model(cfg: RunConfig) -> str:
     """model.path has a config.json of a known family and a tokenizer (no weights are read)."""
     if cfg.model.path is None:
         where = Path(cfg.train.output_dir) / "tiny_model"
@@ -95,7 +95,7 @@ def check_model(cfg: TrainConfig) -> str:
     return f"model: {path} ({family.name}; {len(weights)} safetensors files)"
 
 
-def check_warm_start(cfg: TrainConfig) -> str:
+def check_warm_start(cfg: RunConfig) -> str:
     """The warm start `train` would use is usable: the shipped one's recipe parses and its files
     match their SHA-256; a run directory's sft_model/ and tiny_model/ were made with this run's
     settings (else they would be refused after data generation)."""
@@ -117,7 +117,7 @@ def check_warm_start(cfg: TrainConfig) -> str:
     return f"warm start: {cfg.sft.steps} SFT steps" if cfg.sft.steps else "warm start: none (sft.steps=0)"
 
 
-def check_resume_line(cfg: TrainConfig, overwrite: bool, with_changes: bool) -> str:
+def check_resume_line(cfg: RunConfig, overwrite: bool, with_changes: bool) -> str:
     """Where `train` would continue from; raises what it would raise (ResumeError, CheckpointError)."""
     plan = check_resume(cfg, overwrite=overwrite, with_changes=with_changes)
     if plan.checkpoint is None:
@@ -127,7 +127,7 @@ def check_resume_line(cfg: TrainConfig, overwrite: bool, with_changes: bool) -> 
 
 
 def dry_run(
-    cfg: TrainConfig, *, check_media: bool = False, overwrite: bool = False, with_changes: bool = False
+    cfg: RunConfig, *, check_media: bool = False, overwrite: bool = False, with_changes: bool = False
 ) -> list[str]:
     """The preflight checks, then all checks of the module docstring; raises the first problem
     (PreflightError, DataError, ModelLoadError, TrackerError, ResumeError, CheckpointError,

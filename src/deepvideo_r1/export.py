@@ -17,14 +17,14 @@ from pathlib import Path
 
 from deepvideo_r1.artifacts import replace_dir, temporary_sibling, write_manifest
 from deepvideo_r1.checkpoints.checkpoint import COMPLETE_MARKER, load_checkpoint
-from deepvideo_r1.config import TrainConfig, load_config
+from deepvideo_r1.config import RunConfig, load_config
 from deepvideo_r1.models.adapter import load_policy
 from deepvideo_r1.models.export import ExportError, save_hf_model
 from deepvideo_r1.models.trainable import is_lora
 from deepvideo_r1.training.context import trainable_model
 
 
-def rl_base_dir(cfg: TrainConfig, run_dir: Path) -> Path:
+def rl_base_dir(cfg: RunConfig, run_dir: Path) -> Path:
     """The model directory the RL stage of a run loaded (see module docstring)."""
     if cfg.sft.steps > 0:
         return run_dir / "sft_model"

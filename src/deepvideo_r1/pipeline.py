@@ -19,7 +19,7 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -37,7 +37,7 @@ from deepvideo_r1.artifacts import (
     write_text_atomic,
 )
 from deepvideo_r1.checkpoints.integrity import check_finite
-from deepvideo_r1.config import TrainConfig, save_config
+from deepvideo_r1.config import RunConfig, save_config
 from deepvideo_r1.data import load_samples
 from deepvideo_r1.data.prompt_limits import check_prompt_lengths
 from deepvideo_r1.data.sample import Sample
@@ -47,8 +47,7 @@ from deepvideo_r1.distributed.sharding import (
     is_sharded,
     strip_prefix,
 )
-from deepvideo_r1.evaluation.evaluate import EvalReport, SampledDecoding, evaluate
-from deepvideo_r1.evaluation.report import eval_header
+from deepvideo_r1.evaluation.evaluate import EvalReport, EvalSettings, SampledDecoding, evaluate
 from deepvideo_r1.evaluation.resume import check_unique_ids
 from deepvideo_r1.metrics.trackers import build_trackers, start_trackers
 from deepvideo_r1.models.adapter import ModelAdapter, load_policy
@@ -139,7 +138,7 @@ def verified_model_dir(out: Path) -> Path:
     return out
 
 
-def make_accelerator(cfg: TrainConfig) -> Accelerator:
+def make_accelerator(cfg: RunConfig) -> Accelerator:
     """The run's Accelerator with the trackers of train.report_to (started by `start_run_trackers`)."""
     log_with = None
     if cfg.train.report_to:
@@ -148,7 +147,7 @@ def make_accelerator(cfg: TrainConfig) -> Accelerator:
     return Accelerator(cpu=not torch.cuda.is_available(), log_with=log_with)
 
 
-def start_run_trackers(cfg: TrainConfig, accelerator: Accelerator, checkpoint: Path | None = None) -> None:
+def start_run_trackers(cfg: RunConfig, accelerator: Accelerator, checkpoint: Path | None = None) -> None:
     """Start the trackers with the resolved config; resuming from `checkpoint` (checkpoint-N),
     TensorBoard drops its events after step N (they are logged again) and W&B and MLflow
     continue the run's earlier tracker runs."""
@@ -163,7 +162,7 @@ def start_run_trackers(cfg: TrainConfig, accelerator: Accelerator, checkpoint: P
     )
 
 
-def prepare_data(cfg: TrainConfig, accelerator: Accelerator, require_labels: bool = True) -> RunData:
+def prepare_data(cfg: RunConfig, accelerator: Accelerator, require_labels: bool = True) -> RunData:
     """Load the configured files, or generate (once) the synthetic dataset.
 
     `require_labels`: a training sample without a gold label is a bad record (RL scores them all).
@@ -182,21 +181,10 @@ def prepare_data(cfg: TrainConfig, accelerator: Accelerator, require_labels: boo
         eval_file = d.eval_file
     else:
         from deepvideo_r1.data.synth import generate_synthetic_dataset
-        from deepvideo_r1.data.synth.config import SynthConfig
 
         s = d.synth
-        synth_cfg = SynthConfig(
-            n=s.n_train + s.n_eval,
-            n_eval=s.n_eval,
-            seed=s.seed,
-            difficulty=s.difficulty,
-            size=s.size,
-            num_frames=s.num_frames,
-            shuffle_options=s.shuffle_options,
-            **({"tasks": tuple(s.tasks)} if s.tasks else {}),
-        )
         out = Path(s.dir) if s.dir else Path(cfg.train.output_dir) / "synth"
-        result = _main_first(accelerator, lambda: generate_synthetic_dataset(out, synth_cfg))
+        result = _main_first(accelerator, lambda: generate_synthetic_dataset(out, s.generator_config()))
         train = load_samples(result.train_path, format="jsonl").samples
         evals = load_samples(result.eval_path, format="jsonl").samples
         eval_file = str(result.eval_path)
@@ -206,12 +194,12 @@ def prepare_data(cfg: TrainConfig, accelerator: Accelerator, require_labels: boo
     return RunData(train=train, eval=evals, skipped=skipped, eval_file=eval_file)
 
 
-def tiny_settings(cfg: TrainConfig) -> dict:
+def tiny_settings(cfg: RunConfig) -> dict:
     """What the built tiny model depends on; tiny_model/ is reused only when these are equal."""
     return {"family": cfg.model.family, "seed": cfg.train.seed, "tiny_sizes": dict(cfg.model.tiny_sizes)}
 
 
-def prepare_model_dir(cfg: TrainConfig, accelerator: Accelerator) -> Path:
+def prepare_model_dir(cfg: RunConfig, accelerator: Accelerator) -> Path:
     """model.path, or the tiny preset built (once) into <output_dir>/tiny_model."""
     if cfg.model.path is not None:
         return Path(cfg.model.path)
@@ -232,7 +220,7 @@ def prepare_model_dir(cfg: TrainConfig, accelerator: Accelerator) -> Path:
     return _main_first(accelerator, build)
 
 
-def load_model(cfg: TrainConfig, path: Path, accelerator: Accelerator):
+def load_model(cfg: RunConfig, path: Path, accelerator: Accelerator):
     """(model, adapter) from a local directory, with dtype/attention from the config."""
     dtype = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16}[cfg.model.dtype]
     attn = None if cfg.model.attn_implementation == "auto" else cfg.model.attn_implementation
@@ -243,7 +231,7 @@ def load_model(cfg: TrainConfig, path: Path, accelerator: Accelerator):
     )
 
 
-def check_prompts(cfg: TrainConfig, adapter: ModelAdapter, samples: list[Sample], source: str | None) -> None:
+def check_prompts(cfg: RunConfig, adapter: ModelAdapter, samples: list[Sample], source: str | None) -> None:
     """data.max_prompt_tokens over `samples` with the model's tokenizer (PromptTooLongError)."""
 
     def count(text: str) -> int:
@@ -252,7 +240,7 @@ def check_prompts(cfg: TrainConfig, adapter: ModelAdapter, samples: list[Sample]
     check_prompt_lengths(samples, count, cfg.data.max_prompt_tokens, source or "the synthetic data")
 
 
-def media_loader(cfg: TrainConfig, adapter: ModelAdapter) -> MediaLoader:
+def media_loader(cfg: RunConfig, adapter: ModelAdapter) -> MediaLoader:
     cache = Path(cfg.video.cache_dir) if cfg.video.cache_dir else Path(cfg.train.output_dir) / "cache"
     factor = adapter.family.patch_size * adapter.family.merge_size
     return MediaLoader(cfg.video, cache, factor=factor, on_error=cfg.data.on_error)
@@ -285,7 +273,7 @@ def save_model(
     return out
 
 
-def sft_settings(cfg: TrainConfig) -> dict:
+def sft_settings(cfg: RunConfig) -> dict:
     """What the warm start depends on; a saved SFT model is reused only when these are equal."""
     settings = {
         "sft": cfg.sft.model_dump(mode="json"),
@@ -325,7 +313,7 @@ def check_settings(
         )
 
 
-def sft_stage(cfg: TrainConfig, model_dir: Path, data: RunData, accelerator: Accelerator) -> Path:
+def sft_stage(cfg: RunConfig, model_dir: Path, data: RunData, accelerator: Accelerator) -> Path:
     """Supervised warm start into <output_dir>/sft_model (skipped when complete with equal settings)."""
     out = Path(cfg.train.output_dir) / "sft_model"
     if (out / DONE_MARKER).exists():
@@ -358,7 +346,7 @@ def sft_stage(cfg: TrainConfig, model_dir: Path, data: RunData, accelerator: Acc
     return save_model(model, adapter, out, accelerator, base_dir=model_dir)
 
 
-def shipped_fits(cfg: TrainConfig) -> bool:
+def shipped_fits(cfg: RunConfig) -> bool:
     """sft.shipped, and the shipped warm start is this run's recipe (if not, the log says why)."""
     if not cfg.sft.shipped:
         return False
@@ -368,7 +356,7 @@ def shipped_fits(cfg: TrainConfig) -> bool:
     return why_not is None
 
 
-def shipped_sft_stage(cfg: TrainConfig, accelerator: Accelerator) -> Path:
+def shipped_sft_stage(cfg: RunConfig, accelerator: Accelerator) -> Path:
     """The shipped warm start, checked and installed into <output_dir>/sft_model."""
     out = Path(cfg.train.output_dir) / "sft_model"
     settings = sft_settings(cfg)
@@ -387,7 +375,7 @@ def shipped_sft_stage(cfg: TrainConfig, accelerator: Accelerator) -> Path:
     return _main_first(accelerator, install)
 
 
-def warm_start_model(cfg: TrainConfig, data: RunData, accelerator: Accelerator) -> Path:
+def warm_start_model(cfg: RunConfig, data: RunData, accelerator: Accelerator) -> Path:
     """The model RL starts from: model.path or the tiny preset after the SFT stage (the shipped
     warm start when sft.shipped and it fits, else trained when sft.steps > 0)."""
     s = cfg.sft
@@ -403,17 +391,19 @@ def warm_start_model(cfg: TrainConfig, data: RunData, accelerator: Accelerator) 
     return model_dir
 
 
-def generation_settings(cfg: TrainConfig) -> dict:
-    """Decoding of the greedy eval, as the report header names it."""
-    return {
-        "decoding": "greedy",
-        "max_new_tokens": cfg.rollout.max_new_tokens,
-        "batch_size": cfg.train.eval_batch_size,
-    }
+def eval_settings_of(cfg: RunConfig, sampled: SampledDecoding | None = None) -> EvalSettings:
+    """How this run's evaluations decode (one value: evaluate call, predictions' key, report header)."""
+    return EvalSettings(
+        max_new_tokens=cfg.rollout.max_new_tokens,
+        batch_size=cfg.train.eval_batch_size,
+        shared_prefix=cfg.model.shared_prefix,
+        engine=cfg.rollout.engine,
+        sampled=sampled,
+    )
 
 
 def eval_stage(
-    cfg: TrainConfig,
+    cfg: RunConfig,
     model,
     adapter,
     data: RunData,
@@ -437,7 +427,8 @@ def eval_stage(
         accelerator,
         engine=engine,
         restart_if_stale=True,  # the run owns this directory: stale predictions are redone
-        header=eval_header(model, model_path, data.eval_file, generation_settings(cfg)),
+        model_path=model_path,
+        data_path=data.eval_file,
     )
     ci = "" if report.ci95 is None else f" (95 % interval {report.ci95[0]:.3f}-{report.ci95[1]:.3f})"
     logger.info("%s: accuracy %.3f%s on %d samples", name, report.accuracy, ci, report.n_labelled)
@@ -446,32 +437,28 @@ def eval_stage(
 
 
 def evaluate_with_config(
-    cfg: TrainConfig,
+    cfg: RunConfig,
     model,
     adapter: ModelAdapter,
     samples: list[Sample],
     out: Path,
     accelerator,
     engine: RolloutEngine | None = None,
+    sampled: SampledDecoding | None = None,
     **options,
 ) -> EvalReport:
-    """`evaluate` with the run's batch size, decoding length, video settings, shared prefix and
-    rollout engine (`engine`, already synced; None = HF generate on `model`)."""
+    """`evaluate` with the run's evaluation settings, video settings and rollout engine (`engine`,
+    already synced; None = HF generate on `model`)."""
     if engine is not None:
-        options |= {
-            "make_engine": engine_for(engine, model, adapter, cfg.model.shared_prefix),
-            "engine_name": cfg.rollout.engine,
-        }
+        options["make_engine"] = engine_for(engine, model, adapter, cfg.model.shared_prefix)
     return evaluate(
         model,
         adapter,
         samples,
         media_loader(cfg, adapter),
         out,
+        eval_settings_of(cfg, sampled),
         accelerator=accelerator,
-        batch_size=cfg.train.eval_batch_size,
-        max_new_tokens=cfg.rollout.max_new_tokens,
-        shared_prefix=cfg.model.shared_prefix,
         **options,
     )
 
@@ -491,7 +478,7 @@ class PeriodicEval:
 
     def __init__(
         self,
-        cfg: TrainConfig,
+        cfg: RunConfig,
         ctx,
         adapter,
         data: RunData,
@@ -522,7 +509,7 @@ class PeriodicEval:
         return report.metrics() if report else {}
 
 
-def run_training(cfg: TrainConfig, *, overwrite: bool = False, resume_with_changes: bool = False) -> dict:
+def run_training(cfg: RunConfig, *, overwrite: bool = False, resume_with_changes: bool = False) -> dict:
     """The whole run; returns (and writes to <output_dir>/summary.json) the summary.
 
     Where it resumes from is decided first (`training.resume.plan_resume`): `overwrite` clears a
@@ -542,7 +529,7 @@ def run_training(cfg: TrainConfig, *, overwrite: bool = False, resume_with_chang
     return summary
 
 
-def _finish_summary(cfg: TrainConfig, accelerator: Accelerator, summary: dict, start: float, resume) -> dict:
+def _finish_summary(cfg: RunConfig, accelerator: Accelerator, summary: dict, start: float, resume) -> dict:
     """The summary with this process's wall time and the checkpoint resumed from, written atomically."""
     summary["wall_seconds"] = round(time.time() - start, 1)  # of this process only
     summary["resumed_from"] = resume.checkpoint.name if resume.checkpoint else None
@@ -557,7 +544,7 @@ def stage(name: str, detail: str) -> None:
     logger.info("── %s: %s", name, detail)
 
 
-def _run_stages(cfg: TrainConfig, accelerator: Accelerator, resume: ResumePlan) -> dict:
+def _run_stages(cfg: RunConfig, accelerator: Accelerator, resume: ResumePlan) -> dict:
     set_seed(cfg.train.seed)
     out = Path(cfg.train.output_dir)
     if accelerator.is_main_process:
@@ -616,7 +603,7 @@ def _run_stages(cfg: TrainConfig, accelerator: Accelerator, resume: ResumePlan) 
     return summary
 
 
-def run_sft_only(cfg: TrainConfig) -> Path:
+def run_sft_only(cfg: RunConfig) -> Path:
     """`deepvideo-r1 sft`: prepare data and model, run the supervised stage; returns sft_model/."""
     preflight(cfg, "sft")
     accelerator = make_accelerator(cfg)
@@ -639,9 +626,7 @@ def run_config_of(model_dir: str | Path) -> Path | None:
     return config if config.is_file() and (parent / "metrics.jsonl").exists() else None
 
 
-def run_eval_only(
-    cfg: TrainConfig, out_dir: str | Path, sampled: SampledDecoding | None = None
-) -> EvalReport:
+def run_eval_only(cfg: RunConfig, out_dir: str | Path, sampled: SampledDecoding | None = None) -> EvalReport:
     """`deepvideo-r1 eval`: greedy (+ optionally sampled) evaluation of model.path on
     data.eval_file into `out_dir`."""
     preflight(cfg, "eval")
@@ -650,7 +635,7 @@ def run_eval_only(
         return _eval_only(cfg, out_dir, accelerator, sampled)
 
 
-def _eval_only(cfg: TrainConfig, out_dir, accelerator: Accelerator, sampled: SampledDecoding | None):
+def _eval_only(cfg: RunConfig, out_dir, accelerator: Accelerator, sampled: SampledDecoding | None):
     d = cfg.data
     samples = load_samples(d.eval_file, format=d.format, root=d.root, on_error=d.on_error).samples
     if d.max_eval_samples is not None:
@@ -660,7 +645,6 @@ def _eval_only(cfg: TrainConfig, out_dir, accelerator: Accelerator, sampled: Sam
     check_prompts(cfg, adapter, samples, d.eval_file)
     engine = start_engine(cfg, Path(cfg.model.path), adapter, accelerator.process_index)
     sync_engine(engine, model)  # vLLM holds its own copy of the weights; HF: nothing to do
-    generation = generation_settings(cfg) | {"sampled": asdict(sampled) if sampled else None}
     return evaluate_with_config(
         cfg,
         model,
@@ -670,5 +654,6 @@ def _eval_only(cfg: TrainConfig, out_dir, accelerator: Accelerator, sampled: Sam
         accelerator,
         engine=engine,
         sampled=sampled,
-        header=eval_header(model, cfg.model.path, d.eval_file, generation),
+        model_path=cfg.model.path,
+        data_path=d.eval_file,
     )

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-from deepvideo_r1.config import TrainConfig
+from deepvideo_r1.config import RunConfig
 from deepvideo_r1.data.errors import DataError
 from deepvideo_r1.data.hf import is_hf_source, resolve
 from deepvideo_r1.rewards import RewardError, get_reward
@@ -21,7 +21,7 @@ class PreflightError(ValueError):
     """The config names something that does not exist; the message lists every such problem."""
 
 
-def _model_problems(cfg: TrainConfig, command: Command) -> list[str]:
+def _model_problems(cfg: RunConfig, command: Command) -> list[str]:
     path = cfg.model.path
     if path is None:
         return ["eval needs a model: pass --model (model.path)"] if command == "eval" else []
@@ -49,7 +49,7 @@ def _is_data_input(path: Path) -> bool:
     return True
 
 
-def _data_problems(cfg: TrainConfig, command: Command) -> list[str]:
+def _data_problems(cfg: RunConfig, command: Command) -> list[str]:
     d = cfg.data
     problems = _file_problem("data.root", d.root, Path.is_dir, "directory")
     readable = _is_data_input  # a file, or a Hugging Face dataset input (data.hf)
@@ -62,14 +62,14 @@ def _data_problems(cfg: TrainConfig, command: Command) -> list[str]:
     return problems
 
 
-def _resume_problems(cfg: TrainConfig) -> list[str]:
+def _resume_problems(cfg: RunConfig) -> list[str]:
     resume = cfg.train.resume
     if resume in ("auto", "none") or Path(resume).exists():
         return []
     return [f"train.resume {resume}: no such path (use auto, none, or a checkpoint directory)"]
 
 
-def _reward_problems(cfg: TrainConfig) -> list[str]:
+def _reward_problems(cfg: RunConfig) -> list[str]:
     problems = []
     for name in cfg.algo.reward_weights:
         try:
@@ -79,7 +79,7 @@ def _reward_problems(cfg: TrainConfig) -> list[str]:
     return problems
 
 
-def preflight_problems(cfg: TrainConfig, command: Command) -> list[str]:
+def preflight_problems(cfg: RunConfig, command: Command) -> list[str]:
     """Every problem found in the config's paths and names for `command` ([] = good to go)."""
     problems = _model_problems(cfg, command) + _data_problems(cfg, command)
     if command == "train":
@@ -87,7 +87,7 @@ def preflight_problems(cfg: TrainConfig, command: Command) -> list[str]:
     return problems
 
 
-def preflight(cfg: TrainConfig, command: Command) -> None:
+def preflight(cfg: RunConfig, command: Command) -> None:
     """Raise PreflightError naming every problem `preflight_problems` finds."""
     problems = preflight_problems(cfg, command)
     if problems:

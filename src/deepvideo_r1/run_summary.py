@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from deepvideo_r1.config import TrainConfig
+from deepvideo_r1.config import RunConfig
 from deepvideo_r1.evaluation.evaluate import EvalReport
 from deepvideo_r1.metrics.stats import paired_difference
 from deepvideo_r1.training.resume import ResumePlan
@@ -40,7 +40,7 @@ def accuracy_change(before: EvalReport | None, after: EvalReport | None) -> dict
     return {"mean": mean, "ci95": list(interval) if interval else None, "n": len(ids)}
 
 
-def finished_run_seconds(cfg: TrainConfig, resume: ResumePlan) -> float | None:
+def finished_run_seconds(cfg: RunConfig, resume: ResumePlan) -> float | None:
     """The earlier summary's wall_seconds when this process only re-ran a finished run (resumed at
     train.max_steps: no step taken), so the summary keeps the time the training took."""
     path = Path(cfg.train.output_dir) / "summary.json"

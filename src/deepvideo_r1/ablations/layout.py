@@ -21,7 +21,7 @@ from pathlib import Path
 
 from deepvideo_r1.ablations.rows import Row
 from deepvideo_r1.artifacts import DamagedFileError, read_json_object
-from deepvideo_r1.config import TrainConfig, load_config
+from deepvideo_r1.config import RunConfig, load_config
 
 SETTINGS_FILE = "settings.json"
 WARM_FILE = "warm.json"
@@ -42,13 +42,13 @@ class BaseSpec:
     sets: tuple[str, ...] = ()
     threads: int = 1
 
-    def load(self, *extra: str) -> TrainConfig:
+    def load(self, *extra: str) -> RunConfig:
         from deepvideo_r1.presets import TINY_CPU
 
         return load_config(self.config or TINY_CPU, [*self.sets, *extra])
 
 
-def seeded(base: BaseSpec, seed: int, sets: Sequence[str], output_dir: Path) -> TrainConfig:
+def seeded(base: BaseSpec, seed: int, sets: Sequence[str], output_dir: Path) -> RunConfig:
     """The base config, run and data seed = `seed`, writing into `output_dir`, then `sets`."""
     own = [f"train.seed={seed}", f"data.synth.seed={seed}", f"train.output_dir={output_dir}"]
     return base.load(*own, *sets)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from deepvideo_r1.algos import POLICY_LOSSES
-from deepvideo_r1.config import TrainConfig
+from deepvideo_r1.config import RunConfig
 
 # A value, or a function of the base config (a row that scales one setting by another).
 Overrides = dict[str, object]
@@ -33,11 +33,11 @@ class Row:
     name: str
     overrides: Overrides = field(default_factory=dict)
 
-    def resolve(self, base: TrainConfig) -> Overrides:
+    def resolve(self, base: RunConfig) -> Overrides:
         """Concrete values: callables are evaluated on the base config."""
         return {k: v(base) if callable(v) else v for k, v in self.overrides.items()}
 
-    def as_sets(self, base: TrainConfig) -> list[str]:
+    def as_sets(self, base: RunConfig) -> list[str]:
         """The resolved overrides as `key=value` strings for load_config (YAML flow values)."""
         return [f"{key}={_yaml_value(value)}" for key, value in self.resolve(base).items()]
 
@@ -113,7 +113,7 @@ def table_8() -> Table:
     return Table("8", "levels_fixed", rows)
 
 
-def _twice_epsilon(base: TrainConfig) -> float:
+def _twice_epsilon(base: RunConfig) -> float:
     return 2.0 * base.algo.epsilon
 
 

@@ -21,7 +21,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from deepvideo_r1.artifacts import PARENT_PID_ENV, DirectoryLock, die_with_parent
-from deepvideo_r1.config import TrainConfig, load_config
+from deepvideo_r1.config import RunConfig, load_config
 from deepvideo_r1.evaluation.evaluate import EvalReport, SampledDecoding
 from deepvideo_r1.pipeline import (
     eval_stage,
@@ -38,13 +38,13 @@ HEADROOM_SAMPLES = 8
 HEADROOM_CLIPS = 400
 
 
-def warm_start(cfg: TrainConfig) -> dict:
+def warm_start(cfg: RunConfig) -> dict:
     """Everything before RL, as `run_training` does it; returns (and writes) warm.json."""
     with DirectoryLock(cfg.train.output_dir, "ablate warm start"):
         return _warm_start(cfg)
 
 
-def _warm_start(cfg: TrainConfig) -> dict:
+def _warm_start(cfg: RunConfig) -> dict:
     start = time.time()
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     set_seed(cfg.train.seed)
@@ -62,7 +62,7 @@ def _warm_start(cfg: TrainConfig) -> dict:
     return info
 
 
-def evaluate_sampled(cfg: TrainConfig, model, adapter, data, out: Path, sampled, accelerator) -> EvalReport:
+def evaluate_sampled(cfg: RunConfig, model, adapter, data, out: Path, sampled, accelerator) -> EvalReport:
     """Greedy + K sampled completions per sample of the first HEADROOM_CLIPS held-out clips
     (resumable, like every evaluation)."""
     clips = data.eval[:HEADROOM_CLIPS]

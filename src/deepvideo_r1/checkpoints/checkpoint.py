@@ -7,7 +7,7 @@ Layout of `<dir>/checkpoint-<step>/`:
     scheduler.json (+ .safetensors)                 lr scheduler state
     rng.json (+ rng.safetensors)                    python/numpy/torch/CUDA RNG states, one per rank
     trainer_state.json                              step, controller buffer, hint bank, data position...
-    config.yaml                                     the resolved TrainConfig
+    config.yaml                                     the resolved RunConfig
     COMPLETE                                        written last: {"step", "weights", "format",
                                                     "files": {name: {"size", "sha256"}}}
 
@@ -43,7 +43,7 @@ from deepvideo_r1.checkpoints.integrity import (
     read_marker,
     verify_checkpoint,
 )
-from deepvideo_r1.config import TrainConfig, save_config
+from deepvideo_r1.config import RunConfig, save_config
 
 logger = logging.getLogger(__name__)
 
@@ -211,7 +211,7 @@ def save_checkpoint(
     scheduler: Any | None = None,
     rng_states: list[dict[str, Any]] | None = None,
     trainer_state: Mapping[str, Any] | None = None,
-    config: TrainConfig | None = None,
+    config: RunConfig | None = None,
     keep_last: int | None = None,
 ) -> Path:
     """Write `<directory>/checkpoint-<step>` atomically and prune to the last `keep_last` complete ones.

@@ -34,7 +34,7 @@ from deepvideo_r1.evaluation.fingerprint import (
     record_key,
     sample_fingerprint,
 )
-from deepvideo_r1.evaluation.report import mean_stderr
+from deepvideo_r1.evaluation.report import eval_header, mean_stderr
 from deepvideo_r1.evaluation.resume import check_unique_ids, resume_records
 from deepvideo_r1.metrics.logger import TrainProgress
 from deepvideo_r1.metrics.stats import t_interval
@@ -129,6 +129,29 @@ class SampledDecoding:
             raise ValueError(f"sampled eval needs num_samples >= 1 and temperature > 0, got {self}")
 
 
+@dataclass(frozen=True)
+class EvalSettings:
+    """How one evaluation decodes: the evaluate call, the predictions' key and the report header
+    all read this one value."""
+
+    max_new_tokens: int = 256
+    batch_size: int = 8
+    shared_prefix: bool = True
+    engine: str = "hf"
+    """Name of the engine that decodes (hf, vllm); part of the predictions' key when not hf."""
+    sampled: SampledDecoding | None = None
+
+    def describe(self) -> dict:
+        """The report header's `generation` entry."""
+        return {
+            "decoding": "greedy",
+            "max_new_tokens": self.max_new_tokens,
+            "batch_size": self.batch_size,
+            "engine": self.engine,
+            "sampled": asdict(self.sampled) if self.sampled else None,
+        }
+
+
 def category(sample: Sample) -> str | None:
     for key in CATEGORY_KEYS:
         if key in sample.metadata and sample.metadata[key] not in (None, ""):
@@ -211,40 +234,36 @@ def predict(
     samples: list[Sample],
     media: MediaLoader,
     out_path: Path,
+    settings: EvalSettings = EvalSettings(),
     *,
-    batch_size: int = 8,
-    max_new_tokens: int = 256,
-    sampled: SampledDecoding | None = None,
     restart_if_stale: bool = False,
     progress: bool = False,
-    shared_prefix: bool = True,
     make_engine: Callable[[SamplingOptions], RolloutEngine] | None = None,
-    engine_name: str = "hf",
 ) -> list[dict]:
-    """Greedy predictions for `samples` (plus K sampled completions each when `sampled` is given),
-    appended to `out_path`; returns all records (old + new).
+    """Greedy predictions for `samples` (plus K sampled completions each when `settings.sampled` is
+    given), appended to `out_path`; returns all records (old + new).
 
     Records already in `out_path` are reused only when made for the same sample, prompt, model
     weights, decoding and video settings; otherwise EvalResumeError, or with `restart_if_stale`
     the file is evaluated again from scratch. `progress`: a bar with ETA (samples). `make_engine`
-    (decoding settings -> engine) decodes; default HF generate on `model`; `engine_name` is part of
-    the records' key when not "hf".
+    (decoding settings -> engine) decodes; default HF generate on `model`.
     """
     if make_engine is None:
 
         def make_engine(options: SamplingOptions) -> RolloutEngine:
-            return HFRolloutEngine(model, adapter, options, shared_prefix=shared_prefix)
+            return HFRolloutEngine(model, adapter, options, shared_prefix=settings.shared_prefix)
 
-    engine = make_engine(SamplingOptions(max_new_tokens=max_new_tokens, temperature=0.0))
+    sampled, batch_size = settings.sampled, settings.batch_size
+    engine = make_engine(SamplingOptions(max_new_tokens=settings.max_new_tokens, temperature=0.0))
     sampler = None
     if sampled:
-        sampler = make_engine(SamplingOptions(max_new_tokens, temperature=sampled.temperature))
+        sampler = make_engine(SamplingOptions(settings.max_new_tokens, temperature=sampled.temperature))
     decoding = asdict(sampled) if sampled else None
-    settings = eval_settings(model, adapter, media, max_new_tokens, engine.generation_options())
-    if engine_name != "hf":  # another engine's predictions are not this one's (HF keys stay as they were)
-        settings["rollout_engine"] = engine_name
-    keys = {s.id: record_key(settings, prompt_fingerprint(adapter, s)) for s in samples}
-    done = resume_records(out_path, samples, decoding, {**keys, "__settings__": settings}, restart_if_stale)
+    shared = eval_settings(model, adapter, media, settings.max_new_tokens, engine.generation_options())
+    if settings.engine != "hf":  # another engine's predictions are not this one's (HF keys stay as they were)
+        shared["rollout_engine"] = settings.engine
+    keys = {s.id: record_key(shared, prompt_fingerprint(adapter, s)) for s in samples}
+    done = resume_records(out_path, samples, decoding, {**keys, "__settings__": shared}, restart_if_stale)
     todo = [s for s in samples if s.id not in done and is_readable(media, s)]  # unreadable: skipped
     bar = TrainProgress(
         len(samples), len(done), enabled=progress, log_every=batch_size, keys=(), label="eval"
@@ -346,21 +365,18 @@ def evaluate(
     samples: list[Sample],
     media: MediaLoader,
     out_dir: str | Path,
+    settings: EvalSettings = EvalSettings(),
     *,
     accelerator: Accelerator | None = None,
-    batch_size: int = 8,
-    max_new_tokens: int = 256,
-    sampled: SampledDecoding | None = None,
     restart_if_stale: bool = False,
-    header: dict | None = None,
-    shared_prefix: bool = True,
+    model_path: str | Path | None = None,
+    data_path: str | Path | None = None,
     make_engine: Callable[[SamplingOptions], RolloutEngine] | None = None,
-    engine_name: str = "hf",
 ) -> EvalReport:
     """Evaluate on `samples` (sharded over ranks); predictions land in out_dir/predictions*.jsonl.
 
-    Duplicate sample ids are a DuplicateIdError; stale predictions see `predict`. `header`
-    (evaluation.report.eval_header) is stored in the report as given.
+    Duplicate sample ids are a DuplicateIdError; stale predictions see `predict`. The report's
+    header names `model_path`, `data_path` (with its sha256), the versions and `settings`.
     """
     check_unique_ids(samples)
     rank = accelerator.process_index if accelerator else 0
@@ -374,14 +390,10 @@ def evaluate(
         shard,
         media,
         out_dir / name,
-        batch_size=batch_size,
-        max_new_tokens=max_new_tokens,
-        sampled=sampled,
+        settings,
         restart_if_stale=restart_if_stale,
         progress=rank == 0,
-        shared_prefix=shared_prefix,
         make_engine=make_engine,
-        engine_name=engine_name,
     )
     skipped = [s.id for s in shard if skips_media(media) and s.id in media.skipped]
     if world > 1:
@@ -389,7 +401,7 @@ def evaluate(
         skipped = [i for part in gather_object([skipped]) for i in part]
     report = summarize(records)
     report.n_skipped = len(skipped)
-    report.header = header or {}
+    report.header = eval_header(model, model_path, data_path, settings.describe())
     if rank == 0:
         (out_dir / "eval_report.json").write_text(json.dumps(report.to_json(), indent=2))
     return report

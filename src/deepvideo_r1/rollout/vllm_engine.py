@@ -106,6 +106,10 @@ def start_llm(model_dir: str | Path, settings: VLLMSettings):
         kwargs["max_model_len"] = settings.max_model_len
     if settings.max_num_seqs is not None:
         kwargs["max_num_seqs"] = settings.max_num_seqs
+    if not torch.cuda.is_available():
+        # A chunked prefill discards its sampled token and rewinds the request's seeded generator,
+        # which a CPU generator cannot do ("CPU Generator does not use offset"): prefill whole prompts.
+        kwargs["enable_chunked_prefill"] = False
     with _kept_rng_and_threads():
         return vllm.LLM(**kwargs)
 

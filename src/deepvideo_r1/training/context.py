@@ -16,7 +16,7 @@ from accelerate.utils import DistributedType
 from torch import nn
 
 from deepvideo_r1.algos import LOSS_ADVANTAGE_SCALE
-from deepvideo_r1.config import TrainConfig
+from deepvideo_r1.config import RunConfig
 from deepvideo_r1.data.sample import Sample
 from deepvideo_r1.difficulty import HintBank
 from deepvideo_r1.difficulty.stage import AugmentationStage
@@ -38,7 +38,7 @@ from deepvideo_r1.training.sampler import PromptSampler
 class RunContext:
     """The state of an RL run (see module docstring). `policy` is the accelerate-wrapped module."""
 
-    cfg: TrainConfig
+    cfg: RunConfig
     accelerator: Accelerator
     policy: nn.Module
     adapter: ModelAdapter
@@ -114,7 +114,7 @@ def make_optimizer(
     return optimizer, scheduler
 
 
-def trainable_model(model: nn.Module, cfg: TrainConfig) -> nn.Module:
+def trainable_model(model: nn.Module, cfg: RunConfig) -> nn.Module:
     """requires_grad per config (frozen vision by default), LoRA, gradient checkpointing."""
     m = cfg.model
     return prepare_trainable(model, m.train_vision, m.lora.adapter_options(), m.gradient_checkpointing)
@@ -139,7 +139,7 @@ def shard_policy(policy: nn.Module, model: nn.Module, accelerator: Accelerator, 
     fsdp2_shard(policy, model, mp_policy)
 
 
-def master_weights_path(cfg: TrainConfig, accelerator: Accelerator, model: nn.Module) -> str | None:
+def master_weights_path(cfg: RunConfig, accelerator: Accelerator, model: nn.Module) -> str | None:
     """Who keeps fp32 master weights of a low-precision model (models.precision): "autocast"
     (single process / DDP), "fsdp2" (train.fsdp), or None (a float32 model, the option off, or a
     launcher that keeps its own: DeepSpeed, accelerate's FSDP plugin under mixed_precision bf16).
@@ -160,7 +160,7 @@ def master_weights_path(cfg: TrainConfig, accelerator: Accelerator, model: nn.Mo
 
 
 def build_context(
-    cfg: TrainConfig,
+    cfg: RunConfig,
     accelerator: Accelerator,
     model: nn.Module,
     adapter: ModelAdapter,

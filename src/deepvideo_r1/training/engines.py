@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from deepvideo_r1.config import TrainConfig
+from deepvideo_r1.config import RunConfig
 from deepvideo_r1.models.adapter import ModelAdapter, default_dtype_and_attention
 from deepvideo_r1.rollout import HFRolloutEngine, RolloutEngine, SamplingOptions
 
@@ -22,7 +22,7 @@ from deepvideo_r1.rollout import HFRolloutEngine, RolloutEngine, SamplingOptions
 RANK_SEED_STRIDE = 1_000_003
 
 
-def sampling_options(cfg: TrainConfig) -> SamplingOptions:
+def sampling_options(cfg: RunConfig) -> SamplingOptions:
     """The RL rollout's decoding settings."""
     r = cfg.rollout
     return SamplingOptions(
@@ -30,7 +30,7 @@ def sampling_options(cfg: TrainConfig) -> SamplingOptions:
     )
 
 
-def vllm_settings(cfg: TrainConfig, rank: int):
+def vllm_settings(cfg: RunConfig, rank: int):
     """VLLMSettings of this rank's engine from the rollout section."""
     from deepvideo_r1.rollout.vllm_engine import VLLMSettings
 
@@ -49,11 +49,11 @@ def vllm_settings(cfg: TrainConfig, rank: int):
     )
 
 
-def _none(cfg: TrainConfig, model_dir: Path, adapter: ModelAdapter, rank: int) -> None:
+def _none(cfg: RunConfig, model_dir: Path, adapter: ModelAdapter, rank: int) -> None:
     return None  # HF generates with whichever policy module it is given: built per use
 
 
-def _vllm(cfg: TrainConfig, model_dir: Path, adapter: ModelAdapter, rank: int) -> RolloutEngine:
+def _vllm(cfg: RunConfig, model_dir: Path, adapter: ModelAdapter, rank: int) -> RolloutEngine:
     from deepvideo_r1.rollout.vllm_engine import VLLMRolloutEngine
 
     return VLLMRolloutEngine.start(model_dir, adapter, sampling_options(cfg), vllm_settings(cfg, rank))
@@ -64,14 +64,14 @@ ENGINES: dict[str, Callable[..., RolloutEngine | None]] = {"hf": _none, "vllm": 
 
 
 def start_engine(
-    cfg: TrainConfig, model_dir: Path, adapter: ModelAdapter, rank: int = 0
+    cfg: RunConfig, model_dir: Path, adapter: ModelAdapter, rank: int = 0
 ) -> RolloutEngine | None:
     """This process's engine, started on `model_dir`; its weights are replaced by `sync_engine`
     before each use (the policy may differ from the directory: dtype, a checkpoint, LoRA)."""
     return ENGINES[cfg.rollout.engine](cfg, Path(model_dir), adapter, rank)
 
 
-def rollout_engine(cfg: TrainConfig, engine: RolloutEngine | None, model: nn.Module, adapter: ModelAdapter):
+def rollout_engine(cfg: RunConfig, engine: RolloutEngine | None, model: nn.Module, adapter: ModelAdapter):
     """The RL rollout engine: the process's engine with the rollout's decoding, else HF on `model`
     (decoding into a compiled static cache per rollout.compile: on with CUDA unless set)."""
     on_cuda = next(model.parameters()).device.type == "cuda"

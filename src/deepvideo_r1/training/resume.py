@@ -38,7 +38,7 @@ from deepvideo_r1.checkpoints.integrity import (
     remove_partial_checkpoints,
     verify_checkpoint,
 )
-from deepvideo_r1.config import ConfigError, TrainConfig, merge_sections
+from deepvideo_r1.config import ConfigError, RunConfig, merge_sections
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class ResumePlan:
     changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)
 
 
-def config_changes(checkpoint: Path, cfg: TrainConfig) -> dict[str, tuple[Any, Any]]:
+def config_changes(checkpoint: Path, cfg: RunConfig) -> dict[str, tuple[Any, Any]]:
     """Settings of `cfg` that differ from the checkpoint's config.yaml (fields it lacks: defaults)."""
     saved_file = checkpoint / "config.yaml"
     if not saved_file.exists():
@@ -113,7 +113,7 @@ def config_changes(checkpoint: Path, cfg: TrainConfig) -> dict[str, tuple[Any, A
         return {}
     saved = yaml.safe_load(saved_file.read_text(encoding="utf-8")) or {}
     try:
-        old = merge_sections(TrainConfig().model_dump(mode="json"), saved, source=str(saved_file))
+        old = merge_sections(RunConfig().model_dump(mode="json"), saved, source=str(saved_file))
     except ConfigError as e:
         raise ResumeConfigError(f"cannot compare settings with {checkpoint}: {e}") from e
     return differing_keys(old, cfg.model_dump(mode="json"))
@@ -178,7 +178,7 @@ def clear_run(out: Path) -> None:
     logger.info("cleared the previous run's outputs from %s", out)
 
 
-def _choose(cfg: TrainConfig, overwrite: bool, dry: bool = False) -> Path | None:
+def _choose(cfg: RunConfig, overwrite: bool, dry: bool = False) -> Path | None:
     """The checkpoint to resume from; `dry`: decide only, removing nothing (--dry-run)."""
     out = Path(cfg.train.output_dir)
     if overwrite and dry:
@@ -202,12 +202,12 @@ def _choose(cfg: TrainConfig, overwrite: bool, dry: bool = False) -> Path | None
     return Path(resume)
 
 
-def check_resume(cfg: TrainConfig, *, overwrite: bool = False, with_changes: bool = False) -> ResumePlan:
+def check_resume(cfg: RunConfig, *, overwrite: bool = False, with_changes: bool = False) -> ResumePlan:
     """What `plan_resume` would decide (or raise), changing nothing on disk: for `train --dry-run`."""
     return _plan(cfg, overwrite, with_changes, dry=True)
 
 
-def _plan(cfg: TrainConfig, overwrite: bool, with_changes: bool, dry: bool = False) -> ResumePlan:
+def _plan(cfg: RunConfig, overwrite: bool, with_changes: bool, dry: bool = False) -> ResumePlan:
     path = _choose(cfg, overwrite, dry)
     if path is None:
         return ResumePlan()
@@ -237,7 +237,7 @@ def _plan(cfg: TrainConfig, overwrite: bool, with_changes: bool, dry: bool = Fal
 
 
 def plan_resume(
-    cfg: TrainConfig, accelerator: Accelerator, *, overwrite: bool = False, with_changes: bool = False
+    cfg: RunConfig, accelerator: Accelerator, *, overwrite: bool = False, with_changes: bool = False
 ) -> ResumePlan:
     """Decide (on the main process, which also clears and cleans up) where the run continues from;
     every rank gets the same plan, or the same error."""

@@ -42,7 +42,7 @@ from deepvideo_r1.training.media_skips import keep_readable, media_skip_metrics
 
 
 @dataclass
-class StepOutput:
+class StepReport:
     """Per-step metrics (python floats, already reduced over ranks) and the seconds by phase."""
 
     metrics: dict[str, float] = field(default_factory=dict)
@@ -302,7 +302,7 @@ def dataset_tasks(dataset: list[Sample]) -> tuple[str, ...]:
     return tuple(sorted({task_of(s) for s in dataset}))
 
 
-def rl_step(ctx: RunContext, step: int) -> StepOutput:
+def rl_step(ctx: RunContext, step: int) -> StepReport:
     """One full step; returns metrics averaged over ranks."""
     t0 = time.perf_counter()
     # Sharded weights are gathered once, on every rank, for the whole collect phase: re-rollouts and
@@ -312,7 +312,7 @@ def rl_step(ctx: RunContext, step: int) -> StepOutput:
         groups, stats = collect_rollouts(ctx, step)
     sleep_engine(ctx.engine)  # vLLM on CUDA frees its memory for the update
     if groups is None:  # nothing readable was drawn: no update this step
-        return StepOutput(metrics={**media_skip_metrics(ctx.media, ctx.accelerator), "perf/empty_steps": 1.0})
+        return StepReport(metrics={**media_skip_metrics(ctx.media, ctx.accelerator), "perf/empty_steps": 1.0})
     t1 = time.perf_counter()
     advantages = group_advantages(
         groups.rewards.total, groups.group_size, scale=ctx.advantage_scale, eps=ctx.cfg.algo.adv_eps
@@ -330,4 +330,4 @@ def rl_step(ctx: RunContext, step: int) -> StepOutput:
         metrics["rollout/sync_s"] = sync_s
     metrics = ctx.reduce_metrics(metrics) | media_skip_metrics(ctx.media, ctx.accelerator)
     metrics |= ctx.augment.metrics()  # identical on every rank: not averaged
-    return StepOutput(metrics=metrics, groups=groups, advantages=advantages)
+    return StepReport(metrics=metrics, groups=groups, advantages=advantages)

@@ -48,7 +48,7 @@ from deepvideo_r1.training.resume import (
     plan_resume,
     train_file_bytes,
 )
-from deepvideo_r1.training.step import StepOutput, rl_step
+from deepvideo_r1.training.step import StepReport, rl_step
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ def save(ctx: RunContext, step: int) -> Path | None:
     return path
 
 
-def log_completions(ctx: RunContext, step: int, out: StepOutput) -> None:
+def log_completions(ctx: RunContext, step: int, out: StepReport) -> None:
     """At steps 1, 1 + N, 1 + 2N, ... (N = train.log_completions_every): sample completions to
     completions.jsonl and the trackers' "completions" table (main process, its own groups)."""
     every = ctx.cfg.train.log_completions_every
