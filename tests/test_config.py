@@ -234,3 +234,15 @@ def test_the_synth_section_is_the_generators_configuration():
     made = synth.generator_config()
     assert (made.n, made.eval_count, made.train_count, made.tasks) == (40, 10, 30, ("count",))
     assert (made.seed, made.size, made.num_frames, made.difficulty) == (0, 56, 8, "easy")
+
+
+def test_the_config_imports_without_transformers():
+    """`config show` / `config keys` import the config only: no transformers, accelerate or peft
+    (torch still comes with the loss and reward registries the config validates against)."""
+    import subprocess
+    import sys
+
+    heavy = "{'transformers', 'accelerate', 'peft'}"
+    code = f"import sys, deepvideo_r1.config; print(sorted({heavy} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

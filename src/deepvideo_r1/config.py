@@ -28,8 +28,7 @@ from deepvideo_r1.algos.advantages import AdvantageScale
 from deepvideo_r1.algos.reg_grpo import RatioNormalization
 from deepvideo_r1.data.synth.options import SynthOptions
 from deepvideo_r1.difficulty.options import DifficultyConfig
-from deepvideo_r1.models.options import LoraConfig
-from deepvideo_r1.models.trainable import TrainVision
+from deepvideo_r1.models.options import LoraConfig, TrainVision
 from deepvideo_r1.options import Section
 from deepvideo_r1.rewards.registry import DEFAULT_WEIGHTS, reward_name_problem
 from deepvideo_r1.video.options import VideoConfig

@@ -1,57 +1,40 @@
-"""Policy models: family adapters, prompt batching, tiny preset, trainable setup, log-probs."""
+"""Policy models: family adapters, prompt batching, tiny preset, trainable setup, log-probs.
 
-from deepvideo_r1.models.adapter import ModelAdapter, ModelLoadError, PixelBudget, load_policy, sft_inputs
-from deepvideo_r1.models.batch import (
-    ImageTensors,
-    PromptBatch,
-    PromptInputs,
-    SequenceBatch,
-    VideoTensors,
-    collate_prompts,
-    join_completions,
-    repeat_prompts,
-)
-from deepvideo_r1.models.families import FAMILIES, ModelFamily, UnknownFamilyError, get_family
-from deepvideo_r1.models.logprobs import LogProbResult, completion_logprobs, naive_completion_logprobs
-from deepvideo_r1.models.reference import ReferencePolicy, build_reference
-from deepvideo_r1.models.tiny import TinySizes, make_tiny_model
-from deepvideo_r1.models.trainable import (
-    LoraOptions,
-    TrainableConfigError,
-    count_parameters,
-    prepare_trainable,
-)
-from deepvideo_r1.models.vision import VisionCallCounter, shared_vision_outputs
+Names load on first use (PEP 562): `deepvideo_r1.models.options`, which the run configuration
+imports, then does not pull in transformers.
+"""
 
-__all__ = [
-    "FAMILIES",
-    "ImageTensors",
-    "LogProbResult",
-    "LoraOptions",
-    "ModelAdapter",
-    "ModelFamily",
-    "ModelLoadError",
-    "PixelBudget",
-    "PromptBatch",
-    "PromptInputs",
-    "ReferencePolicy",
-    "SequenceBatch",
-    "TinySizes",
-    "TrainableConfigError",
-    "UnknownFamilyError",
-    "VideoTensors",
-    "VisionCallCounter",
-    "build_reference",
-    "collate_prompts",
-    "completion_logprobs",
-    "count_parameters",
-    "get_family",
-    "join_completions",
-    "load_policy",
-    "make_tiny_model",
-    "naive_completion_logprobs",
-    "prepare_trainable",
-    "repeat_prompts",
-    "sft_inputs",
-    "shared_vision_outputs",
-]
+import importlib
+
+_HOMES = {
+    "adapter": ("ModelAdapter", "ModelLoadError", "PixelBudget", "load_policy", "sft_inputs"),
+    "batch": (
+        "ImageTensors",
+        "PromptBatch",
+        "PromptInputs",
+        "SequenceBatch",
+        "VideoTensors",
+        "collate_prompts",
+        "join_completions",
+        "repeat_prompts",
+    ),
+    "families": ("FAMILIES", "ModelFamily", "UnknownFamilyError", "get_family"),
+    "logprobs": ("LogProbResult", "completion_logprobs", "naive_completion_logprobs"),
+    "options": ("LoraOptions",),
+    "reference": ("ReferencePolicy", "build_reference"),
+    "tiny": ("TinySizes", "make_tiny_model"),
+    "trainable": ("TrainableConfigError", "count_parameters", "prepare_trainable"),
+    "vision": ("VisionCallCounter", "shared_vision_outputs"),
+}
+_MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str):
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

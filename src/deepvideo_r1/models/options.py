@@ -1,11 +1,28 @@
-"""The LoRA section of the run configuration, beside `models/trainable.py` that applies it."""
+"""Which parameters train (the LoRA section of the run configuration and the vision choice), beside
+`models/trainable.py` that applies them. Light: the config imports it without torch or transformers."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Literal, get_args
+
 from pydantic import Field
 
-from deepvideo_r1.models.trainable import LoraOptions
 from deepvideo_r1.options import Section
+
+TrainVision = Literal["none", "merger", "all"]
+TRAIN_VISION: tuple[str, ...] = get_args(TrainVision)
+
+
+@dataclass(frozen=True)
+class LoraOptions:
+    """LoRA adapters (peft). target_modules: module-name suffixes inside the language model
+    (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)."""
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
 
 
 class LoraConfig(Section):

@@ -4,31 +4,15 @@ checkpointing."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal, get_args
-
 import torch
 from torch import nn
 
+from deepvideo_r1.models.options import TRAIN_VISION, LoraOptions, TrainVision
 from deepvideo_r1.models.vision import unwrap, vision_tower
-
-TrainVision = Literal["none", "merger", "all"]
-TRAIN_VISION: tuple[str, ...] = get_args(TrainVision)
 
 
 class TrainableConfigError(ValueError):
     """An invalid train_vision / LoRA option."""
-
-
-@dataclass(frozen=True)
-class LoraOptions:
-    """LoRA adapters (peft). target_modules: module-name suffixes inside the language model
-    (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)."""
-
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:
