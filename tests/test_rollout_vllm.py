@@ -55,7 +55,7 @@ def engine(policy):
     from deepvideo_r1.rollout.vllm_engine import VLLMRolloutEngine, VLLMSettings
 
     model, adapter = policy
-    eng = VLLMRolloutEngine.start(SHIPPED_DIR, adapter, GREEDY, VLLMSettings(seed=0, max_num_seqs=16))
+    eng = VLLMRolloutEngine.start(SHIPPED_DIR, adapter, GREEDY, VLLMSettings(seed=0, max_num_seqs=128))
     eng.sync_weights(model)
     return eng
 
@@ -229,6 +229,19 @@ def test_seeded_sampling_is_reproducible_without_vision_tokens_and_keeps_the_sto
         assert row[n:].eq(adapter.pad_id).all()
     assert (a.logprobs[a.completion_mask.bool()] <= 0).all()
     assert a.logprobs[~a.completion_mask.bool()].eq(0).all()
+
+
+def test_seeded_sampling_at_the_default_rollout_size(policy, engine, prompts):
+    """16 prompts x G = 8 x 64 tokens at temperature 0.7 with per-prompt seeds (the embedded default's
+    rollout) in one engine call: more prompt tokens than one scheduler step takes, which on CPU once
+    rewound a seeded generator ("CPU Generator does not use offset"); the same seed repeats."""
+    model, adapter = policy
+    engine.sync_weights(model)
+    sampler = engine.with_sampling(SamplingOptions(max_new_tokens=64, temperature=0.7))
+    batch = adapter.collate([prompts[1 + n % 4] for n in range(16)])
+    a, b = sampler.generate(batch, 8, seed=3), sampler.generate(batch, 8, seed=3)
+    assert a.completion_ids.shape[0] == 128
+    assert torch.equal(a.completion_ids, b.completion_ids) and torch.equal(a.logprobs, b.logprobs)
 
 
 # ---- end to end: CLI eval, training, two processes --------------------------------------------------
