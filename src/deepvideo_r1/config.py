@@ -119,7 +119,7 @@ class RolloutConfig(_Section):
         "hf",
         description="Who generates rollouts, self-traces and evaluations: hf (transformers generate) or "
         "vllm (a colocated vLLM engine per process, weights synced after every optimizer step; needs "
-        "`vllm` installed, see docs/rollout.md).",
+        "`vllm` installed, see docs/models.md#vllm-rollout-engine-rolloutengine-vllm).",
     )
     gpu_memory_utilization: float = Field(
         0.3,

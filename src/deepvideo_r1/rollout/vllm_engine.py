@@ -38,7 +38,7 @@ from deepvideo_r1.rollout.weights import policy_weights, vision_is_frozen
 
 VLLM_INSTALL_HINT = (
     "rollout.engine=vllm needs vLLM: `pip install vllm` on GPU, or build the CPU environment with "
-    "scripts/make_vllm_cpu_env.sh DIR (docs/rollout.md)"
+    "scripts/make_vllm_cpu_env.sh DIR (docs/models.md, 'vLLM rollout engine')"
 )
 # vLLM clamps logit_bias to [-100, 100]; exp(-100) makes a vision token unreachable in practice.
 SUPPRESS_BIAS = -100.0
