@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import statistics
 import time
 from pathlib import Path
@@ -20,7 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from deepvideo_r1.config import load_config
 from deepvideo_r1.models import load_policy
+from deepvideo_r1.models.media import pixel_budget
+from deepvideo_r1.presets import TINY_CPU
 from deepvideo_r1.presets.warm_start import SHIPPED_DIR
 from deepvideo_r1.rollout import HFRolloutEngine, SamplingOptions
 
@@ -88,12 +93,15 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from deepvideo_r1.rollout.vllm_engine import VLLMRolloutEngine, VLLMSettings
 
-    model, adapter = load_policy(SHIPPED_DIR)
+    # the embedded default's pixel budget: 56x56 frames stay 56x56 (the preset's defaults would upscale them)
+    model, adapter = load_policy(SHIPPED_DIR, budget=pixel_budget(load_config(TINY_CPU, []).video))
+    load_before = os.getloadavg()
     shapes = [parse_shape(s) for s in args.shapes.split(",")]
     before, start = rss_mb(), time.perf_counter()
     settings = VLLMSettings(seed=0, max_num_seqs=max(p * g for p, g, _ in shapes))
     vllm_engine = VLLMRolloutEngine.start(SHIPPED_DIR, adapter, SamplingOptions(), settings)
     startup_s, startup_mb = time.perf_counter() - start, rss_mb() - before
+    threads_after_start = torch.get_num_threads()  # both engines run at this count
     sync_s = statistics.median(vllm_engine.sync_weights(model) for _ in range(5))
     rows = []
     for prompts, group, tokens in shapes:
@@ -106,9 +114,17 @@ def main() -> None:
         speedup = result["hf"]["s_per_rollout"] / result["vllm"]["s_per_rollout"]
         rows.append({"prompts": prompts, "group_size": group, "max_new_tokens": tokens, **result,
                      "vllm_speedup": round(speedup, 3)})  # fmt: skip
+    import vllm
+
     report = {
         "model": "shipped warm start (tiny Qwen2.5-VL, head_dim 32), fp32",
-        "device": f"CPU, {args.threads} torch thread(s)",
+        "device": f"CPU, {threads_after_start} torch thread(s) after the vLLM start ({args.threads} asked)",
+        "versions": {
+            "vllm": vllm.__version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
+        "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "temperature": args.temperature,
         "repeats": args.repeats,
         "vllm_startup_s": round(startup_s, 2),
@@ -116,7 +132,8 @@ def main() -> None:
         "vllm_sync_s": round(sync_s, 4),
         "shapes": rows,
     }
-    print(f"vLLM start-up {startup_s:.1f} s, +{startup_mb:.0f} MB resident; weight sync {sync_s:.3f} s")
+    print(f"vLLM start-up {startup_s:.1f} s, +{startup_mb:.0f} MB resident; weight sync {sync_s:.3f} s; "
+          f"load average {report['load_average_before_after']}")  # fmt: skip
     print(f"{'shape':>12} | {'HF s':>7} | {'vLLM s':>7} | {'HF tok/s':>8} | {'vLLM tok/s':>10} | speed-up")
     for r in rows:
         shape = f"{r['prompts']}x{r['group_size']}x{r['max_new_tokens']}"

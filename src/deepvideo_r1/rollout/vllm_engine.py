@@ -49,7 +49,8 @@ class VLLMSettings:
     """Engine construction settings (rollout.* fields of the run config)."""
 
     seed: int = 0
-    dtype: str = "auto"
+    dtype: str = "float32"
+    """The policy's dtype (float32, bfloat16); never vLLM's "auto", which picks bfloat16 on CPU."""
     gpu_memory_utilization: float = 0.3
     max_model_len: int | None = None
     max_num_seqs: int | None = None
@@ -70,6 +71,9 @@ def set_engine_environment(kv_cache_gib: float) -> None:
     """Environment vLLM reads at import / start-up; values the user set are kept."""
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # in-process: weights reachable
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{kv_cache_gib:g}")  # else it wants 92 % of RAM
+    # Without OMP_NUM_THREADS vLLM's CPU start-up drops torch to 1 thread for the whole process (trainer
+    # included) and then turns torch.set_num_threads into a no-op, so ours could not be restored.
+    os.environ.setdefault("OMP_NUM_THREADS", str(torch.get_num_threads()))
     # without it, OpenMP threads spin between vLLM's kernels and torch's (seconds-long stalls on few cores)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
