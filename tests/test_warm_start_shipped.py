@@ -13,7 +13,7 @@ from accelerate import Accelerator
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from deepvideo_r1.artifacts import MANIFEST_FILE
+from deepvideo_r1.artifacts import MANIFEST_FILE, write_manifest
 from deepvideo_r1.cli import app
 from deepvideo_r1.config import load_config
 from deepvideo_r1.models.tiny import make_tiny_model
@@ -51,6 +51,7 @@ def preset(*sets: str):
 def test_the_shipped_files_match_their_recipe():
     recipe = read_recipe()
     assert "model.safetensors" in recipe["sha256"] and "tokenizer.json" in recipe["sha256"]
+    assert MANIFEST_FILE not in recipe["sha256"]  # an installed copy writes its own
     check_files(SHIPPED_DIR, recipe)
     assert recipe["command"] == "python scripts/build_warm_start.py"
     assert set(recipe["built_with"]) >= {"torch", "transformers", "accelerate"}
@@ -106,6 +107,7 @@ def small_shipped(tmp_path) -> tuple[Path, dict]:
         vocab_size=400,
     )
     (model_dir / SFT_SETTINGS).write_text("{}")  # a trained sft_model's own files are not shipped
+    write_manifest(model_dir)
     settings = sft_settings(preset(SMALL, "sft.shipped=false"))
     recipe = write_shipped(model_dir, settings, {"command": "test"}, tmp_path / "shipped")
     return tmp_path / "shipped", recipe
@@ -113,7 +115,8 @@ def small_shipped(tmp_path) -> tuple[Path, dict]:
 
 def test_write_then_install_gives_the_same_files(tmp_path, small_shipped):
     directory, recipe = small_shipped
-    assert SFT_SETTINGS not in recipe["sha256"] and "config.json" in recipe["sha256"]
+    assert SFT_SETTINGS not in recipe["sha256"] and MANIFEST_FILE not in recipe["sha256"]
+    assert "config.json" in recipe["sha256"]
     assert json.loads((directory / RECIPE).read_text())["settings"] == recipe["settings"]
     out = tmp_path / "run" / "sft_model"
     install_shipped(out, sft_settings(preset(SMALL, "train.seed=4", "data.synth.seed=4")), directory)
@@ -148,7 +151,8 @@ def test_a_run_installs_the_shipped_warm_start_once(tmp_path, monkeypatch, small
     assert out == tmp_path / "run" / "sft_model" and (out / DONE_MARKER).exists()
     assert json.loads((out / INSTALLED_RECIPE).read_text()) == read_recipe(directory)
     assert json.loads((out / SFT_SETTINGS).read_text()) == sft_settings(cfg)
-    # found complete: reused as is, even when the shipped files are gone
+    # found complete (what a resumed run or a second rank sees): re-checked and reused as is, even
+    # when the shipped files are gone
     (directory / "model.safetensors").unlink()
     assert shipped_sft_stage(cfg, Accelerator(cpu=True)) == out
 

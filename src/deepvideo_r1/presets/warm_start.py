@@ -17,7 +17,7 @@ import re
 import shutil
 from pathlib import Path
 
-from deepvideo_r1.artifacts import differing_keys
+from deepvideo_r1.artifacts import MANIFEST_FILE, differing_keys
 from deepvideo_r1.evaluation.report import file_sha256
 
 SHIPPED_DIR = Path(__file__).with_name("warm_start")
@@ -141,7 +141,8 @@ def write_shipped(model_dir: Path, settings: dict, record: dict, directory: Path
     names = sorted(
         p.name for p in model_dir.iterdir() if p.is_file() and p.suffix in (".json", ".jinja", ".safetensors")
     )
-    names = [n for n in names if n not in (RECIPE, "sft_settings.json", "sft_losses.json")]
+    # the run directory's own records; MANIFEST.json is rewritten for every directory it is installed in
+    names = [n for n in names if n not in (RECIPE, "sft_settings.json", "sft_losses.json", MANIFEST_FILE)]
     if "model.safetensors" not in names:
         raise ShippedWarmStartError(f"{model_dir} has no model.safetensors")
     if directory.exists():
