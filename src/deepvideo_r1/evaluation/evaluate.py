@@ -29,7 +29,7 @@ from torch import nn
 from deepvideo_r1.data.prompts import build_question_text, format_answer
 from deepvideo_r1.data.sample import Sample
 from deepvideo_r1.evaluation.fingerprint import (
-    eval_settings,
+    prediction_key_settings,
     prompt_fingerprint,
     record_key,
     sample_fingerprint,
@@ -259,7 +259,8 @@ def predict(
     if sampled:
         sampler = make_engine(SamplingOptions(settings.max_new_tokens, temperature=sampled.temperature))
     decoding = asdict(sampled) if sampled else None
-    shared = eval_settings(model, adapter, media, settings.max_new_tokens, engine.generation_options())
+    generation = engine.generation_options()
+    shared = prediction_key_settings(model, adapter, media, settings.max_new_tokens, generation)
     if settings.engine != "hf":  # another engine's predictions are not this one's (HF keys stay as they were)
         shared["rollout_engine"] = settings.engine
     keys = {s.id: record_key(shared, prompt_fingerprint(adapter, s)) for s in samples}

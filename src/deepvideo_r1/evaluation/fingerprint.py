@@ -96,7 +96,7 @@ def weights_fingerprint(model: nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
-def eval_settings(
+def prediction_key_settings(
     model: nn.Module, adapter: ModelAdapter, media: MediaLoader, max_new_tokens: int, generation: dict
 ) -> dict:
     """The settings every prediction of one evaluation shares (the per-sample prompt is separate);
