@@ -1,11 +1,14 @@
 """Section 2 of experiments/mechanisms.py: does a gradient taken on a hinted prompt help the clean one?
 
-Cells (see mechanisms.py for the design and the decision rule):
-  collect       roll the shipped warm start out on the training prompts; split the all-wrong clips
-  hint ARM S    ARM in base / a1 / a2 / b / c at seed S: train (not base), then read out
+Cells (see mechanisms.py for the design and the decision rule), on one of two warm starts, WARM:
+`shipped` (the package's) or `reading` (trained once with hints in a share of its SFT prompts):
+  readwarm            train the `reading` warm start (seed 0) and evaluate it greedily
+  collect [WARM]      roll WARM out on the training prompts; split the all-wrong clips
+  hint ARM S [WARM]   ARM in base / a1 / a2 / b / c at seed S: train (not base), then read out
 
-Layout: DIR/hint/warm/ (data seed 0 and the installed warm start), DIR/hint/collect.json,
-DIR/hint/arms/<arm>_seed<S>.json (one per cell, written atomically when it is done).
+Layout: DIR/hint/ for `shipped`, DIR/hint_reading/ for `reading`: warm/ (data seed 0 and the
+installed warm start), collect.json, arms/<arm>_seed<S>.json (one per cell, written atomically
+when it is done); the `reading` SFT model in DIR/hint_reading/sft/sft_model with warm_start.json.
 """
 
 from __future__ import annotations
@@ -19,14 +22,33 @@ import torch
 
 LEVELS = {"a1": 1, "a2": 2, "c": 2}
 HINT_ARMS_ALL = ("base", "a1", "a2", "b", "c")
+WARM_STARTS = ("shipped", "reading")
+READING_SFT = ("sft.shipped=false", "sft.hint_fraction=0.5", "sft.hint_max_steps=2")
+"""The hint-reading warm start: the preset's SFT recipe at seed 0, half of its examples hinted with
+1 or 2 steps (the arms' levels); fixed before it was trained, never tuned on the arms."""
 
 
-def collect_path(out: Path) -> Path:
-    return out / "hint" / "collect.json"
+def root(out: Path, warm: str = "shipped") -> Path:
+    if warm not in WARM_STARTS:
+        raise SystemExit(f"unknown warm start {warm!r}: use {' or '.join(WARM_STARTS)}")
+    return out / ("hint" if warm == "shipped" else "hint_reading")
 
 
-def hint_result(out: Path, arm: str, seed: int) -> Path:
-    return out / "hint" / "arms" / f"{arm}_seed{seed}.json"
+def collect_path(out: Path, warm: str = "shipped") -> Path:
+    return root(out, warm) / "collect.json"
+
+
+def hint_result(out: Path, arm: str, seed: int, warm: str = "shipped") -> Path:
+    return root(out, warm) / "arms" / f"{arm}_seed{seed}.json"
+
+
+def reading_warm_path(out: Path) -> Path:
+    """warm_start.json beside the `reading` SFT model: written when it is trained and evaluated."""
+    return root(out, "reading") / "sft" / "warm_start.json"
+
+
+def reading_model_dir(out: Path) -> Path:
+    return root(out, "reading") / "sft" / "sft_model"
 
 
 def write_atomic(path: Path, data: dict) -> None:
@@ -36,32 +58,69 @@ def write_atomic(path: Path, data: dict) -> None:
     tmp.replace(path)
 
 
-def config(out: Path, seed: int, args, *extra: str):
-    """The preset at run seed `seed`, data seed 0 (the collection's), one shared synth / cache dir."""
+def config(out: Path, seed: int, args, warm: str = "shipped", *extra: str):
+    """The preset at run seed `seed`, data seed 0 (the collection's), one synth / cache dir per warm
+    start; `reading` loads its trained SFT model as model.path."""
     from deepvideo_r1.config import load_config
     from deepvideo_r1.presets import TINY_CPU
 
-    warm = out / "hint" / "warm"
+    where = root(out, warm) / "warm"
     own = [
-        f"train.output_dir={warm}",
+        f"train.output_dir={where}",
         f"train.seed={seed}",
         "data.synth.seed=0",
-        f"data.synth.dir={warm / 'synth'}",
-        f"video.cache_dir={warm / 'cache'}",
+        f"data.synth.dir={where / 'synth'}",
+        f"video.cache_dir={where / 'cache'}",
         "difficulty.enabled=false",
         f"train.max_steps={args.hint_steps}",
     ]
+    if warm == "reading":
+        own += [f"model.path={reading_model_dir(out)}", "sft.steps=0", "sft.shipped=false"]
     return load_config(TINY_CPU, [*args.set, *own, *extra])
 
 
-def setup(out: Path, seed: int, args):
-    """(cfg, accelerator, data, model, adapter, media) with the shipped warm start loaded."""
+def train_reading_warm(out: Path, args) -> None:
+    """The `reading` warm start: the preset's SFT at seed 0 with READING_SFT, then its greedy
+    held-out evaluation (clean prompts) -> DIR/hint_reading/sft/warm_start.json."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    from deepvideo_r1.config import load_config, save_config
+    from deepvideo_r1.pipeline import eval_stage, load_model, prepare_data, warm_start_model
+    from deepvideo_r1.presets import TINY_CPU
+
+    start = time.time()
+    where = reading_model_dir(out).parent
+    own = [f"train.output_dir={where}", "train.seed=0", "data.synth.seed=0", *READING_SFT]
+    own += [f"data.synth.dir={where / 'synth'}", f"video.cache_dir={where / 'cache'}"]
+    cfg = load_config(TINY_CPU, [*args.set, *own])
+    where.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, where / "warm_config.yaml")
+    accelerator = Accelerator(cpu=True)
+    set_seed(0)
+    data = prepare_data(cfg, accelerator)
+    model_dir = warm_start_model(cfg, data, accelerator)
+    model, adapter = load_model(cfg, model_dir, accelerator)
+    report = eval_stage(cfg, model, adapter, data, "eval_before", accelerator)
+    losses = json.loads((model_dir / "sft_losses.json").read_text())
+    info = {"settings": list(READING_SFT), "final_sft_loss": losses[-1], "sft_steps": len(losses)}
+    info |= {
+        "eval_accuracy": report.accuracy if report else None,
+        "wall_seconds": round(time.time() - start, 1),
+    }
+    write_atomic(reading_warm_path(out), info)
+
+
+def setup(out: Path, seed: int, args, warm: str = "shipped"):
+    """(cfg, accelerator, data, model, adapter, media) with the warm start `warm` loaded."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
     from deepvideo_r1.pipeline import load_model, media_loader, prepare_data, warm_start_model
 
-    cfg = config(out, seed, args)
+    if warm == "reading" and not reading_warm_path(out).exists():
+        raise SystemExit(f"{reading_warm_path(out)} is missing: run the readwarm cell first")
+    cfg = config(out, seed, args, warm)
     accelerator = Accelerator(cpu=True)
     set_seed(seed)
     data = prepare_data(cfg, accelerator)
@@ -94,10 +153,10 @@ def accuracy_rows(cfg, engine, adapter, media, samples: list, k: int, seed: int)
     return rows
 
 
-def collect(out: Path, args) -> None:
+def collect(out: Path, args, warm: str = "shipped") -> None:
     """G = 8 rollouts per training prompt; the all-wrong clips (with a trace) split by clip."""
     start = time.time()
-    cfg, _, data, model, adapter, media = setup(out, 0, args)
+    cfg, _, data, model, adapter, media = setup(out, 0, args, warm)
     engine = engine_for(cfg, model, adapter)
     samples = data.train[: args.collect_prompts]
     g = cfg.rollout.group_size
@@ -105,7 +164,7 @@ def collect(out: Path, args) -> None:
         rows = accuracy_rows(cfg, engine, adapter, media, samples, g, seed=0)
     wrong = sorted(s.id for s, r in zip(samples, rows, strict=True) if max(r) == 0 and s.reasoning)
     write_atomic(
-        collect_path(out),
+        collect_path(out, warm),
         {
             "prompts": len(samples),
             "group_size": g,
@@ -219,11 +278,11 @@ def train_arm(cfg, accelerator, model, adapter, media, train: list, arm: str, se
     return log
 
 
-def run_arm(out: Path, arm: str, seed: int, args) -> None:
-    """One arm at one seed: train (unless `base`), read out, write DIR/hint/arms/<arm>_seed<S>.json."""
+def run_arm(out: Path, arm: str, seed: int, args, warm: str = "shipped") -> None:
+    """One arm at one seed on `warm`: train (unless `base`), read out, write arms/<arm>_seed<S>.json."""
     start = time.time()
-    split = json.loads(collect_path(out).read_text())
-    cfg, accelerator, data, model, adapter, media = setup(out, seed, args)
+    split = json.loads(collect_path(out, warm).read_text())
+    cfg, accelerator, data, model, adapter, media = setup(out, seed, args, warm)
     by_id = {s.id: s for s in data.train}
     halves = {h: [by_id[i] for i in split[h]] for h in ("train", "test")}
     steps: list[dict] = []
@@ -233,10 +292,10 @@ def run_arm(out: Path, arm: str, seed: int, args) -> None:
         steps = train_arm(cfg, accelerator, model, adapter, media, halves["train"], arm, seed, args)
     model = accelerator.unwrap_model(model)
     heldout = heldout_clips(data.eval, args.heldout_per_task)
-    result = {"arm": arm, "seed": seed, "level": LEVELS.get(arm), "steps": len(steps)}
+    result = {"arm": arm, "seed": seed, "warm_start": warm, "level": LEVELS.get(arm), "steps": len(steps)}
     result |= readout(cfg, model, adapter, media, halves, heldout, args.mean_k, seed)
     result["train_accuracy_mean"] = sum(s["accuracy"] for s in steps) / len(steps) if steps else None
     result["train_rescued_mean"] = sum(s["rescued"] for s in steps) / len(steps) if steps else None
     result["step_log"] = steps
     result["wall_seconds"] = round(time.time() - start, 1)
-    write_atomic(hint_result(out, arm, seed), result)
+    write_atomic(hint_result(out, arm, seed, warm), result)

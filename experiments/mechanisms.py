@@ -29,6 +29,10 @@ the same weights, 16 train-half clips a step (`--hint-prompts`), G = 8:
   b        plain re-rolls of the same clips (rescue by resampling alone)
   c        placebo: hinted re-rolls (l_guide 2) with the advantages shuffled within each group
 The seed varies the clip order and the sampling of the steps, not the collection or the split.
+The same cells then run on a second warm start that has learned to read hints (`readwarm`: the
+preset's SFT at seed 0 with half of its examples carrying a 1- or 2-step hint, trained once, never
+tuned on the arms; its cells carry the suffix `:reading`). Whether it reads hints shows in its
+arms' first-step accuracy (rolled out before any update: hinted for a1 / a2, plain for b).
 Readouts, all under the CLEAN prompt: the teacher-forced log-probability (temperature 1) of the
 gold target "<think>trace</think><answer>X</answer>" on the train half, the test half and the
 first `--heldout-per-task` held-out clips of each task; then mean@16 accuracy (rollout
@@ -40,8 +44,8 @@ half and of the held-out clips, per-seed change from `base`; if neither a1 nor a
 beyond the seed spread (paired 95 % interval over seeds of a - b and a - c above 0), the hint's
 gradient does not transfer to the clean prompt at this scale and the docs say the augmentation
 cannot work here; if one does, the end-to-end null is dilution, and `difficulty.trigger: all` on
-the shipped warm start is the one follow-up. Section 3: Reg-GRPO and GRPO differ where the
-paired interval over seeds of reg_grpo_itN - grpo_itN excludes 0.
+the shipped warm start is the one follow-up. The same rule is read on each warm start. Section 3:
+Reg-GRPO and GRPO differ where the paired interval over seeds of reg_grpo_itN - grpo_itN excludes 0.
 """
 
 from __future__ import annotations
@@ -64,7 +68,8 @@ DECISION_RULE = __doc__.split("Decision rule, fixed before running: ")[1].strip(
 
 
 def plan(seeds: list[int], hint_seeds: list[int]) -> list[tuple[str, ...]]:
-    """Cells in run order: ("warm", S), ("it", ROW, S), ("collect",), ("hint", ARM, S).
+    """Cells in run order: ("warm", S), ("it", ROW, S), ("collect",), ("hint", ARM, S), then the
+    hint-reading warm start's ("readwarm",), ("collect", "reading"), ("hint", ARM, S, "reading").
 
     Seed by seed, the six iterations rows alternate with that seed's section-2 cells (at the
     first seed the collection and the `base` readout come first among them).
@@ -87,7 +92,8 @@ def plan(seeds: list[int], hint_seeds: list[int]) -> list[tuple[str, ...]]:
         cells += hints[len(rows) :]
     # hint seeds beyond the iteration seeds still run
     cells += [("hint", a, str(s)) for s in hint_seeds if s not in seeds for a in HINT_ARMS]
-    return cells
+    cells += [("readwarm",), ("collect", "reading"), ("hint", "base", "0", "reading")]
+    return cells + [("hint", a, str(s), "reading") for s in hint_seeds for a in HINT_ARMS]
 
 
 def cell_name(cell: tuple[str, ...]) -> str:
@@ -162,9 +168,13 @@ def done_path(out: Path, cell: tuple[str, ...], args) -> Path:
         return warm_dir(iter_dir(out), int(cell[1])) / WARM_FILE
     if kind == "it":
         return it_result(out, cell[1], int(cell[2]), args.set, args.threads)
-    from hint_transfer import collect_path, hint_result
+    from hint_transfer import collect_path, hint_result, reading_warm_path
 
-    return collect_path(out) if kind == "collect" else hint_result(out, cell[1], int(cell[2]))
+    if kind == "readwarm":
+        return reading_warm_path(out)
+    if kind == "collect":
+        return collect_path(out, *cell[1:])
+    return hint_result(out, cell[1], int(cell[2]), *cell[3:])
 
 
 def spawn(cell: tuple[str, ...], args) -> int:
@@ -228,12 +238,16 @@ def cell(args) -> None:
         return
     import hint_transfer
 
-    if kind == "collect":
-        hint_transfer.collect(out, args)
+    if kind == "readwarm":
+        hint_transfer.train_reading_warm(out, args)
+    elif kind == "collect":
+        hint_transfer.collect(out, args, *args.cell[1:])
     elif kind == "hint":
-        hint_transfer.run_arm(out, args.cell[1], int(args.cell[2]), args)
+        hint_transfer.run_arm(out, args.cell[1], int(args.cell[2]), args, *args.cell[3:])
     else:
-        raise SystemExit(f"unknown cell kind {kind!r}: use warm, collect or hint (it cells run through run)")
+        raise SystemExit(
+            f"unknown cell kind {kind!r}: use warm, readwarm, collect or hint (it cells run through run)"
+        )
 
 
 def main() -> None:
@@ -253,7 +267,9 @@ def main() -> None:
         p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
         p.add_argument("--hint-seeds", type=int, nargs="+", default=[0, 1, 2])
         if name == "run":
-            p.add_argument("--only", nargs="+", help="cells to run, e.g. it:grpo_it4:2 hint:a1:0 warm:3")
+            p.add_argument(
+                "--only", nargs="+", help="cells to run, e.g. it:grpo_it4:2 hint:a1:0 warm:3 hint:b:1:reading"
+            )
         if name == "cell":
             p.add_argument("cell", nargs="+")
         if name == "aggregate":

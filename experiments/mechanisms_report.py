@@ -95,25 +95,33 @@ def per_seed(result: dict, readouts: tuple[str, ...]) -> dict:
     return out | {"wall_seconds": result["wall_seconds"], "steps": result["steps"]}
 
 
-def hint_arms(out: Path, args) -> tuple[dict, list[str]]:
+def first_step_accuracy(found: dict[int, dict]) -> float | None:
+    """Mean accuracy of the arm's first rollouts (before any update) over its seeds."""
+    firsts = [r["step_log"][0]["accuracy"] for r in found.values() if r.get("step_log")]
+    return _r(mean(firsts)) if firsts else None
+
+
+def hint_arms(out: Path, args, warm: str = "shipped") -> tuple[dict, list[str]]:
     """Per arm, per seed readouts; changes from `base`; a − b and a − c paired over seeds."""
     from hint_transfer import HINT_ARMS_ALL, collect_path, hint_result
 
     arms, missing = {}, []
+    suffix = "" if warm == "shipped" else f":{warm}"
     sampled = tuple(f"mean_at_{args.mean_k}_{h}" for h in ("train", "test"))
     readouts = ("logprob_train", "logprob_test", "logprob_heldout", *sampled, "train_accuracy_mean")
     for arm in HINT_ARMS_ALL:
         seeds = [0] if arm == "base" else args.hint_seeds
         found = {}
         for s in seeds:
-            path = hint_result(out, arm, s)
+            path = hint_result(out, arm, s, warm)
             if path.exists():
                 found[s] = json.loads(path.read_text())
             else:
-                missing.append(f"hint:{arm}:{s}")
+                missing.append(f"hint:{arm}:{s}{suffix}")
         arms[arm] = {
             "seeds": sorted(found),
             "per_seed": {s: per_seed(v, readouts) for s, v in found.items()},
+            "first_step_accuracy": first_step_accuracy(found),
         }
         arms[arm]["heldout_per_task"] = {s: v.get("logprob_heldout_per_task") for s, v in found.items()}
     comparisons = {}
@@ -122,9 +130,9 @@ def hint_arms(out: Path, args) -> tuple[dict, list[str]]:
         for a in ("a1", "a2"):
             for other in ("b", "c"):
                 comparisons[f"{key}: {a} - {other}"] = _paired(value[a], value[other])
-    split = json.loads(collect_path(out).read_text()) if collect_path(out).exists() else None
+    split = json.loads(collect_path(out, warm).read_text()) if collect_path(out, warm).exists() else None
     if split is None:
-        missing.insert(0, "collect")
+        missing.insert(0, f"collect{suffix}")
     collection = {k: v for k, v in (split or {}).items() if k not in ("train", "test")}
     collection |= {"train_clips": len(split["train"]), "test_clips": len(split["test"])} if split else {}
     return {"collection": collection, "arms": arms, "comparisons": comparisons}, missing
@@ -136,15 +144,21 @@ def cell_times(out: Path) -> list[dict]:
 
 
 def aggregate(out: Path, args) -> None:
+    from hint_transfer import READING_SFT, reading_warm_path
     from mechanisms import DECISION_RULE
 
     iterations, miss_it = iteration_rows(out, args)
     hints, miss_hint = hint_arms(out, args)
+    reading, miss_reading = hint_arms(out, args, "reading")
+    warm = reading_warm_path(out)
+    reading["warm_start"] = json.loads(warm.read_text()) if warm.exists() else {"settings": list(READING_SFT)}
+    if not warm.exists():
+        miss_reading.insert(0, "readwarm")
     result = {
         "benchmark": "mechanisms",
         "written_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "complete": not (miss_it or miss_hint),
-        "missing": miss_hint + miss_it,
+        "complete": not (miss_it or miss_hint or miss_reading),
+        "missing": miss_hint + miss_it + miss_reading,
         "decision_rule": DECISION_RULE,
         "design": {
             "seeds": args.seeds,
@@ -159,6 +173,7 @@ def aggregate(out: Path, args) -> None:
             "python": platform.python_version(),
         },
         "hint_transfer": hints,
+        "hint_transfer_reading": reading,
         "iterations": iterations,
         "cell_times": cell_times(out),
     }

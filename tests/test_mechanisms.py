@@ -54,7 +54,15 @@ def test_plan_runs_every_seed_of_section_3_in_turn_with_section_2_early():
         f"hint:{a}:0" for a in ("base", "a1", "a2", "b", "c")
     }
     assert sum(n.startswith("it:") and n.endswith(":0") for n in names[:first_seed1]) == 6
-    assert len(names) == len(set(names)) == 2 + 6 + 1 + 6 + 5
+    reading = names[names.index("readwarm") :]  # the hint-reading warm start's cells come last
+    assert reading == ["readwarm", "collect:reading"] + [
+        f"hint:{a}:0:reading" for a in ("base", "a1", "a2", "b", "c")
+    ]
+    assert len(names) == len(set(names)) == 2 + 6 + 1 + 6 + 5 + 7
+    assert mechanisms.done_path(BENCH, ("hint", "b", "1", "reading"), None) == (
+        BENCH / "hint_reading" / "arms" / "b_seed1.json"
+    )
+    assert mechanisms.done_path(BENCH, ("collect",), None) == BENCH / "hint" / "collect.json"
 
 
 def test_placebo_shuffles_advantages_within_each_group_only():
@@ -99,6 +107,15 @@ def test_aggregate_reports_finished_seeds_paired_differences_and_missing_cells(t
     for arm, seed, lp in (("a1", 0, -2.0), ("a1", 1, -1.5), ("b", 0, -2.5), ("b", 1, -2.5)):
         readout = {"logprob_test": lp, "logprob_heldout": lp, "wall_seconds": 9.0, "steps": 2}
         hint_transfer.write_atomic(hint_transfer.hint_result(tmp_path, arm, seed), readout)
+    step_log = [{"step": 1, "accuracy": 0.25}, {"step": 2, "accuracy": 0.5}]
+    for arm, seed, lp, first in (("a2", 0, -1.0, 0.5), ("a2", 1, -1.2, 0.7), ("b", 0, -1.1, 0.1)):
+        readout = {
+            "logprob_test": lp,
+            "wall_seconds": 9.0,
+            "steps": 2,
+            "step_log": [dict(step_log[0], accuracy=first)],
+        }
+        hint_transfer.write_atomic(hint_transfer.hint_result(tmp_path, arm, seed, "reading"), readout)
     mechanisms_report.aggregate(tmp_path, args)
     report = json.loads(args.json.read_text())
     rows = {r["name"]: r for r in report["iterations"]}
@@ -111,4 +128,26 @@ def test_aggregate_reports_finished_seeds_paired_differences_and_missing_cells(t
     assert hints["collection"] == {"prompts": 8, "train_clips": 1, "test_clips": 1}
     assert hints["arms"]["a1"]["per_seed"]["1"]["logprob_test"] == -1.5
     assert hints["comparisons"]["logprob_test: a1 - b"]["mean"] == pytest.approx(0.75)
+    reading = report["hint_transfer_reading"]
+    assert reading["arms"]["a2"]["first_step_accuracy"] == pytest.approx(0.6)  # reads the hint: 0.6 vs 0.1
+    assert reading["arms"]["b"]["first_step_accuracy"] == pytest.approx(0.1)
+    assert reading["comparisons"]["logprob_test: a2 - b"] == {"seeds": [0], "mean": 0.1, "ci95": None}
+    assert reading["warm_start"] == {"settings": list(hint_transfer.READING_SFT)}
+    assert {"readwarm", "collect:reading", "hint:b:1:reading", "hint:base:0:reading"} <= set(
+        report["missing"]
+    )
     assert "beyond the seed spread" in report["decision_rule"] and "trigger: all" in report["decision_rule"]
+
+
+def test_reading_cells_start_from_the_trained_hint_reading_model(tmp_path):
+    args = _args(tmp_path)
+    cfg = hint_transfer.config(tmp_path, 2, args, "reading")
+    assert cfg.model.path == str(hint_transfer.reading_model_dir(tmp_path))
+    assert (cfg.sft.steps, cfg.sft.shipped, cfg.train.seed, cfg.data.synth.seed) == (0, False, 2, 0)
+    assert cfg.train.output_dir == str(tmp_path / "hint_reading" / "warm")
+    shipped = hint_transfer.config(tmp_path, 2, args)
+    assert (shipped.model.path, shipped.sft.shipped, shipped.train.output_dir) == (
+        None, True, str(tmp_path / "hint" / "warm"),
+    )  # fmt: skip
+    with pytest.raises(SystemExit, match="readwarm cell first"):
+        hint_transfer.setup(tmp_path, 0, args, "reading")

@@ -217,3 +217,43 @@ def test_sft_follows_its_schedule_and_gives_the_vision_tower_its_lr(tmp_path, mo
     rows = [json.loads(line) for line in (tmp_path / sft.SFT_METRICS_FILE).read_text().splitlines()]
     # warmup 1 step, then cosine over the 3 others: 1, cos 0, cos π/3, cos 2π/3 → ×1, 1, 0.75, 0.25
     assert [r["sft/lr"] for r in rows] == pytest.approx([1e-3, 1e-3, 7.5e-4, 2.5e-4])
+
+
+def test_sft_hints_are_drawn_per_example_and_reach_the_prompt(tmp_path, monkeypatch):
+    import json
+
+    from accelerate import Accelerator
+
+    import deepvideo_r1.training.sft as sft
+    from deepvideo_r1.config import SftConfig
+    from deepvideo_r1.difficulty.guidance import format_hint
+    from helpers import tiny_policy
+
+    steps = ["the ball is red", "red is option A", "so A"]
+    traced = Sample(
+        id="t", question="?", problem_type="multiple_choice", answer="A", options=["a", "b"], reasoning=steps
+    )
+    plain = Sample(id="p", question="?", problem_type="multiple_choice", answer="B", options=["a", "b"])
+    assert sft.sft_hint(plain, 0.99, 2, "k") is None  # no trace: nothing to hint
+    assert {sft.sft_hint(traced, 0.0, 2, str(k)) for k in range(50)} == {None}
+    drawn = [sft.sft_hint(traced, 0.5, 2, f"0:{k}:0") for k in range(2000)]
+    assert drawn == [sft.sft_hint(traced, 0.5, 2, f"0:{k}:0") for k in range(2000)]  # the key decides
+    assert set(drawn) == {None, format_hint(steps, 1), format_hint(steps, 2)}
+    assert sum(h is not None for h in drawn) / len(drawn) == pytest.approx(0.5, abs=0.04)
+    assert drawn.count(format_hint(steps, 1)) == pytest.approx(drawn.count(format_hint(steps, 2)), rel=0.15)
+
+    model, adapter = tiny_policy(tmp_path)
+    model.requires_grad_(True)
+    seen: list[str | None] = []
+    real = sft.encode_sample
+    monkeypatch.setattr(
+        sft, "encode_sample", lambda a, s, m, hint=None: seen.append(hint) or real(a, s, m, hint=hint)
+    )
+    cfg = SftConfig(steps=6, batch_size=2, lr=1e-4, hint_fraction=0.5, hint_max_steps=1)
+    media = lambda s: SampleMedia(None, None, None, None)  # noqa: E731
+    sft.run_sft(model, adapter, [traced, plain], media, cfg, Accelerator(cpu=True), seed=3, run_dir=tmp_path)
+    rows = [json.loads(line) for line in (tmp_path / sft.SFT_METRICS_FILE).read_text().splitlines()]
+    assert [r["sft/hinted"] for r in rows] == [
+        sum(h is not None for h in seen[2 * k : 2 * k + 2]) for k in range(6)
+    ]
+    assert set(seen) == {None, format_hint(steps, 1)}  # hinted at least once, never the untraced sample

@@ -94,6 +94,18 @@ def test_only_the_tiny_preset_on_synthetic_data_fits(tmp_path):
     assert mismatch(sft_settings(preset("data.train_file=t.jsonl"))).startswith("data.train_file is set")
 
 
+def test_hint_options_count_only_when_examples_are_hinted():
+    """Without hinted examples the hint options change nothing: left out, the recipe still fits."""
+    assert "hint_fraction" not in sft_settings(preset("sft.hint_max_steps=5"))["sft"]
+    assert shipped_fits(preset("sft.hint_max_steps=5"))
+    hinted = sft_settings(preset("sft.hint_fraction=0.5"))
+    assert (hinted["sft"]["hint_fraction"], hinted["sft"]["hint_max_steps"]) == (0.5, 2)
+    assert (
+        mismatch(hinted)
+        == "sft.hint_fraction: None shipped, 0.5 here, sft.hint_max_steps: None shipped, 2 here"
+    )
+
+
 @pytest.fixture
 def small_shipped(tmp_path) -> tuple[Path, dict]:
     """A warm start written by write_shipped from a small tiny model, with the preset's settings."""

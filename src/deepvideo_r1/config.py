@@ -99,8 +99,6 @@ class DataConfig(_Section):
     synth: SynthOptions = Field(default_factory=SynthOptions, description="Synthetic dataset settings.")
 
 
-
-
 class RolloutConfig(_Section):
     """Sampling of G completions per prompt."""
 
@@ -228,8 +226,6 @@ def loss_option_problems(loss: str, algo: AlgoConfig) -> list[str]:
     return problems
 
 
-
-
 class SftConfig(_Section):
     """Optional supervised warm start on reasoning traces before RL (0 steps = skip)."""
 
@@ -240,6 +236,17 @@ class SftConfig(_Section):
     schedule: Literal["cosine", "constant"] = Field("constant", description="LR schedule after warmup.")
     vision_lr: float | None = Field(
         None, description="Learning rate of the vision tower when it trains; null = sft.lr."
+    )
+    hint_fraction: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of supervised examples whose prompt carries a partial-trace hint (the first "
+        "steps of its own trace, as difficulty augmentation writes them), so the model learns to read "
+        "hints; 0 = none.",
+    )
+    hint_max_steps: int = Field(
+        2, ge=1, description="A hinted supervised example shows 1 to this many steps (drawn uniformly)."
     )
     shipped: bool = Field(
         False,

@@ -273,10 +273,15 @@ def save_model(
     return out
 
 
+NO_HINT_KEYS = {"hint_fraction", "hint_max_steps"}
+"""Left out of sft_settings when no example is hinted (they change nothing then), so warm starts made
+before these options existed, the shipped one among them, still match."""
+
+
 def sft_settings(cfg: RunConfig) -> dict:
     """What the warm start depends on; a saved SFT model is reused only when these are equal."""
     settings = {
-        "sft": cfg.sft.model_dump(mode="json"),
+        "sft": cfg.sft.model_dump(mode="json", exclude=NO_HINT_KEYS if not cfg.sft.hint_fraction else None),
         "seed": cfg.train.seed,
         "max_grad_norm": cfg.train.max_grad_norm,
         "model": cfg.model.model_dump(mode="json"),

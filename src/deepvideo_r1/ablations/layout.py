@@ -32,7 +32,6 @@ LINKED = ("synth", "tiny_model", "sft_model", "cache")
 COPIED = ("eval_before",)
 
 
-
 @dataclass(frozen=True)
 class BaseSpec:
     """The settings every row shares: a YAML config (None = the tiny CPU preset), --set items and the
@@ -59,7 +58,6 @@ def row_key(base: BaseSpec, row: Row) -> str:
     data = seeded(base, 0, row.as_sets(base.load()), Path("row")).model_dump(mode="json")
     data["train"].pop("output_dir")
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
-
 
 
 def warm_dir(out: Path, seed: int) -> Path:

@@ -52,6 +52,7 @@ from deepvideo_r1.config import save_config
 
 logger = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class Job:
     """One subprocess: the warm start of a seed (row None) or one row at one seed."""

@@ -3,20 +3,25 @@
 The target comes from the sample's reasoning trace and gold answer (data.prompts.build_target_text);
 samples without a gold answer are left out of this stage (and counted). Under data.on_error: skip a
 drawn sample with unreadable media is left out of its step (`media.skipped` counts them); a step
-left with nothing makes no update.
+left with nothing makes no update. With `sft.hint_fraction` a share of the examples carries the
+first steps of its own trace as a hint in the prompt (the target unchanged), so the model sees
+hints the way difficulty augmentation writes them.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 from pathlib import Path
 
+import torch
 from accelerate import Accelerator
 from torch import nn
 
 from deepvideo_r1.config import SftConfig
 from deepvideo_r1.data.prompts import build_target_text
 from deepvideo_r1.data.sample import Sample
+from deepvideo_r1.difficulty.guidance import format_hint
 from deepvideo_r1.distributed.sharding import set_deepspeed_micro_batch
 from deepvideo_r1.metrics.logger import SFT_METRICS_FILE, MetricsLogger, TrainProgress
 from deepvideo_r1.models.adapter import ModelAdapter
@@ -41,6 +46,17 @@ def sft_pairs(samples: list[Sample]) -> list[tuple[Sample, str]]:
             len(samples),
         )
     return pairs
+
+
+def sft_hint(sample: Sample, fraction: float, max_steps: int, key: str) -> str | None:
+    """The hint an SFT example carries, or None: with probability `fraction` the first 1..`max_steps`
+    steps (uniform) of the sample's trace. Drawn from `key` alone, so every rank and rerun agrees."""
+    if fraction <= 0 or not any(step.strip() for step in sample.reasoning or []):
+        return None
+    rng = random.Random(key)
+    if rng.random() >= fraction:
+        return None
+    return format_hint(sample.reasoning, rng.randint(1, max_steps))
 
 
 def run_sft(
@@ -84,7 +100,15 @@ def run_sft(
             if not idx:
                 logger.warning("SFT step %d: no drawn sample has readable media; no update", step)
                 continue
-            prompts = [encode_sample(adapter, pairs[i][0], media(pairs[i][0])) for i in idx]
+            drawn_pairs = [pairs[i] for i in idx]
+            hints = [
+                sft_hint(p[0], cfg.hint_fraction, cfg.hint_max_steps, f"{seed}:{step}:{i}")
+                for i, p in zip(idx, drawn_pairs, strict=True)
+            ]
+            prompts = [
+                encode_sample(adapter, p[0], media(p[0]), hint=h)
+                for p, h in zip(drawn_pairs, hints, strict=True)
+            ]
             targets = [adapter.encode_completion(pairs[i][1]) for i in idx]
             batch = adapter.sft_batch(prompts, targets).to(accelerator.device)
             loss = policy(batch, sft=True)
@@ -96,6 +120,14 @@ def run_sft(
             optimizer.zero_grad(set_to_none=True)
             value = float(accelerator.reduce(loss.detach(), reduction="mean"))
             losses.append(value)
-            log.log(step, {"sft/loss": value, "sft/lr": lr})
+            record = {"sft/loss": value, "sft/lr": lr}
+            if cfg.hint_fraction:
+                record["sft/hinted"] = float(
+                    accelerator.reduce(
+                        torch.tensor(float(sum(h is not None for h in hints)), device=accelerator.device),
+                        "sum",
+                    )
+                )
+            log.log(step, record)
             bar.update(step, {"sft/loss": value})
     return losses
