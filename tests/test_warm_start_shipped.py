@@ -68,8 +68,8 @@ def test_the_recipe_was_trained_at_seed_0_with_the_preset_sft_section():
     settings = read_recipe()["settings"]
     assert settings["seed"] == 0 and settings["data"]["synth"]["seed"] == 0
     assert {k: v for k, v in settings["sft"].items() if k != "shipped"} == {
-        k: v for k, v in preset().sft.model_dump(mode="json").items() if k != "shipped"
-    }
+        k: v for k, v in sft_settings(preset())["sft"].items() if k != "shipped"
+    }  # no hinted examples: the hint options are left out
 
 
 @pytest.mark.parametrize(
@@ -167,6 +167,9 @@ def test_a_run_installs_the_shipped_warm_start_once(tmp_path, monkeypatch, small
     # when the shipped files are gone
     (directory / "model.safetensors").unlink()
     assert shipped_sft_stage(cfg, Accelerator(cpu=True)) == out
+    # the shipped model serves every seed and data size: an installed copy is reused at another one
+    other = preset(SMALL, f"train.output_dir={tmp_path / 'run'}", "train.seed=5", "data.synth.n_train=40")
+    assert shipped_sft_stage(other, Accelerator(cpu=True)) == out
 
 
 def test_a_whole_run_starts_from_the_shipped_warm_start(tmp_path, monkeypatch, small_shipped):

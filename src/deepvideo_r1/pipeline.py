@@ -56,6 +56,7 @@ from deepvideo_r1.models.media import MediaLoader, pixel_budget
 from deepvideo_r1.models.precision import keep_fp32_master
 from deepvideo_r1.preflight import preflight
 from deepvideo_r1.presets.warm_start import (
+    ANY_VALUE,
     INSTALLED_RECIPE,
     WEIGHT_NEUTRAL,
     check_installed,
@@ -367,8 +368,8 @@ def shipped_sft_stage(cfg: RunConfig, accelerator: Accelerator) -> Path:
     settings = sft_settings(cfg)
 
     def install() -> Path:
-        if (out / DONE_MARKER).exists():
-            check_sft_settings(out, settings)
+        if (out / DONE_MARKER).exists():  # installed by a run at any seed or data size: it serves them all
+            check_settings(out, settings, SFT_SETTINGS, StaleSftModelError, ignore=ANY_VALUE)
             check_installed(out)  # the recipe's hashes, again: this copy is reported as the shipped one
             return verified_model_dir(out)
         install_shipped(out, settings)

@@ -29,7 +29,7 @@ WEIGHT_NEUTRAL = ("model.shared_prefix", "model.gradient_checkpointing", "data.m
 start made with other values is reused."""
 
 # The shipped model serves every seed and data size: these settings may differ from its recipe.
-_ANY_VALUE = (
+ANY_VALUE = (
     *WEIGHT_NEUTRAL,
     "seed",
     "data.synth.seed",
@@ -82,7 +82,7 @@ def read_recipe(directory: Path | None = None, name: str = RECIPE) -> dict:
 def recipe_differences(recipe_settings: dict, settings: dict) -> dict:
     """{dotted key: (recipe, run)} for what differs, leaving out the keys any run may change."""
     diff = differing_keys(recipe_settings, settings)
-    return {k: v for k, v in diff.items() if not any(k == a or k.startswith(a + ".") for a in _ANY_VALUE)}
+    return {k: v for k, v in diff.items() if not any(k == a or k.startswith(a + ".") for a in ANY_VALUE)}
 
 
 def mismatch(settings: dict, recipe: dict | None = None) -> str | None:
