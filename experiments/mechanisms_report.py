@@ -124,12 +124,17 @@ def hint_arms(out: Path, args, warm: str = "shipped") -> tuple[dict, list[str]]:
             "first_step_accuracy": first_step_accuracy(found),
         }
         arms[arm]["heldout_per_task"] = {s: v.get("logprob_heldout_per_task") for s, v in found.items()}
-    comparisons = {}
-    for key in ("logprob_test", "logprob_heldout", "logprob_train"):
+    comparisons = {}  # the decision rule reads the log-probabilities; mean@k is the second readout
+    for key in ("logprob_test", "logprob_heldout", "logprob_train", *sampled):
         value = {a: {s: r[key] for s, r in arms[a]["per_seed"].items() if r[key] is not None} for a in arms}
         for a in ("a1", "a2"):
             for other in ("b", "c"):
                 comparisons[f"{key}: {a} - {other}"] = _paired(value[a], value[other])
+        base = value["base"].get(0)
+        for a in ("a1", "a2", "b", "c"):  # the readout's change from the warm start, mean over seeds
+            arms[a].setdefault("change_from_base", {})[key] = (
+                _r(mean([v - base for v in value[a].values()])) if value[a] and base is not None else None
+            )
     split = json.loads(collect_path(out, warm).read_text()) if collect_path(out, warm).exists() else None
     if split is None:
         missing.insert(0, f"collect{suffix}")

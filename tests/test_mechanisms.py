@@ -108,7 +108,12 @@ def test_aggregate_reports_finished_seeds_paired_differences_and_missing_cells(t
         readout = {"logprob_test": lp, "logprob_heldout": lp, "wall_seconds": 9.0, "steps": 2}
         hint_transfer.write_atomic(hint_transfer.hint_result(tmp_path, arm, seed), readout)
     step_log = [{"step": 1, "accuracy": 0.25}, {"step": 2, "accuracy": 0.5}]
-    for arm, seed, lp, first in (("a2", 0, -1.0, 0.5), ("a2", 1, -1.2, 0.7), ("b", 0, -1.1, 0.1)):
+    for arm, seed, lp, first in (
+        ("a2", 0, -1.0, 0.5),
+        ("a2", 1, -1.2, 0.7),
+        ("b", 0, -1.1, 0.1),
+        ("base", 0, -3, 0),
+    ):
         readout = {
             "logprob_test": lp,
             "wall_seconds": 9.0,
@@ -128,12 +133,14 @@ def test_aggregate_reports_finished_seeds_paired_differences_and_missing_cells(t
     assert hints["collection"] == {"prompts": 8, "train_clips": 1, "test_clips": 1}
     assert hints["arms"]["a1"]["per_seed"]["1"]["logprob_test"] == -1.5
     assert hints["comparisons"]["logprob_test: a1 - b"]["mean"] == pytest.approx(0.75)
+    assert hints["arms"]["a1"]["change_from_base"]["logprob_test"] is None  # no base readout yet
     reading = report["hint_transfer_reading"]
     assert reading["arms"]["a2"]["first_step_accuracy"] == pytest.approx(0.6)  # reads the hint: 0.6 vs 0.1
     assert reading["arms"]["b"]["first_step_accuracy"] == pytest.approx(0.1)
     assert reading["comparisons"]["logprob_test: a2 - b"] == {"seeds": [0], "mean": 0.1, "ci95": None}
     assert reading["warm_start"] == {"settings": list(hint_transfer.READING_SFT)}
-    assert {"readwarm", "collect:reading", "hint:b:1:reading", "hint:base:0:reading"} <= set(
+    assert reading["arms"]["a2"]["change_from_base"]["logprob_test"] == pytest.approx(1.9)  # -1.1 - (-3)
+    assert {"readwarm", "collect:reading", "hint:b:1:reading", "hint:c:0:reading"} <= set(
         report["missing"]
     )
     assert "beyond the seed spread" in report["decision_rule"] and "trigger: all" in report["decision_rule"]
