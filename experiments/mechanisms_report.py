@@ -148,6 +148,77 @@ def cell_times(out: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+ITER_COLUMNS = "| row | seeds | accuracy | mean [95 %] | Reg-GRPO − GRPO | clip | outside clip | KL | corr |"
+READOUT_SCALE = {"logprob": (1, 2), "mean_at": (100, 1)}  # nats with 2 digits; points with 1
+
+
+def _fmt(x, scale: float = 1.0, digits: int = 2, sign: bool = False) -> str:
+    if x is None:
+        return "–"
+    return f"{x * scale:+.{digits}f}" if sign else f"{x * scale:.{digits}f}"
+
+
+def _scale(key: str) -> tuple[float, int]:
+    return READOUT_SCALE["mean_at" if "mean_at" in key else "logprob"]
+
+
+def _ci(c: dict, scale: float = 1.0, digits: int = 2) -> str:
+    """'+1.23 [-0.40, +2.86] (n)' for a paired comparison over n seeds."""
+    if not c["seeds"]:
+        return "–"
+    lo, hi = c["ci95"] or [None, None]
+    ci = f" [{_fmt(lo, scale, digits, True)}, {_fmt(hi, scale, digits, True)}]" if c["ci95"] else ""
+    return f"{_fmt(c['mean'], scale, digits, True)}{ci} ({len(c['seeds'])})"
+
+
+def _mean_of(values: list) -> float | None:
+    present = [v for v in values if v is not None]
+    return mean(present) if present else None
+
+
+def iteration_lines(rows: list[dict]) -> list[str]:
+    lines = ["## Iterations: held-out accuracy (%) after 40 RL steps; drift means over seeds", ""]
+    lines += [ITER_COLUMNS, "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        acc = " / ".join(_fmt(a, 100, 1) for a in r["accuracy"])
+        ci = f" [{_fmt(r['ci95'][0], 100, 1)}, {_fmt(r['ci95'][1], 100, 1)}]" if r["ci95"] else ""
+        diff = _ci(r["diff_vs_grpo"], 100, 1) if "diff_vs_grpo" in r else ""
+        drift = [_fmt(_mean_of(r[k]), 1, 4) for k in ITER_KEYS[:4]]
+        cells = [r["name"], str(r["seeds"]), acc, _fmt(r["mean"], 100, 1) + ci, diff, *drift]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def hint_lines(name: str, h: dict) -> list[str]:
+    lines = ["", f"## {name}: each arm's change from the warm start (log-prob in nats, mean@k in points)", ""]
+    if "warm_start" in h:
+        lines += [f"Warm start: {json.dumps(h['warm_start'])}", ""]
+    lines += [f"Collection: {json.dumps(h['collection'])}", ""]
+    keys = list(h["arms"]["a1"].get("change_from_base", {}))
+    lines += [
+        "| arm | seeds | first-step accuracy | " + " | ".join(keys) + " |",
+        "|---|---|---|" + "---|" * len(keys),
+    ]
+    for arm, a in h["arms"].items():
+        if arm != "base":
+            vals = [_fmt(a["change_from_base"][k], *_scale(k), True) for k in keys]
+            lines.append(
+                f"| {arm} | {a['seeds']} | {_fmt(a['first_step_accuracy'])} | " + " | ".join(vals) + " |"
+            )
+    lines += ["", "| paired over seeds | mean [95 %] (seeds) |", "|---|---|"]
+    return lines + [f"| {k} | {_ci(c, *_scale(k))} |" for k, c in h["comparisons"].items()]
+
+
+def markdown(result: dict) -> str:
+    """The results file's tables as markdown (what docs/results.md quotes)."""
+    state = "complete" if result["complete"] else f"{len(result['missing'])} cells missing"
+    lines = [f"# Mechanisms ({state}): `python experiments/mechanisms.py aggregate`", ""]
+    lines += iteration_lines(result["iterations"])
+    lines += hint_lines("hint_transfer (shipped warm start)", result["hint_transfer"])
+    lines += hint_lines("hint_transfer_reading (hint-reading warm start)", result["hint_transfer_reading"])
+    return "\n".join(lines) + "\n"
+
+
 def aggregate(out: Path, args) -> None:
     from hint_transfer import READING_SFT, reading_warm_path
     from mechanisms import DECISION_RULE
@@ -184,4 +255,5 @@ def aggregate(out: Path, args) -> None:
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
+    args.json.with_suffix(".md").write_text(markdown(result))
     print(f"wrote {args.json}: {len(result['missing'])} cells missing")

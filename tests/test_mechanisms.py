@@ -140,8 +140,11 @@ def test_aggregate_reports_finished_seeds_paired_differences_and_missing_cells(t
     assert reading["comparisons"]["logprob_test: a2 - b"] == {"seeds": [0], "mean": 0.1, "ci95": None}
     assert reading["warm_start"] == {"settings": list(hint_transfer.READING_SFT)}
     assert reading["arms"]["a2"]["change_from_base"]["logprob_test"] == pytest.approx(1.9)  # -1.1 - (-3)
-    assert {"readwarm", "collect:reading", "hint:b:1:reading", "hint:c:0:reading"} <= set(
-        report["missing"]
+    assert {"readwarm", "collect:reading", "hint:b:1:reading", "hint:c:0:reading"} <= set(report["missing"])
+    table = args.json.with_suffix(".md").read_text()  # the tables docs/results.md quotes
+    assert (
+        "| reg_grpo_it4 | [0, 1] | 55.0 / 70.0 | 62.5 [" in table
+        and "| logprob_test: a1 - b | +0.75 [" in table
     )
     assert "beyond the seed spread" in report["decision_rule"] and "trigger: all" in report["decision_rule"]
 
