@@ -109,7 +109,7 @@ def run_sft(
                 encode_sample(adapter, p[0], media(p[0]), hint=h)
                 for p, h in zip(drawn_pairs, hints, strict=True)
             ]
-            targets = [adapter.encode_completion(pairs[i][1]) for i in idx]
+            targets = [adapter.encode_completion(p[1]) for p in drawn_pairs]
             batch = adapter.sft_batch(prompts, targets).to(accelerator.device)
             loss = policy(batch, sft=True)
             accelerator.backward(loss)
