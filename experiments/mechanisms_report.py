@@ -162,13 +162,17 @@ def _scale(key: str) -> tuple[float, int]:
     return READOUT_SCALE["mean_at" if "mean_at" in key else "logprob"]
 
 
+def _bracket(ci: list | None, scale: float, digits: int, sign: bool) -> str:
+    """' [lo, hi]', or '' where there is no interval (fewer than two seeds)."""
+    return f" [{_fmt(ci[0], scale, digits, sign)}, {_fmt(ci[1], scale, digits, sign)}]" if ci else ""
+
+
 def _ci(c: dict, scale: float = 1.0, digits: int = 2) -> str:
     """'+1.23 [-0.40, +2.86] (n)' for a paired comparison over n seeds."""
     if not c["seeds"]:
         return "–"
-    lo, hi = c["ci95"] or [None, None]
-    ci = f" [{_fmt(lo, scale, digits, True)}, {_fmt(hi, scale, digits, True)}]" if c["ci95"] else ""
-    return f"{_fmt(c['mean'], scale, digits, True)}{ci} ({len(c['seeds'])})"
+    interval = _bracket(c["ci95"], scale, digits, True)
+    return f"{_fmt(c['mean'], scale, digits, True)}{interval} ({len(c['seeds'])})"
 
 
 def _mean_of(values: list) -> float | None:
@@ -181,10 +185,10 @@ def iteration_lines(rows: list[dict]) -> list[str]:
     lines += [ITER_COLUMNS, "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         acc = " / ".join(_fmt(a, 100, 1) for a in r["accuracy"])
-        ci = f" [{_fmt(r['ci95'][0], 100, 1)}, {_fmt(r['ci95'][1], 100, 1)}]" if r["ci95"] else ""
         diff = _ci(r["diff_vs_grpo"], 100, 1) if "diff_vs_grpo" in r else ""
         drift = [_fmt(_mean_of(r[k]), 1, 4) for k in ITER_KEYS[:4]]
-        cells = [r["name"], str(r["seeds"]), acc, _fmt(r["mean"], 100, 1) + ci, diff, *drift]
+        mean_ci = _fmt(r["mean"], 100, 1) + _bracket(r["ci95"], 100, 1, False)
+        cells = [r["name"], str(r["seeds"]), acc, mean_ci, diff, *drift]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
