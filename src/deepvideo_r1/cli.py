@@ -346,7 +346,9 @@ def eval_cmd(
 
 @app.command("ablate")
 def ablate(
-    table: list[str] = typer.Option(..., "--table", help="4, 5, 7, 8, mechanism, iterations or all (repeatable, a,b)."),
+    table: list[str] = typer.Option(
+        ..., "--table", help="4, 5, 7, 8, mechanism, iterations or all (repeatable, a,b)."
+    ),
     seeds: str = typer.Option("0,1,2,3,4", "--seeds", help="Seeds a,b,c (own data, warm start)."),
     out: str = typer.Option(
         ..., "--output-dir", "-o", "--out", help="Output directory (resumable: finished row x seed kept)."
